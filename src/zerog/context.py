@@ -1,0 +1,181 @@
+"""Reconstructive parsing: everything the planner should know, bounded and redacted.
+
+The context is rebuilt from the world at the start of every iteration: the goal, an
+allow-list of environment variables, an index of the workspace, and what earlier attempts
+of this run did and how they failed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pydantic import Field
+
+from zerog.redact import is_secret_file, redact_env, redact_text
+from zerog.text import elide, sanitize
+from zerog.types import Frozen, Goal
+
+DEFAULT_ENV_ALLOW = ("LANG", "SHELL", "VIRTUAL_ENV", "CI", "PYTHONPATH", "TZ")
+SKIPPED_DIRS = frozenset(
+    {
+        ".zerog",
+        ".git",
+        ".hg",
+        ".svn",
+        "__pycache__",
+        ".venv",
+        "venv",
+        "node_modules",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".nox",
+        "dist",
+        "build",
+        ".terraform",
+        ".idea",
+        ".vscode",
+        ".eggs",
+    }
+)
+
+
+class IndexLimits(Frozen):
+    max_files: int = Field(default=200, ge=1)
+    max_file_bytes: int = Field(default=6_000, ge=0)
+    max_content_bytes: int = Field(default=16_000, ge=0)
+
+
+class FileEntry(Frozen):
+    path: str
+    size: int
+    content: str | None = None
+
+
+class Attempt(Frozen):
+    """What one failed iteration tried and how it failed (already bounded)."""
+
+    iteration: int
+    plan: tuple[str, ...]
+    failure: str
+
+
+class Context(Frozen):
+    goal: str
+    checks: tuple[str, ...]
+    env: dict[str, str]
+    files: tuple[FileEntry, ...]
+    files_omitted: int
+    history: tuple[Attempt, ...]
+    history_omitted: int = 0
+    notice: str = ""
+
+
+def _looks_binary(data: bytes) -> bool:
+    return b"\x00" in data[:4096]
+
+
+def index_workspace(root: Path, limits: IndexLimits) -> tuple[list[FileEntry], int]:
+    """List files breadth-first (shallow files first), with the text of small ones."""
+    files: list[FileEntry] = []
+    omitted = 0
+    budget = limits.max_content_bytes
+    queue = [""]
+    while queue:
+        rel_dir = queue.pop(0)
+        try:
+            with os.scandir(root / rel_dir if rel_dir else root) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if entry.name not in SKIPPED_DIRS:
+                    queue.append(rel)
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if len(files) >= limits.max_files:
+                omitted += 1
+                continue
+            content = None
+            if st.st_size <= min(limits.max_file_bytes, budget) and not is_secret_file(rel):
+                try:
+                    data = (root / rel).read_bytes()
+                except OSError:
+                    data = b"\x00"
+                if not _looks_binary(data):
+                    content = redact_text(sanitize(data.decode("utf-8", errors="replace")))
+                    budget -= len(data)
+            files.append(FileEntry(path=rel, size=st.st_size, content=content))
+    return files, omitted
+
+
+def build(
+    goal: Goal,
+    environ: Mapping[str, str],
+    history: Sequence[Attempt] = (),
+    history_omitted: int = 0,
+    notice: str = "",
+    limits: IndexLimits | None = None,
+) -> Context:
+    files, omitted = index_workspace(goal.workspace, limits or IndexLimits())
+    names = tuple(dict.fromkeys((*DEFAULT_ENV_ALLOW, *goal.env_allow)))
+    return Context(
+        goal=redact_text(sanitize(goal.text)),
+        checks=tuple(redact_text(sanitize(c.label)) for c in goal.checks),
+        env={k: sanitize(v) for k, v in redact_env(environ, names).items()},
+        files=tuple(files),
+        files_omitted=omitted,
+        history=tuple(history),
+        history_omitted=history_omitted,
+        notice=notice,
+    )
+
+
+def render(context: Context) -> str:
+    """The context as prompt text. Untrusted content is fenced and labelled as data."""
+    parts = ["# Goal", context.goal, "", "# Checks that must pass (run in the workspace)"]
+    parts += [f"- `{check}`" for check in context.checks]
+    if context.env:
+        parts += ["", "# Environment"]
+        parts += [f"{k}={v}" for k, v in sorted(context.env.items())]
+    parts += ["", f"# Workspace files ({len(context.files)} listed)"]
+    for entry in context.files:
+        parts.append(f"- {entry.path} ({entry.size} bytes)")
+    if context.files_omitted:
+        parts.append(f"- ... and {context.files_omitted} more files not listed")
+    for entry in context.files:
+        if entry.content is not None:
+            parts += ["", f"## File {entry.path}", "```", entry.content.rstrip("\n"), "```"]
+    if context.history:
+        parts += ["", "# Earlier attempts in this run (all rolled back)"]
+        if context.history_omitted:
+            parts.append(f"({context.history_omitted} older attempts not shown)")
+        for attempt in context.history:
+            parts += [f"## Attempt {attempt.iteration}", "Plan:"]
+            parts += [f"  {i}. {sanitize(intent)}" for i, intent in enumerate(attempt.plan, 1)]
+            parts += ["What failed:", "```", sanitize(attempt.failure), "```"]
+    if context.notice:
+        parts += ["", "# Notice", context.notice]
+    return "\n".join(parts)
+
+
+def summarize_history(
+    attempts: Sequence[Attempt], keep_full: int = 2, keep_total: int = 6
+) -> tuple[tuple[Attempt, ...], int]:
+    """Bound the history: the latest attempts in full, a few older ones shortened, the rest
+    only counted. Returns (attempts to show, number omitted)."""
+    shown = attempts[-keep_total:]
+    cut = max(len(shown) - keep_full, 0)
+    older = tuple(a.model_copy(update={"failure": elide(a.failure, 300)}) for a in shown[:cut])
+    return (*older, *shown[cut:]), len(attempts) - len(shown)

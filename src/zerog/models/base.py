@@ -1,0 +1,48 @@
+"""The model seam: one method, ``complete(request) -> response``."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+from pydantic import Field
+
+from zerog.types import Frozen, Usage
+
+Role = Literal["system", "user", "assistant"]
+
+
+class Message(Frozen):
+    role: Role
+    content: str
+
+
+class Request(Frozen):
+    """One model call. ``json_schema`` asks for a JSON object that validates against it."""
+
+    messages: tuple[Message, ...] = Field(min_length=1)
+    json_schema: dict[str, object] | None = None
+    max_tokens: int = Field(default=2048, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    seed: int | None = None
+    purpose: str = ""
+
+
+class Response(Frozen):
+    text: str
+    usage: Usage = Usage()
+    cost: float = 0.0
+    model: str = ""
+
+
+class Model(Protocol):
+    """Anything that turns a request into a response. Backends are one file each."""
+
+    @property
+    def name(self) -> str: ...
+
+    def complete(self, request: Request) -> Response: ...
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (4 characters a token) for backends that report none."""
+    return (len(text) + 3) // 4

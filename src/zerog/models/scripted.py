@@ -1,0 +1,111 @@
+"""A deterministic model that replays responses from a script.
+
+Used for offline runs, demos, replays and tests. A script is a JSONL file; each line is one
+response::
+
+    {"purpose": "plan", "json": {"steps": [...]}}
+    {"text": "raw text, returned as is"}
+    {"json": {...}, "usage": {"input_tokens": 120, "output_tokens": 40}, "cost": 0.002}
+
+A line with ``purpose`` answers only requests of that purpose (``plan`` or ``act``); a line
+without one answers any request. Within each queue, lines are used in file order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from zerog.errors import ConfigError, ModelError
+from zerog.models.base import Request, Response, estimate_tokens
+from zerog.types import Frozen, Usage
+
+MAX_SCRIPT_BYTES = 64 * 1024 * 1024
+
+
+class ScriptLine(Frozen):
+    purpose: str = ""
+    text: str | None = None
+    json_value: object = None
+    usage: Usage | None = None
+    cost: float = 0.0
+
+    def render(self) -> str:
+        if self.text is not None:
+            return self.text
+        return json.dumps(self.json_value)
+
+
+def parse_line(raw: Mapping[str, object], where: str) -> ScriptLine:
+    data = dict(raw)
+    if "json" in data:
+        data["json_value"] = data.pop("json")
+    if ("text" in data) == ("json_value" in data):
+        raise ConfigError(f"{where}: each script line needs exactly one of 'text' or 'json'")
+    try:
+        return ScriptLine.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {exc.errors()[0]['msg']}") from None
+
+
+class ScriptedModel:
+    """Replays scripted responses. Raises :class:`ModelError` when the script runs out."""
+
+    def __init__(self, lines: Iterable[ScriptLine], name: str = "scripted") -> None:
+        self._name = name
+        self._queues: dict[str, deque[ScriptLine]] = {}
+        for line in lines:
+            self._queues.setdefault(line.purpose, deque()).append(line)
+        self.requests: list[Request] = []
+
+    @classmethod
+    def from_file(cls, path: Path) -> ScriptedModel:
+        try:
+            if path.stat().st_size > MAX_SCRIPT_BYTES:
+                raise ConfigError(f"script {path} is larger than {MAX_SCRIPT_BYTES} bytes")
+            content = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read script {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"script {path} is not UTF-8 text") from None
+        lines = []
+        for number, raw in enumerate(content.splitlines(), start=1):
+            if not raw.strip() or raw.lstrip().startswith("#"):
+                continue
+            where = f"{path}:{number}"
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{where}: not JSON ({exc.msg})") from None
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: each script line must be a JSON object")
+            lines.append(parse_line(value, where))
+        return cls(lines, name=f"scripted:{path.name}")
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def remaining(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
+
+    def complete(self, request: Request) -> Response:
+        queue = self._queues.get(request.purpose)
+        if not queue:
+            queue = self._queues.get("")
+        if not queue:
+            raise ModelError(
+                f"the script has no response left for a '{request.purpose or 'any'}' request"
+            )
+        line = queue.popleft()
+        self.requests.append(request)
+        text = line.render()
+        usage = line.usage or Usage(
+            input_tokens=sum(estimate_tokens(m.content) for m in request.messages),
+            output_tokens=estimate_tokens(text),
+        )
+        return Response(text=text, usage=usage, cost=line.cost, model=self._name)

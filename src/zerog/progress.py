@@ -1,0 +1,132 @@
+"""Live progress in a terminal: an event sink that prints the loop as it happens.
+
+All text that came from a model or a command is sanitized and printed as plain text
+(never as rich markup), so it cannot restyle or take over the terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.console import Console
+from rich.text import Text
+
+from zerog.events import Event
+from zerog.text import one_line
+
+
+def _get(data: Mapping[str, object], key: str, default: object = "") -> object:
+    return data.get(key, default)
+
+
+def _action_label(action: object) -> str:
+    if not isinstance(action, Mapping):
+        return "?"
+    kind = action.get("kind")
+    if kind == "shell":
+        return f"$ {action.get('command', '')}"
+    if kind == "write_file":
+        return f"write {action.get('path', '')}"
+    return f"edit {action.get('path', '')}"
+
+
+def _tail_lines(observation: object, count: int) -> list[str]:
+    """The last non-empty output lines of an observation event, stderr first."""
+    if not isinstance(observation, Mapping):
+        return []
+    for stream in ("stderr", "stdout"):
+        text = str(observation.get(stream, ""))
+        lines = [ln for ln in text.splitlines() if any(c.isalnum() for c in ln)]
+        if lines:
+            return lines[-count:]
+    return []
+
+
+class ConsoleProgress:
+    """Prints one line per notable event, and keeps a running token count."""
+
+    def __init__(self, console: Console, verbose: bool = False) -> None:
+        self._console = console
+        self._verbose = verbose
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost = 0.0
+        self._pending = ""
+
+    def _line(self, *parts: tuple[str, str]) -> None:
+        text = Text()
+        for content, style in parts:
+            text.append(content, style=style)
+        self._console.print(text, soft_wrap=False, overflow="ellipsis", no_wrap=True)
+
+    def emit(self, event: Event) -> None:
+        d = event.data
+        kind = event.kind
+        if kind == "run_started":
+            self._line(
+                (f"zerog run {event.run_id}", "bold"),
+                (f"  model {one_line(str(d['model']), 60)}", "dim"),
+                (f"  sandbox {d['sandbox']}", "dim"),
+            )
+        elif kind == "iteration_started":
+            self._line(
+                (f"── iteration {d['iteration']} ", "bold cyan"),
+                (f"· {self.input_tokens:,} in / {self.output_tokens:,} out tokens", "dim"),
+            )
+        elif kind == "model_call":
+            self.input_tokens += int(str(_get(d, "input_tokens", 0)))
+            self.output_tokens += int(str(_get(d, "output_tokens", 0)))
+            self.cost += float(str(_get(d, "cost", 0.0)))
+            if self._verbose:
+                self._line(
+                    (
+                        f"   model {d['purpose']}: {d['input_tokens']} in / "
+                        f"{d['output_tokens']} out, {float(str(d['duration'])):.2f} s",
+                        "dim",
+                    )
+                )
+        elif kind == "plan":
+            steps = d["steps"]
+            count = len(steps) if isinstance(steps, list) else 0
+            self._line((f"   plan: {count} step{'s' if count != 1 else ''}", ""))
+        elif kind == "step_started":
+            self._line(
+                (f"   {int(str(d['step'])) + 1}. ", "bold"), (one_line(str(d["intent"]), 100), "")
+            )
+        elif kind == "action":
+            self._pending = one_line(_action_label(d["action"]), 90)
+        elif kind == "observation":
+            ok = d["status"] == "success"
+            mark, style = ("✓", "green") if ok else ("✗", "red")
+            detail = f" {d['status']}" if not ok else ""
+            if d.get("exit_code") not in (None, 0):
+                detail += f" (exit {d['exit_code']})"
+            self._line(
+                (f"      {mark} ", style),
+                (self._pending, ""),
+                (f"{detail}  {float(str(d['duration'])) * 1000:.0f} ms", "dim"),
+            )
+        elif kind == "step_check":
+            ok = bool(d["passed"])
+            self._line(
+                (f"      {'✓' if ok else '✗'} step check ", "green" if ok else "red"),
+                (one_line(str(d["command"]), 80), ""),
+            )
+        elif kind == "check":
+            ok = bool(d["passed"])
+            self._line(
+                (f"   {'✓' if ok else '✗'} check ", "green" if ok else "red"),
+                (one_line(str(d["name"]), 80), ""),
+            )
+            if not ok:
+                for line in _tail_lines(d.get("observation"), 3):
+                    self._line(("     │ ", "dim"), (one_line(line, 110), "dim"))
+        elif kind == "rollback":
+            self._line(
+                (f"   ↺ rolled back ({d['written']} restored, {d['removed']} removed)", "yellow")
+            )
+        elif kind == "feedback" and self._verbose:
+            for line in str(d["text"]).splitlines()[:12]:
+                self._line(("     │ ", "dim"), (one_line(line, 110), "dim"))
+        elif kind == "feedback" and int(str(d.get("no_progress", 0))):
+            self._line(("   ! no progress since the last attempt", "yellow"))

@@ -1,0 +1,181 @@
+"""Running one process properly: own process group, bounded output, hard deadline."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from zerog.text import decode
+from zerog.types import Observation, Status
+
+_CHUNK = 65536
+_EXIT_GRACE = 0.2  # seconds to drain pipes after the main process exits
+
+
+class BoundedBuffer:
+    """Keeps the first and last ``limit // 2`` bytes of a stream and counts the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self._head_cap = limit // 2
+        self._tail_cap = limit - self._head_cap
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self._head_cap - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            excess = len(self.tail) - self._tail_cap
+            if excess > 0:
+                del self.tail[:excess]
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.head) + len(self.tail)
+
+    def text(self) -> str:
+        if not self.truncated:
+            return decode(bytes(self.head + self.tail))
+        elided = self.total - len(self.head) - len(self.tail)
+        marker = f"\n[... {elided} bytes elided ...]\n"
+        return decode(bytes(self.head)) + marker + decode(bytes(self.tail))
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    max_output_bytes: int,
+    kill_output_bytes: int,
+    clock: Callable[[], float] = time.monotonic,
+) -> Observation:
+    """Run ``argv`` in its own process group; kill the group on timeout or when it exits.
+
+    Processes left behind in the group are killed when the main process ends, so a command
+    never outlives its observation (a process that starts a new session escapes this; the
+    isolating backends close that gap with a pid namespace and a new session).
+    """
+    started = clock()
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            process_group=0,  # own group, so the whole tree can be killed (keeps vfork)
+            close_fds=True,
+        )
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        return Observation(
+            status=Status.EXCEPTION,
+            stderr=decode(f"could not start the command: {exc}".encode()),
+            duration=clock() - started,
+        )
+    if proc.stdout is None or proc.stderr is None:  # pragma: no cover - pipes were asked for
+        raise RuntimeError("subprocess pipes missing")
+    buffers = {
+        proc.stdout.fileno(): BoundedBuffer(max_output_bytes),
+        proc.stderr.fileno(): BoundedBuffer(max_output_bytes),
+    }
+    deadline = started + timeout
+    try:
+        status = _pump(proc, buffers, deadline, kill_output_bytes, clock)
+    except BaseException:  # interrupted: never leave the process tree behind
+        _kill_group(proc.pid)
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+        raise
+    status = _finish(proc, status, deadline, clock)
+    returncode = proc.returncode
+    out, err = buffers[proc.stdout.fileno()], buffers[proc.stderr.fileno()]
+    proc.stdout.close()
+    proc.stderr.close()
+    stderr = err.text()
+    if status is Status.TIMEOUT:
+        stderr += f"\n[zerog: killed after {timeout:g} s timeout]"
+    elif status is Status.OUTPUT_LIMIT:
+        stderr += f"\n[zerog: killed after writing more than {kill_output_bytes} bytes]"
+    elif returncode is not None and returncode < 0:
+        stderr += f"\n[zerog: killed by signal {-returncode}]"
+    return Observation(
+        status=status,
+        exit_code=returncode if status in (Status.SUCCESS, Status.ERROR) else None,
+        stdout=out.text(),
+        stderr=stderr.lstrip("\n") if not err.total else stderr,
+        duration=clock() - started,
+        truncated=out.truncated or err.truncated,
+    )
+
+
+def _pump(
+    proc: subprocess.Popen[bytes],
+    buffers: dict[int, BoundedBuffer],
+    deadline: float,
+    kill_output_bytes: int,
+    clock: Callable[[], float],
+) -> Status | None:
+    """Read both pipes until EOF, the deadline, or an output flood. Returns the status
+    decided here (timeout, output limit) or None when the pipes simply closed."""
+    with selectors.DefaultSelector() as selector:
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                selector.register(pipe, selectors.EVENT_READ)
+        exited_at: float | None = None
+        while selector.get_map():
+            now = clock()
+            if now >= deadline:
+                return Status.TIMEOUT
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+                _kill_group(proc.pid)  # leftovers in the group hold the pipes open
+            if exited_at is not None and now - exited_at > _EXIT_GRACE:
+                return None
+            for key, _ in selector.select(timeout=min(deadline - now, 0.05)):
+                chunk = os.read(key.fd, _CHUNK)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                buffers[key.fd].add(chunk)
+            if sum(b.total for b in buffers.values()) > kill_output_bytes:
+                return Status.OUTPUT_LIMIT
+    return None
+
+
+def _finish(
+    proc: subprocess.Popen[bytes],
+    status: Status | None,
+    deadline: float,
+    clock: Callable[[], float],
+) -> Status:
+    """Reap the process, killing its whole group, and settle the final status."""
+    if status is None:
+        try:
+            proc.wait(timeout=max(deadline - clock(), 0.0))
+        except subprocess.TimeoutExpired:
+            status = Status.TIMEOUT
+    _kill_group(proc.pid)
+    proc.wait()
+    if status is not None:
+        return status
+    return Status.SUCCESS if proc.returncode == 0 else Status.ERROR

@@ -1,0 +1,45 @@
+"""The JSONL trace: one JSON object per event, flushed as it happens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from zerog.events import Event
+
+
+class JsonlTrace:
+    """An event sink that appends each event as one line of JSON to a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = path.open("a", encoding="utf-8")
+
+    def emit(self, event: Event) -> None:
+        record = {"run_id": event.run_id, "seq": event.seq, "ts": event.ts, "kind": event.kind}
+        record.update(event.data)
+        self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> JsonlTrace:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def read_trace(path: Path) -> list[dict[str, object]]:
+    """Load a trace file back (used by `zerog show`-like tooling and tests)."""
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]

@@ -1,0 +1,277 @@
+"""The closed loop end to end: real subprocess sandbox, real files, scripted model."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from builders import acts, plan, scripted, shell, step, write
+from zerog import Budget, Engine, Goal, RunStatus
+from zerog.errors import ConfigError
+from zerog.sandbox.base import Limits
+from zerog.trace import read_trace
+
+FIX = write("app.py", "def answer():\n    return 42\n")
+CHECK = "python3 -c 'import app; assert app.answer() == 42'"
+
+
+def make_goal(root: Path, budget: Budget | None = None, check: str = CHECK) -> Goal:
+    return Goal(
+        text="make answer() return 42", workspace=root, checks=[check], budget=budget or Budget()
+    )
+
+
+def kinds(path: Path | None) -> list[str]:
+    assert path is not None
+    return [str(e["kind"]) for e in read_trace(path)]
+
+
+def engine(model: object, **kwargs: object) -> Engine:
+    return Engine(model, environ={"PATH": "/usr/bin:/bin"}, **kwargs)  # type: ignore[arg-type]
+
+
+def test_solved_on_first_try(workspace: Path) -> None:
+    model = scripted(plan(step("fix it", FIX)))
+    result = engine(model).run(make_goal(workspace))
+    assert result.status is RunStatus.SUCCESS
+    assert result.iterations == 1
+    assert "return 42" in (workspace / "app.py").read_text()
+    assert result.usage.input_tokens > 0
+    assert result.usage.output_tokens > 0
+    events = kinds(result.trace_path)
+    assert events[0] == "run_started"
+    assert events[-1] == "run_finished"
+    assert "rollback" not in events
+
+
+def test_backtrack_restores_workspace_then_succeeds(workspace: Path) -> None:
+    wrong = step(
+        "wrong fix",
+        write("app.py", "def answer():\n    return 40\n"),
+        write("scratch/notes.txt", "left behind"),
+    )
+    model = scripted(plan(wrong), plan(step("right fix")), acts(FIX))
+    seen_during_replan: list[bool] = []
+
+    result = engine(model).run(make_goal(workspace))
+
+    assert result.status is RunStatus.SUCCESS
+    assert result.iterations == 2
+    assert not (workspace / "scratch").exists(), "a file of the failed attempt survived"
+    assert "return 42" in (workspace / "app.py").read_text()
+    # The replanning request carried the failure of the first attempt.
+    replan_prompt = model.requests[1].messages[-1].content
+    assert "Earlier attempts" in replan_prompt
+    assert "AssertionError" in replan_prompt
+    seen_during_replan.append("scratch/notes.txt" in replan_prompt)
+    assert seen_during_replan == [False], "the replan saw the rolled-back file"
+    # The trace tells the story in order.
+    story = [
+        k
+        for k in kinds(result.trace_path)
+        if k in {"plan", "action", "verdict", "rollback", "run_finished"}
+    ]
+    assert story == [
+        "plan",
+        "action",
+        "action",
+        "verdict",
+        "rollback",
+        "plan",
+        "action",
+        "verdict",
+        "run_finished",
+    ]
+
+
+def test_failed_run_leaves_workspace_as_it_was(workspace: Path) -> None:
+    before = (workspace / "app.py").read_bytes()
+    bad = plan(step("break things", write("app.py", "oops"), write("new.txt", "x")))
+    result = engine(model=scripted(bad)).run(make_goal(workspace, Budget(max_iterations=1)))
+    assert result.status is RunStatus.MAX_ITERATIONS
+    assert (workspace / "app.py").read_bytes() == before
+    assert not (workspace / "new.txt").exists()
+
+
+def test_step_check_failure_is_fed_back(workspace: Path) -> None:
+    first = plan(step("create marker", shell("true"), check="test -f marker"))
+    model = scripted(first, plan(step("fix", FIX)))
+    result = engine(model).run(make_goal(workspace))
+    assert result.status is RunStatus.SUCCESS
+    assert "step check: test -f marker" in model.requests[1].messages[-1].content
+
+
+def test_goal_checks_decide_even_if_a_step_failed(workspace: Path) -> None:
+    model = scripted(plan(step("fix then fail", FIX, shell("exit 3"))))
+    result = engine(model).run(make_goal(workspace))
+    assert result.status is RunStatus.SUCCESS
+
+
+@pytest.mark.parametrize(
+    ("budget", "status"),
+    [
+        (Budget(max_iterations=2), RunStatus.MAX_ITERATIONS),
+        (Budget(max_input_tokens=50), RunStatus.MAX_INPUT_TOKENS),
+        (Budget(max_output_tokens=20), RunStatus.MAX_OUTPUT_TOKENS),
+        (Budget(max_cost=0.015), RunStatus.MAX_COST),
+    ],
+)
+def test_each_budget_stops_the_run(workspace: Path, budget: Budget, status: RunStatus) -> None:
+    # Distinct failing attempts, so stuck detection does not end the run first.
+    lines = [
+        {**plan(step(f"attempt {i}", shell(f"echo attempt {i}"))), "cost": 0.01} for i in range(10)
+    ]
+    result = engine(scripted(*lines)).run(make_goal(workspace, budget))
+    assert result.status is status
+    assert result.reason
+    assert result.iterations <= 2
+
+
+def test_time_budget_stops_a_long_command(workspace: Path) -> None:
+    model = scripted(plan(step("wait forever", shell("sleep 30"))))
+    result = engine(model).run(make_goal(workspace, Budget(max_seconds=1.0)))
+    assert result.status is RunStatus.MAX_TIME
+    assert result.duration < 10
+
+
+def test_output_budget_clamps_max_tokens(workspace: Path) -> None:
+    model = scripted(plan(step("fix", FIX)))
+    engine(model).run(make_goal(workspace, Budget(max_output_tokens=100)))
+    assert model.requests[0].max_tokens == 100
+
+
+def test_clock_is_injected(workspace: Path) -> None:
+    ticks = itertools.count(step=100.0)
+    model = scripted(plan(step("fix", FIX)))
+    result = Engine(model, environ={}, clock=lambda: float(next(ticks))).run(
+        make_goal(workspace, Budget(max_seconds=50))
+    )
+    assert result.status is RunStatus.MAX_TIME
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"text": "I think you should edit app.py"},
+        {"text": '{"steps": [}'},
+        {"json": {"steps": "not a list"}},
+        {"json": {"steps": []}},
+        {"json": {"steps": [{"intent": "x", "actions": [{"kind": "rm -rf /"}]}]}},
+        {"json": {"plan": "wrong key"}},
+        {"text": "{" + '"a": 1, ' * 100_000 + "}"},
+        {"json": [1, 2, 3]},
+    ],
+)
+def test_malformed_plan_is_reasked_once_then_fails_cleanly(
+    workspace: Path, answer: dict[str, object]
+) -> None:
+    bad = {"purpose": "plan", **answer}
+    model = scripted(bad, bad, plan(step("never used", FIX)))
+    result = engine(model).run(make_goal(workspace))
+    assert result.status is RunStatus.MODEL_ERROR
+    assert "invalid after 2 attempts" in result.reason
+    assert len(model.requests) == 2
+    reask = model.requests[1].messages[-1].content
+    assert reask.startswith("That answer was invalid")
+
+
+def test_malformed_then_valid_plan_recovers(workspace: Path) -> None:
+    fenced = (
+        "Here is the plan:\n```json\n" + '{"steps": [{"intent": "fix", "actions": ['
+        '{"kind": "write_file", "path": "app.py", "content": "def answer():\\n    return 42\\n"}'
+        "]}]}\n```"
+    )
+    model = scripted(
+        {"purpose": "plan", "text": "no json here"}, {"purpose": "plan", "text": fenced}
+    )
+    result = engine(model).run(make_goal(workspace))
+    assert result.status is RunStatus.SUCCESS
+
+
+def test_hostile_text_in_model_output_is_data(workspace: Path, tmp_path: Path) -> None:
+    canary = tmp_path / "outside.txt"
+    hostile = plan(
+        step(
+            "\x1b]0;pwned\x07\x1b[31mred\x00",
+            write("../outside.txt", "escaped"),
+        ),
+        step("abs", write(str(canary), "escaped")),
+    )
+    model = scripted(hostile, plan(step("fix", FIX)))
+    result = engine(model).run(make_goal(workspace))
+    assert result.status is RunStatus.SUCCESS
+    assert not canary.exists()
+    feedback = model.requests[1].messages[-1].content
+    assert "leaves the workspace" in feedback
+    assert "\x1b" not in feedback
+    assert "\x00" not in feedback
+
+
+def test_timeout_and_flood_become_observations(workspace: Path) -> None:
+    flood = shell("python3 -c \"import sys; sys.stdout.write('x' * 5_000_000)\"")
+    model = scripted(
+        plan(step("flood", flood, shell("false"))),
+        plan(step("hang", shell("sleep 20"))),
+        plan(step("fix", FIX)),
+    )
+    eng = engine(model, limits=Limits(timeout=1.0, max_output_bytes=4096))
+    result = eng.run(make_goal(workspace))
+    assert result.status is RunStatus.SUCCESS
+    assert result.iterations == 3
+    events = read_trace(result.trace_path) if result.trace_path else []
+    observations = [e for e in events if e["kind"] == "observation"]
+    flooded = observations[0]
+    assert flooded["truncated"] is True
+    assert len(str(flooded["stdout"])) < 5000
+    assert any(o["status"] == "timeout" for o in observations)
+    assert "timed out" in model.requests[2].messages[-1].content
+
+
+def test_stuck_detection_warns_then_stops(workspace: Path) -> None:
+    same = plan(step("same thing", shell("echo trying; false")))
+    model = scripted(same, same, same, same, same)
+    result = engine(model, stuck_after=2).run(make_goal(workspace))
+    assert result.status is RunStatus.STUCK
+    assert result.iterations == 3
+    assert "exactly the same way" not in model.requests[1].messages[-1].content
+    assert "exactly the same way" in model.requests[2].messages[-1].content
+
+
+def test_script_running_out_is_a_model_error(workspace: Path) -> None:
+    result = engine(scripted(plan(step("noop", shell("true"))))).run(make_goal(workspace))
+    assert result.status is RunStatus.MODEL_ERROR
+    assert "no response left" in result.reason
+
+
+def test_worker_is_asked_when_a_step_has_no_actions(workspace: Path) -> None:
+    model = scripted(plan(step("fix via worker")), acts(FIX))
+    result = engine(model).run(make_goal(workspace))
+    assert result.status is RunStatus.SUCCESS
+    assert [r.purpose for r in model.requests] == ["plan", "act"]
+    assert "fix via worker" in model.requests[1].messages[-1].content
+
+
+def test_secrets_do_not_reach_prompt_or_sandbox(workspace: Path) -> None:
+    (workspace / ".env").write_text("API_KEY=sk-abcdefghijklmnopqrstuvwx\n")
+    env_dump = "env > envdump.txt; cat envdump.txt"
+    model = scripted(plan(step("look", shell(env_dump), FIX)))
+    environ = {
+        "PATH": "/usr/bin:/bin",
+        "OPENAI_API_KEY": "sk-canary0123456789abcdef",
+        "CI": "token ghp_abcdefghijklmnopqrstuvwxyz0123",
+    }
+    result = Engine(model, environ=environ).run(make_goal(workspace))
+    assert result.status is RunStatus.SUCCESS
+    prompt = model.requests[0].messages[-1].content
+    assert "sk-abcdefghijklmnopqrstuvwx" not in prompt
+    assert "ghp_abcdefghij" not in prompt
+    assert "CI=token [redacted]" in prompt
+    trace_text = result.trace_path.read_text() if result.trace_path else ""
+    assert "sk-canary" not in trace_text
+
+
+def test_bad_workspace_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a directory"):
+        engine(scripted()).run(make_goal(tmp_path / "missing"))
