@@ -275,3 +275,21 @@ def test_secrets_do_not_reach_prompt_or_sandbox(workspace: Path) -> None:
 def test_bad_workspace_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a directory"):
         engine(scripted()).run(make_goal(tmp_path / "missing"))
+
+
+def test_spend_is_reported_per_phase(workspace: Path) -> None:
+    model = scripted(
+        {
+            **plan(step("via worker")),
+            "cost": 0.25,
+            "usage": {"input_tokens": 100, "output_tokens": 10},
+        },
+        {**acts(FIX), "cost": 0.5, "usage": {"input_tokens": 200, "output_tokens": 20}},
+    )
+    result = engine(model).run(make_goal(workspace))
+    assert result.status is RunStatus.SUCCESS
+    assert result.phases["plan"].usage.input_tokens == 100
+    assert result.phases["act"].usage.output_tokens == 20
+    assert result.phases["act"].calls == 1
+    assert result.cost == 0.75
+    assert result.usage.input_tokens == 300

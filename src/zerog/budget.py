@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from zerog.types import Budget, RunStatus, Usage
+from zerog.types import Budget, PhaseSpend, RunStatus, Usage
 
 
 class BudgetExhausted(Exception):
@@ -26,6 +26,7 @@ class Meter:
         self.usage = Usage()
         self.cost = 0.0
         self.iterations = 0
+        self.phases: dict[str, PhaseSpend] = {}
 
     def elapsed(self) -> float:
         return self._clock() - self._start
@@ -33,9 +34,13 @@ class Meter:
     def remaining_seconds(self) -> float:
         return max(self.budget.max_seconds - self.elapsed(), 0.0)
 
-    def record(self, usage: Usage, cost: float) -> None:
+    def record(self, usage: Usage, cost: float, phase: str = "") -> None:
         self.usage = self.usage + usage
         self.cost += cost
+        spent = self.phases.get(phase or "other", PhaseSpend())
+        self.phases[phase or "other"] = PhaseSpend(
+            calls=spent.calls + 1, usage=spent.usage + usage, cost=spent.cost + cost
+        )
 
     def start_iteration(self) -> int:
         if self.iterations >= self.budget.max_iterations:

@@ -58,6 +58,13 @@ def _summary(console: Console, result: RunResult) -> None:
         + (f" ({result.usage.cached_tokens:,} cached)" if result.usage.cached_tokens else ""),
     )
     table.add_row("cost", f"${result.cost:.4f}")
+    for phase, spent in sorted(result.phases.items()):
+        table.add_row(
+            f"  {phase}",
+            f"{spent.calls} call{'s' if spent.calls != 1 else ''}, "
+            f"{spent.usage.input_tokens:,} in / {spent.usage.output_tokens:,} out, "
+            f"${spent.cost:.4f}",
+        )
     table.add_row("time", f"{result.duration:.2f} s")
     if result.trace_path is not None:
         table.add_row("trace", str(result.trace_path))

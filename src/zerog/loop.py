@@ -253,6 +253,7 @@ class _Run:
             duration=self.meter.elapsed(),
             verdict=verdict,
             trace_path=self.trace.path if self.trace else None,
+            phases=dict(self.meter.phases),
         )
         self.rec.emit(
             "run_finished",
@@ -263,6 +264,7 @@ class _Run:
             output_tokens=result.usage.output_tokens,
             cost=result.cost,
             duration=round(result.duration, 6),
+            phases={k: v.model_dump(mode="json") for k, v in result.phases.items()},
         )
         return result
 

@@ -188,6 +188,14 @@ class Usage(Frozen):
         )
 
 
+class PhaseSpend(Frozen):
+    """What the model calls of one phase (plan, act, ...) cost."""
+
+    calls: int = 0
+    usage: Usage = Usage()
+    cost: float = 0.0
+
+
 class RunStatus(enum.StrEnum):
     """How a whole run ended. Only SUCCESS means the goal's checks passed."""
 
@@ -212,6 +220,7 @@ class RunResult(Frozen):
     duration: float
     verdict: Verdict | None = None
     trace_path: Path | None = None
+    phases: dict[str, PhaseSpend] = Field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -31,7 +31,7 @@ class MeteredModel:
             request = request.model_copy(update={"max_tokens": allowance})
         started = self._clock()
         response = self._model.complete(request)
-        self._meter.record(response.usage, response.cost)
+        self._meter.record(response.usage, response.cost, request.purpose)
         self._recorder.emit(
             "model_call",
             purpose=request.purpose,
