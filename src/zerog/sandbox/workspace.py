@@ -25,7 +25,7 @@ _RACY_NS = 50_000_000  # stat data younger than this (relative to the hash) is n
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    kind: str  # "file", "link" or "dir"
+    kind: str  # "file", "link", "dir" or "special" (fifo, socket, device: not restored)
     mode: int
     digest: str  # sha256 of a file's bytes, a link's target, "" for a directory
 
@@ -108,6 +108,8 @@ class Workspace:
                 entries[rel] = Entry("link", mode, os.readlink(self.root / rel))
             elif stat.S_ISDIR(st.st_mode):
                 entries[rel] = Entry("dir", mode, "")
+            else:  # fifo, socket, device: part of the state, never copied
+                entries[rel] = Entry("special", mode, "")
         return entries
 
     @staticmethod
@@ -173,19 +175,21 @@ class Workspace:
                 path.unlink(missing_ok=True)
             removed += 1
         written = 0
+        dir_modes: list[tuple[Path, int]] = []
         for rel in sorted(snap.entries, key=lambda p: p.count("/")):
             want = snap.entries[rel]
             have = current.get(rel)
             path = self.root / rel
+            if want.kind == "special" or have == want:
+                continue
             if want.kind == "dir":
                 if have is None or have.kind != "dir":
                     path.mkdir(parents=True, exist_ok=True)
-                    written += 1
-                if have is None or have.mode != want.mode:
-                    os.chmod(path, want.mode)
+                    os.chmod(path, 0o700)  # writable while its content is restored
+                dir_modes.append((path, want.mode))
+                written += 1
                 continue
-            if have == want:
-                continue
+            written += 1
             if have is not None and have.kind == want.kind == "file" and have.digest == want.digest:
                 os.chmod(path, want.mode)
                 continue
@@ -199,5 +203,6 @@ class Workspace:
                 shutil.copyfile(self._object(want.digest), tmp)
                 os.chmod(tmp, want.mode)
                 os.replace(tmp, path)
-            written += 1
+        for path, mode in reversed(dir_modes):  # deepest first, after their content
+            os.chmod(path, mode)
         return RestoreStats(written=written, removed=removed)
