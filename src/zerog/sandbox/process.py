@@ -128,6 +128,14 @@ def run_process(
     )
 
 
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), else None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
 def _pump(
     proc: subprocess.Popen[bytes],
     buffers: dict[int, BoundedBuffer],
@@ -136,29 +144,52 @@ def _pump(
     clock: Callable[[], float],
 ) -> Status | None:
     """Read both pipes until EOF, the deadline, or an output flood. Returns the status
-    decided here (timeout, output limit) or None when the pipes simply closed."""
+    decided here (timeout, output limit) or None when the pipes simply closed.
+
+    The process's exit is watched through a pidfd in the same select, so a finished
+    command is noticed at once, without polling."""
+    pidfd = _pidfd(proc.pid)
     with selectors.DefaultSelector() as selector:
+        open_pipes = 0
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 selector.register(pipe, selectors.EVENT_READ)
+                open_pipes += 1
+        if pidfd is not None:
+            selector.register(pidfd, selectors.EVENT_READ, data="exit")
         exited_at: float | None = None
-        while selector.get_map():
-            now = clock()
-            if now >= deadline:
-                return Status.TIMEOUT
-            if exited_at is None and proc.poll() is not None:
-                exited_at = now
-                _kill_group(proc.pid)  # leftovers in the group hold the pipes open
-            if exited_at is not None and now - exited_at > _EXIT_GRACE:
-                return None
-            for key, _ in selector.select(timeout=min(deadline - now, 0.05)):
-                chunk = os.read(key.fd, _CHUNK)
-                if not chunk:
-                    selector.unregister(key.fileobj)
-                    continue
-                buffers[key.fd].add(chunk)
-            if sum(b.total for b in buffers.values()) > kill_output_bytes:
-                return Status.OUTPUT_LIMIT
+        try:
+            while open_pipes:
+                now = clock()
+                if now >= deadline:
+                    return Status.TIMEOUT
+                if exited_at is None and pidfd is None and proc.poll() is not None:
+                    exited_at = now
+                    _kill_group(proc.pid)
+                if exited_at is not None and now - exited_at > _EXIT_GRACE:
+                    return None  # something outside the group still holds the pipes
+                wait = deadline - now
+                if exited_at is not None:
+                    wait = min(wait, exited_at + _EXIT_GRACE - now)
+                elif pidfd is None:
+                    wait = min(wait, 0.05)
+                for key, _ in selector.select(timeout=max(wait, 0.0)):
+                    if key.data == "exit":
+                        selector.unregister(key.fileobj)
+                        exited_at = clock()
+                        _kill_group(proc.pid)  # leftovers in the group hold the pipes open
+                        continue
+                    chunk = os.read(key.fd, _CHUNK)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                        open_pipes -= 1
+                        continue
+                    buffers[key.fd].add(chunk)
+                if sum(b.total for b in buffers.values()) > kill_output_bytes:
+                    return Status.OUTPUT_LIMIT
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
     return None
 
 
