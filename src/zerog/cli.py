@@ -164,7 +164,8 @@ def run(
             env_allow=tuple(env),
         )
         backend = load_model(model, base_dir=Path.cwd())
-        sinks = [] if quiet or as_json else [ConsoleProgress(console, verbose=verbose)]
+        progress = None if quiet or as_json else ConsoleProgress(console, verbose=verbose)
+        sinks = [progress] if progress else []
         engine = Engine(
             backend,
             sinks=sinks,
@@ -172,7 +173,11 @@ def run(
             stuck_after=stuck_after,
             trace_dir=trace_dir,
         )
-        result = engine.run(the_goal)
+        try:
+            result = engine.run(the_goal)
+        finally:
+            if progress is not None:
+                progress.close()
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rich.console import Console
+from rich.status import Status
 from rich.text import Text
 
 from zerog.events import Event
@@ -28,6 +29,19 @@ def _action_label(action: object) -> str:
     if kind == "write_file":
         return f"write {action.get('path', '')}"
     return f"edit {action.get('path', '')}"
+
+
+_PHASES = {
+    "iteration_started": "planning",
+    "plan": "acting",
+    "step_started": "acting",
+    "action": "running an action",
+    "observation": "acting",
+    "validation_started": "validating",
+    "verdict": "validating",
+    "rollback": "rolling back",
+    "feedback": "re-planning",
+}
 
 
 def _tail_lines(observation: object, count: int) -> list[str]:
@@ -52,6 +66,27 @@ class ConsoleProgress:
         self.output_tokens = 0
         self.cost = 0.0
         self._pending = ""
+        self._status: Status | None = None
+        self._iteration = 0
+
+    def _phase(self, phase: str) -> None:
+        """Update the transient status line (shown on terminals only)."""
+        if not self._console.is_terminal:
+            return
+        text = (
+            f"iteration {self._iteration} · {phase} · "
+            f"{self.input_tokens:,} in / {self.output_tokens:,} out tokens"
+        )
+        if self._status is None:
+            self._status = self._console.status(text)
+            self._status.start()
+        else:
+            self._status.update(text)
+
+    def close(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
 
     def _line(self, *parts: tuple[str, str]) -> None:
         text = Text()
@@ -62,6 +97,13 @@ class ConsoleProgress:
     def emit(self, event: Event) -> None:
         d = event.data
         kind = event.kind
+        phase = _PHASES.get(kind)
+        if kind == "iteration_started":
+            self._iteration = int(str(d["iteration"]))
+        if kind == "run_finished":
+            self.close()
+        elif phase is not None:
+            self._phase(phase)
         if kind == "run_started":
             self._line(
                 (f"zerog run {event.run_id}", "bold"),
