@@ -1,0 +1,128 @@
+"""The embedded default: a GGUF model run in-process by llama-cpp-python.
+
+Structured output is JSON-schema-constrained decoding: the request's schema becomes a
+llama.cpp grammar (compiled once per schema), so the model can only write a JSON object
+of the requested shape. Generation is greedy at temperature 0 and seeded otherwise, on a
+fixed number of threads, so a run is repeatable on the same machine.
+
+``llama_cpp`` is imported when a model is built, never when zerog is imported.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zerog.errors import ConfigError, ModelError
+from zerog.models.base import Request, Response, estimate_tokens
+from zerog.models.schema import decoding_schema
+from zerog.types import Usage
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+INSTALL_HINT = "pip install 'zerog[local]'"
+# llama.cpp's JSON grammar lets a string hold raw control characters (a literal newline),
+# which strict JSON parsers reject. Escapes such as \n stay allowed.
+_LOOSE_CHAR = '[^"\\\\]'
+_STRICT_CHAR = '[^"\\\\\\x7F\\x00-\\x1F]'
+
+
+def json_grammar_text(schema: Mapping[str, object]) -> str:
+    """The llama.cpp grammar (GBNF) text that admits only JSON objects of ``schema``."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    text = str(json_schema_to_gbnf(json.dumps(decoding_schema(schema))))
+    return text.replace(f"char ::= {_LOOSE_CHAR}", f"char ::= {_STRICT_CHAR}")
+
+
+class LlamaCppModel:
+    """A local GGUF model. Not thread-safe: one engine drives it at a time."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        name: str = "local",
+        n_ctx: int = 8192,
+        n_threads: int = 2,
+        seed: int = 0,
+    ) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise ConfigError(
+                f"the local model backend needs llama-cpp-python; install it with: {INSTALL_HINT}"
+            ) from None
+        if not path.is_file():
+            raise ConfigError(f"model file {path} does not exist")
+        self._name = name
+        self._seed = seed
+        self._n_ctx = n_ctx
+        self._grammars: dict[str, LlamaGrammar] = {}
+        try:
+            self._llama: Llama = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                seed=seed,
+                verbose=False,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"cannot load {path} as a GGUF model: {exc}") from None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def llama(self) -> Llama:
+        """The underlying llama-cpp-python object (for benchmarks against the raw call)."""
+        return self._llama
+
+    def grammar(self, schema: Mapping[str, object]) -> LlamaGrammar:
+        """The compiled grammar of ``schema``, built once per distinct schema."""
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        key = json.dumps(schema, sort_keys=True)
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            grammar = LlamaGrammar.from_string(json_grammar_text(schema), verbose=False)
+            self._grammars[key] = grammar
+        return grammar
+
+    def complete(self, request: Request) -> Response:
+        grammar = self.grammar(request.json_schema) if request.json_schema is not None else None
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        try:
+            result = self._llama.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                seed=self._seed if request.seed is None else request.seed,
+                grammar=grammar,
+            )
+        except ValueError as exc:
+            # llama-cpp-python signals a prompt longer than the context window this way.
+            raise ModelError(
+                f"the local model cannot take this prompt: {exc} (n_ctx={self._n_ctx}; raise "
+                "it in the [local] section of the config file)"
+            ) from None
+        if not isinstance(result, dict):
+            raise ModelError("the local model returned a stream where a completion was expected")
+        text = result["choices"][0]["message"].get("content") or ""
+        usage = result.get("usage")
+        if usage is not None:
+            counted = Usage(
+                input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"]
+            )
+        else:
+            counted = Usage(
+                input_tokens=sum(estimate_tokens(m.content) for m in request.messages),
+                output_tokens=estimate_tokens(text),
+            )
+        return Response(text=text, usage=counted, cost=0.0, model=self._name)
