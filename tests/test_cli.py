@@ -16,9 +16,15 @@ ZEROG = [sys.executable, "-m", "zerog"]
 
 
 def zerog(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "ZEROG_STORE": str(cwd / "runs.db")}
     return subprocess.run(
-        [*ZEROG, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+        [*ZEROG, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -56,10 +62,11 @@ def test_run_with_backtrack_succeeds_and_traces(workspace: Path, tmp_path: Path)
     assert "rolled back" in done.stdout
     assert "success" in done.stdout
     assert not (workspace / "junk").exists()
-    traces = list((workspace / ".zerog" / "runs").glob("*.jsonl"))
-    assert len(traces) == 1
-    kinds = [json.loads(line)["kind"] for line in traces[0].read_text().splitlines()]
+    run_id = done.stdout.split("run id")[-1].split()[0]
+    exported = zerog("export", run_id, cwd=tmp_path)
+    kinds = [json.loads(line)["kind"] for line in exported.stdout.splitlines()]
     assert kinds.index("rollback") < kinds.index("run_finished")
+    assert not (workspace / ".zerog" / "runs").exists(), "the CLI writes JSONL only on request"
 
 
 def test_json_output_and_failure_exit_code(workspace: Path, tmp_path: Path) -> None:

@@ -27,6 +27,12 @@ class Meter:
         self.cost = 0.0
         self.iterations = 0
         self.phases: dict[str, PhaseSpend] = {}
+        self.replaying = False  # a resumed run re-walks its past: time is not checked
+
+    def resume(self, already_elapsed: float) -> None:
+        """Continue the clock of an earlier, interrupted process from now."""
+        self._start = self._clock() - already_elapsed
+        self.replaying = False
 
     def elapsed(self) -> float:
         return self._clock() - self._start
@@ -71,7 +77,7 @@ class Meter:
             raise BudgetExhausted(
                 RunStatus.MAX_COST, f"cost ${self.cost:.4f} reached the budget of ${b.max_cost}"
             )
-        if self.elapsed() >= b.max_seconds:
+        if not self.replaying and self.elapsed() >= b.max_seconds:
             raise BudgetExhausted(
                 RunStatus.MAX_TIME, f"wall time reached the budget of {b.max_seconds:g} s"
             )

@@ -2,25 +2,45 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from zerog.errors import ConfigError, ZerogError
+from zerog.events import Event
 from zerog.loop import Engine
 from zerog.models.spec import load_model
 from zerog.progress import ConsoleProgress
 from zerog.sandbox.base import Limits
+from zerog.store import Store, default_store_path
 from zerog.text import one_line
 from zerog.types import Budget, CommandCheck, Goal, RunResult, RunStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="The SQLite run store (default: $ZEROG_STORE, else ~/.local/share/zerog/runs.db).",
+        show_default=False,
+    ),
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show model calls and feedback.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 app = typer.Typer(
     name="zerog",
@@ -132,24 +152,28 @@ def run(
     ] = 2,
     trace_dir: Annotated[
         Path | None,
-        typer.Option(help="Where to write the JSONL trace (default: WORKSPACE/.zerog/runs)."),
+        typer.Option(help="Also write a live JSONL trace of the run into this directory."),
     ] = None,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show model calls and feedback.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    store: StoreOption = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Use this id for the run (letters, digits, - and _), e.g. to resume it by a "
+            "name you chose; default: a random id.",
+        ),
+    ] = None,
+    verbose: VerboseOption = False,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run GOAL in a workspace until every --check passes or a budget runs out.
 
     Exit code: 0 success, 1 checks not met (budget, stuck), 2 bad input, 3 model error,
     130 interrupted.
     """
-    console = Console(stderr=as_json, highlight=False)
-    err = Console(stderr=True, highlight=False)
+    if not check:
+        _fail(ConfigError("give at least one --check command that proves the goal"))
     try:
-        if not check:
-            raise ConfigError("give at least one --check command that proves the goal")
         the_goal = Goal(
             text=goal,
             workspace=workspace,
@@ -163,34 +187,239 @@ def run(
             ),
             env_allow=tuple(env),
         )
-        backend = load_model(model, base_dir=Path.cwd())
-        progress = None if quiet or as_json else ConsoleProgress(console, verbose=verbose)
-        sinks = [progress] if progress else []
-        engine = Engine(
-            backend,
-            sinks=sinks,
-            limits=Limits(timeout=timeout),
-            stuck_after=stuck_after,
-            trace_dir=trace_dir,
-        )
-        try:
-            result = engine.run(the_goal)
-        finally:
-            if progress is not None:
-                progress.close()
     except ValidationError as exc:
+        _fail(exc)
+    if run_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):
+        _fail(ConfigError("--run-id takes 1-64 letters, digits, '-' or '_'"))
+    _drive(
+        lambda engine: engine.run(the_goal, spec={"model": model}, run_id=run_id),
+        model=model,
+        store_path=store,
+        limits=Limits(timeout=timeout),
+        stuck_after=stuck_after,
+        trace_dir=trace_dir,
+        verbose=verbose,
+        quiet=quiet,
+        as_json=as_json,
+    )
+
+
+def _fail(exc: Exception) -> NoReturn:
+    err = Console(stderr=True, highlight=False)
+    if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        err.print(f"[red]error:[/] invalid {where}: {first['msg']}", markup=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        message = f"invalid {where}: {first['msg']}"
+    else:
+        message = str(exc)
+    err.print(f"error: {one_line(message, 500)}", style="red", markup=False)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _open_store(path: Path | None) -> Store:
+    try:
+        return Store(path or default_store_path(os.environ))
     except ZerogError as exc:
-        err.print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
-        raise typer.Exit(EXIT_USAGE) from None
+        _fail(exc)
+
+
+def _drive(
+    start: Callable[[Engine], RunResult],
+    *,
+    model: str,
+    store_path: Path | None,
+    limits: Limits,
+    stuck_after: int,
+    trace_dir: Path | None,
+    verbose: bool,
+    quiet: bool,
+    as_json: bool,
+) -> NoReturn:
+    """Build the engine, run or resume with live progress, print the summary, exit."""
+    console = Console(stderr=as_json, highlight=False)
+    progress = None if quiet or as_json else ConsoleProgress(console, verbose=verbose)
+    try:
+        backend = load_model(model, base_dir=Path.cwd())
+        with _open_store(store_path) as store:
+            engine = Engine(
+                backend,
+                sinks=[progress] if progress else [],
+                store=store,
+                limits=limits,
+                stuck_after=stuck_after,
+                trace_dir=trace_dir,
+                write_trace=False,
+            )
+            try:
+                result = start(engine)
+            finally:
+                if progress is not None:
+                    progress.close()
+    except (ValidationError, ZerogError) as exc:
+        _fail(exc)
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
     else:
         _summary(console, result)
+        console.print(f"run id      {result.run_id}  (zerog show {result.run_id})", markup=False)
     raise typer.Exit(_exit_code(result))
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run to continue (an id or a prefix).")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Use this model spec instead of the recorded one."),
+    ] = None,
+    store: StoreOption = None,
+    verbose: VerboseOption = False,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Continue an interrupted run from its last recorded event.
+
+    Finished steps are not run again; an action that was interrupted is rolled back to the
+    snapshot taken before it and retried.
+    """
+    with _open_store(store) as opened:
+        try:
+            row = opened.find(run_id)
+        except ZerogError as exc:
+            _fail(exc)
+    spec_model = model or str(row.spec.get("model", "local"))
+    try:
+        limits = Limits.model_validate(row.spec.get("limits", {}))
+    except ValidationError as exc:
+        _fail(exc)
+    _drive(
+        lambda engine: engine.resume(row.id),
+        model=spec_model,
+        store_path=store,
+        limits=limits,
+        stuck_after=int(str(row.spec.get("stuck_after", 2))),
+        trace_dir=None,
+        verbose=verbose,
+        quiet=quiet,
+        as_json=as_json,
+    )
+
+
+@app.command()
+def runs(
+    store: StoreOption = None,
+    limit: Annotated[int, typer.Option(help="How many runs to list, newest first.", min=1)] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """List recorded runs: status, goal, iterations, tokens, cost, duration."""
+    with _open_store(store) as opened:
+        rows = opened.runs(limit)
+    if as_json:
+        sys.stdout.write(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) + "\n")
+        return
+    table = Table(title=f"runs in {opened.path}")
+    for column in ("id", "status", "goal", "iter", "tokens in/out", "cost", "time"):
+        if column == "goal":
+            table.add_column(column, min_width=24, overflow="fold")
+        else:
+            table.add_column(column, no_wrap=True)
+    for r in rows:
+        table.add_row(
+            r.id,
+            r.status,
+            Text(one_line(r.goal, 60)),
+            str(r.iterations),
+            f"{r.input_tokens:,}/{r.output_tokens:,}",
+            f"${r.cost:.4f}",
+            f"{r.duration:.1f} s",
+        )
+    Console(highlight=False).print(table)
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="The run to show (an id or a prefix).")],
+    store: StoreOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Tell the whole story of one run: plans, actions, checks, rollbacks, spend."""
+    with _open_store(store) as opened:
+        try:
+            row = opened.find(run_id)
+        except ZerogError as exc:
+            _fail(exc)
+        events = opened.events(row.id)
+    console = Console(highlight=False)
+    progress = ConsoleProgress(console, verbose=verbose, live=False)
+    for event in events:
+        progress.emit(event)
+    finished = [e for e in events if e.kind == "run_finished"]
+    status = str(finished[-1].data.get("status")) if finished else "unfinished"
+    console.print(
+        Text(
+            f"{row.id}: {status} · {row.iterations} iterations · "
+            f"{row.input_tokens:,} in / {row.output_tokens:,} out tokens · ${row.cost:.4f}"
+            f" · {row.duration:.2f} s"
+        )
+    )
+    if not finished:
+        console.print(
+            f"this run did not finish: `zerog resume {row.id}` continues it", markup=False
+        )
+
+
+@app.command()
+def export(
+    run_id: Annotated[str, typer.Argument(help="The run to export (an id or a prefix).")],
+    store: StoreOption = None,
+) -> None:
+    """Write one run's events as JSONL (one JSON object per event) to standard output."""
+    with _open_store(store) as opened:
+        try:
+            row = opened.find(run_id)
+        except ZerogError as exc:
+            _fail(exc)
+        for event in opened.events(row.id):
+            sys.stdout.write(_event_json(event) + "\n")
+
+
+def _event_json(event: Event) -> str:
+    record: dict[str, object] = {
+        "run_id": event.run_id,
+        "seq": event.seq,
+        "ts": event.ts,
+        "kind": event.kind,
+    }
+    record.update(event.data)
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+@app.command()
+def replay(
+    run_id: Annotated[str, typer.Argument(help="The run to replay (an id or a prefix).")],
+    store: StoreOption = None,
+) -> None:
+    """Re-run a recorded run with its recorded model answers (no model is called) in a
+    fresh copy of its starting workspace, and report every divergence."""
+    from zerog.replay import replay_run
+
+    console = Console(highlight=False)
+    with _open_store(store) as opened:
+        try:
+            report = replay_run(opened, run_id, environ=os.environ)
+        except ZerogError as exc:
+            _fail(exc)
+    console.print(
+        Text(
+            f"replayed {report.original} as {report.replay.run_id}: "
+            f"{report.model_calls} recorded model answers, {report.compared} outcomes "
+            f"compared, {len(report.divergences)} divergences, "
+            f"{report.prompt_changes} prompts differ"
+        )
+    )
+    for line in report.divergences[:50]:
+        console.print(Text(f"  ✗ {line}"))
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
 @bench_app.command("overhead")

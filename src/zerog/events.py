@@ -26,14 +26,21 @@ class Recorder:
     """Numbers events of one run, stamps them, and hands them to every sink in order."""
 
     def __init__(
-        self, run_id: str, sinks: Sequence[EventSink], wall_clock: Callable[[], float]
+        self,
+        run_id: str,
+        sinks: Sequence[EventSink],
+        wall_clock: Callable[[], float],
+        start_seq: int = 0,
     ) -> None:
         self.run_id = run_id
         self._sinks = tuple(sinks)
         self._clock = wall_clock
-        self._seq = 0
+        self._seq = start_seq
+        self.muted = False  # while a resumed run replays what is already recorded
 
     def emit(self, kind: str, **data: JSON) -> None:
+        if self.muted:
+            return
         self._seq += 1
         event = Event(self.run_id, self._seq, self._clock(), kind, data)
         for sink in self._sinks:

@@ -2,17 +2,20 @@
 
 Every arrow of the loop is an event; budgets are enforced by the meter before each model
 call, action and iteration; failures of the model or of the budget end the run with a
-status and a reason, never a traceback.
+status and a reason, never a traceback. With a store, every event is durable before the
+loop moves on, and an interrupted run can be resumed (see ``journal.py``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from zerog import context as ctx
@@ -20,12 +23,14 @@ from zerog import planner, worker
 from zerog.budget import BudgetExhausted, Meter
 from zerog.errors import ConfigError, ModelError, ModelOutputError
 from zerog.events import EventSink, Recorder
-from zerog.models.base import Model
+from zerog.journal import FINAL, Journal, read_journal
+from zerog.models.base import Model, Response
 from zerog.models.metered import MeteredModel
 from zerog.redact import sandbox_env
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.local import LocalSandbox
-from zerog.sandbox.workspace import Workspace
+from zerog.sandbox.workspace import Snapshot, Workspace
+from zerog.store import Store, StoreError
 from zerog.trace import JsonlTrace
 from zerog.types import (
     Action,
@@ -36,6 +41,7 @@ from zerog.types import (
     RunResult,
     RunStatus,
     ShellAction,
+    Usage,
     Verdict,
     describe_action,
 )
@@ -65,6 +71,28 @@ def _observation_event(observation: Observation) -> dict[str, object]:
     return observation.model_dump(mode="json")
 
 
+def _observation(data: object) -> Observation:
+    """An observation back from its event form (extra event fields ignored)."""
+    if not isinstance(data, Mapping):
+        raise StoreError("a recorded observation is malformed")
+    fields = {k: data[k] for k in Observation.model_fields if k in data}
+    return Observation.model_validate(fields)
+
+
+@contextmanager
+def _workspace_lock(state: Path) -> Iterator[None]:
+    """One run at a time per workspace: two loops editing the same tree is chaos."""
+    with (state / "lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"workspace {state.parent} is in use by another zerog run") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class Engine:
     """Runs goals to success or budget. Dependencies come in; nothing is read globally."""
 
@@ -74,6 +102,7 @@ class Engine:
         sandbox: Sandbox | None = None,
         *,
         sinks: Sequence[EventSink] = (),
+        store: Store | None = None,
         environ: Mapping[str, str] | None = None,
         limits: Limits | None = None,
         stuck_after: int = 2,
@@ -85,50 +114,81 @@ class Engine:
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
-        self._model = model
-        self._environ = dict(os.environ if environ is None else environ)
-        self._sandbox = sandbox
-        self._sinks = tuple(sinks)
-        self._limits = limits or Limits()
-        self._stuck_after = stuck_after
-        self._trace_dir = trace_dir
-        self._write_trace = write_trace
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._new_id = new_id
+        self.model = model
+        self.environ = dict(os.environ if environ is None else environ)
+        self.sandbox = sandbox
+        self.sinks = tuple(sinks)
+        self.store = store
+        self.limits = limits or Limits()
+        self.stuck_after = stuck_after
+        self.trace_dir = trace_dir
+        self.write_trace = write_trace
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.new_id = new_id
 
-    def run(self, goal: Goal) -> RunResult:
-        root = goal.workspace
-        if not root.is_dir():
-            raise ConfigError(f"workspace {root} is not a directory")
-        sandbox = self._sandbox or LocalSandbox(
-            sandbox_env(self._environ, goal.env_allow, home=str(root.resolve()))
+    def run(
+        self, goal: Goal, spec: Mapping[str, object] | None = None, run_id: str | None = None
+    ) -> RunResult:
+        """Run ``goal`` from the start. ``spec`` is stored with the run (for resume)."""
+        return self._start(goal, run_id or self.new_id(), None, spec or {})
+
+    def resume(self, run_id: str) -> RunResult:
+        """Continue an interrupted run from its last durable event (needs a store)."""
+        if self.store is None:
+            raise ConfigError("resuming a run needs the store it was recorded in")
+        row = self.store.find(run_id)
+        events = self.store.events(row.id)
+        journal = read_journal(events)
+        if journal.finished:
+            raise StoreError(f"run {row.id} already finished ({journal.finished})")
+        goal = Goal.model_validate(row.spec.get("goal", {}))
+        return self._start(goal, row.id, journal, row.spec)
+
+    def _start(
+        self, goal: Goal, run_id: str, journal: Journal | None, spec: Mapping[str, object]
+    ) -> RunResult:
+        if not goal.workspace.is_dir():
+            raise ConfigError(f"workspace {goal.workspace} is not a directory")
+        root = goal.workspace.resolve()
+        goal = goal.model_copy(update={"workspace": root})
+        sandbox = self.sandbox or LocalSandbox(
+            sandbox_env(self.environ, goal.env_allow, home=str(root.resolve()))
         )
         state = root / STATE_DIR
         state.mkdir(exist_ok=True)
         (state / ".gitignore").write_text("*\n", encoding="utf-8")
-        run_id = self._new_id()
-        sinks = list(self._sinks)
-        trace: JsonlTrace | None = None
-        if self._write_trace:
-            trace = JsonlTrace((self._trace_dir or state / "runs") / f"{run_id}.jsonl")
-            sinks.insert(0, trace)
-        try:
-            return _Run(
-                self,
-                goal,
-                sandbox,
-                Recorder(run_id, sinks, self._wall_clock),
-                Workspace(root, state / "snapshots"),
-                trace,
-            ).execute()
-        finally:
-            if trace is not None:
-                trace.close()
+        with _workspace_lock(state):
+            sinks: list[EventSink] = list(self.sinks)
+            trace: JsonlTrace | None = None
+            if self.write_trace or self.trace_dir is not None:
+                trace = JsonlTrace((self.trace_dir or state / "runs") / f"{run_id}.jsonl")
+                sinks.insert(0, trace)
+            if self.store is not None:
+                sinks.insert(0, self.store)
+                if journal is None:
+                    full_spec = {
+                        **spec,
+                        "goal": goal.model_dump(mode="json"),
+                        "limits": self.limits.model_dump(mode="json"),
+                        "stuck_after": self.stuck_after,
+                    }
+                    self.store.create_run(
+                        run_id, goal.text, str(root), full_spec, self.wall_clock()
+                    )
+            recorder = Recorder(
+                run_id, sinks, self.wall_clock, start_seq=journal.last_seq if journal else 0
+            )
+            workspace = Workspace(root, state / "snapshots")
+            try:
+                return _Run(self, goal, sandbox, recorder, workspace, trace, journal).execute()
+            finally:
+                if trace is not None:
+                    trace.close()
 
 
 class _Run:
-    """The state of one run; lives for one call of :meth:`Engine.run`."""
+    """The state of one run; lives for one call of :meth:`Engine.run` or ``resume``."""
 
     def __init__(
         self,
@@ -138,6 +198,7 @@ class _Run:
         recorder: Recorder,
         workspace: Workspace,
         trace: JsonlTrace | None,
+        journal: Journal | None,
     ) -> None:
         self.e = engine
         self.goal = goal
@@ -145,13 +206,80 @@ class _Run:
         self.rec = recorder
         self.workspace = workspace
         self.trace = trace
-        self.meter = Meter(goal.budget, engine._clock)
-        self.model = MeteredModel(engine._model, self.meter, recorder, engine._clock)
+        self.journal = journal
+        self.durable = engine.store is not None
+        self.meter = Meter(goal.budget, engine.clock)
+        self.model = MeteredModel(
+            engine.model,
+            self.meter,
+            recorder,
+            engine.clock,
+            replayed=self.replayed_response if journal else None,
+        )
+        self.replaying = journal is not None
+        self.meter.replaying = self.replaying
+        self.recorder_muted(self.replaying)
+
+    # ------------------------------------------------------------- resume plumbing
+
+    def recorder_muted(self, muted: bool) -> None:
+        self.rec.muted = muted
+
+    def go_live(self, where: str) -> None:
+        """The first operation the journal has no result for: the run is live again."""
+        if not self.replaying or self.journal is None:
+            return
+        self.replaying = False
+        self.recorder_muted(False)
+        self.meter.resume(self.journal.elapsed)
+        self.rec.emit("resumed", at=where, iteration=self.meter.iterations)
+
+    def replayed_response(self, call: int) -> Response | None:
+        if self.replaying and self.journal is not None:
+            data = self.journal.responses.get(call)
+            if data is not None:
+                return Response(
+                    text=str(data.get("text", "")),
+                    usage=Usage(
+                        input_tokens=int(str(data.get("input_tokens", 0))),
+                        output_tokens=int(str(data.get("output_tokens", 0))),
+                        cached_tokens=int(str(data.get("cached_tokens", 0))),
+                    ),
+                    cost=float(str(data.get("cost", 0.0))),
+                    model=str(data.get("model", "")),
+                )
+        self.go_live(f"model call {call}")
+        return None
 
     def limits(self) -> Limits:
         self.meter.check()
-        timeout = min(self.e._limits.timeout, self.meter.remaining_seconds())
-        return self.e._limits.model_copy(update={"timeout": max(timeout, 0.001)})
+        timeout = min(self.e.limits.timeout, self.meter.remaining_seconds())
+        return self.e.limits.model_copy(update={"timeout": max(timeout, 0.001)})
+
+    def base_snapshot(self) -> Snapshot:
+        if self.replaying and self.journal and self.journal.base_snapshot:
+            return self.workspace.load(self.journal.base_snapshot)
+        self.go_live("start")
+        snap = self.workspace.snapshot()
+        self.rec.emit("snapshot", role="base", snapshot=snap.id, files=len(snap.entries))
+        return snap
+
+    def rollback(self, good: Snapshot, iteration: int, final: bool = False) -> None:
+        key = FINAL if final else iteration
+        if self.replaying and self.journal and key in self.journal.rollbacks:
+            return
+        self.go_live(f"rollback of iteration {iteration}")
+        stats = self.workspace.restore(good)
+        self.rec.emit(
+            "rollback",
+            iteration=iteration,
+            final=final,
+            snapshot=good.id,
+            written=stats.written,
+            removed=stats.removed,
+        )
+
+    # ------------------------------------------------------------- the loop
 
     def execute(self) -> RunResult:
         goal = self.goal
@@ -164,20 +292,20 @@ class _Run:
             model=self.model.name,
             sandbox=self.sandbox.name,
         )
-        good = self.workspace.snapshot()
-        self.rec.emit("snapshot", snapshot=good.id, files=len(good.entries))
         history: list[ctx.Attempt] = []
         last_print = ""
         repeats = 0
         verdict: Verdict | None = None
         status, reason = RunStatus.INTERRUPTED, "interrupted"
+        good: Snapshot | None = None
         try:
+            good = self.base_snapshot()
             while True:
                 iteration = self.meter.start_iteration()
                 self.rec.emit("iteration_started", iteration=iteration)
                 shown, omitted = ctx.summarize_history(history)
                 context = ctx.build(
-                    goal, self.e._environ, shown, omitted, notice=STUCK_NOTICE if repeats else ""
+                    goal, self.e.environ, shown, omitted, notice=STUCK_NOTICE if repeats else ""
                 )
                 plan = planner.plan(self.model, context)
                 self.rec.emit(
@@ -186,38 +314,21 @@ class _Run:
                     steps=[s.model_dump(mode="json") for s in plan.steps],
                 )
                 taken: list[Action] = []
-                step_failure = self.execute_plan(plan, context, taken)
-                self.rec.emit("validation_started", iteration=iteration)
-                verdict = sweep(
-                    goal.checks,
-                    goal.workspace,
-                    self.sandbox,
-                    self.limits(),
-                    on_result=self.check_event,
-                )
-                self.rec.emit(
-                    "verdict",
-                    iteration=iteration,
-                    passed=verdict.passed,
-                    failures=[r.name for r in verdict.failures],
-                )
+                step_failure = self.execute_plan(iteration, plan, context, taken)
+                verdict = self.validate(iteration)
                 if verdict.passed:
                     status, reason = RunStatus.SUCCESS, f"all checks passed (iteration {iteration})"
                     break
-                stats = self.workspace.restore(good)
-                self.rec.emit(
-                    "rollback",
-                    iteration=iteration,
-                    snapshot=good.id,
-                    written=stats.written,
-                    removed=stats.removed,
+                self.rollback(good, iteration)
+                # Paths relative to the workspace: shorter, and the same in every copy of it.
+                feedback = summarize(step_failure, verdict.failures).replace(
+                    f"{goal.workspace}/", ""
                 )
-                feedback = summarize(step_failure, verdict.failures)
                 fingerprint = _fingerprint(taken, feedback)
                 repeats = repeats + 1 if fingerprint == last_print else 0
                 last_print = fingerprint
                 self.rec.emit("feedback", iteration=iteration, text=feedback, no_progress=repeats)
-                if repeats >= self.e._stuck_after:
+                if repeats >= self.e.stuck_after:
                     status = RunStatus.STUCK
                     reason = f"no progress: the same failure {repeats + 1} times in a row"
                     break
@@ -234,15 +345,9 @@ class _Run:
             status, reason = RunStatus.MODEL_ERROR, str(exc)
         except KeyboardInterrupt:
             status, reason = RunStatus.INTERRUPTED, "interrupted by the user"
-        if status is not RunStatus.SUCCESS:
-            stats = self.workspace.restore(good)
-            self.rec.emit(
-                "rollback",
-                iteration=self.meter.iterations,
-                snapshot=good.id,
-                written=stats.written,
-                removed=stats.removed,
-            )
+        if status is not RunStatus.SUCCESS and good is not None:
+            self.rollback(good, self.meter.iterations, final=True)
+        self.go_live("finish")
         result = RunResult(
             run_id=self.rec.run_id,
             status=status,
@@ -268,42 +373,122 @@ class _Run:
         )
         return result
 
-    def check_event(self, result: CheckResult) -> None:
-        self.rec.emit(
-            "check",
-            name=result.name,
-            passed=result.passed,
-            observation=_observation_event(result.observation),
+    def validate(self, iteration: int) -> Verdict:
+        """The validation sweep of one iteration (replayed from the journal if recorded)."""
+        journal = self.journal
+        if self.replaying and journal is not None and iteration in journal.verdicts:
+            results = tuple(
+                CheckResult(
+                    name=str(c["name"]),
+                    passed=bool(c["passed"]),
+                    observation=_observation(c["observation"]),
+                )
+                for c in journal.checks.get(iteration, [])
+            )
+            return Verdict(passed=bool(journal.verdicts[iteration]["passed"]), results=results)
+        self.go_live(f"validation of iteration {iteration}")
+        self.rec.emit("validation_started", iteration=iteration)
+
+        def on_result(result: CheckResult) -> None:
+            self.rec.emit(
+                "check",
+                iteration=iteration,
+                name=result.name,
+                passed=result.passed,
+                observation=_observation_event(result.observation),
+            )
+
+        verdict = sweep(
+            self.goal.checks, self.goal.workspace, self.sandbox, self.limits(), on_result=on_result
         )
+        self.rec.emit(
+            "verdict",
+            iteration=iteration,
+            passed=verdict.passed,
+            failures=[r.name for r in verdict.failures],
+        )
+        return verdict
+
+    def run_action(self, key: tuple[int, int, int], action: Action) -> Observation:
+        """Run one action once: replayed if it finished before, rolled back and retried if
+        it was interrupted, live otherwise."""
+        iteration, step, index = key
+        journal = self.journal
+        if self.replaying and journal is not None:
+            done = journal.observations.get(key)
+            if done is not None:
+                return _observation(done)
+            started = journal.started.get(key)
+            if started is not None:
+                snap = self.workspace.load(str(started["snapshot"]))
+                self.go_live(f"action {index + 1} of step {step + 1} (interrupted)")
+                stats = self.workspace.restore(snap)
+                self.rec.emit(
+                    "action_retried",
+                    iteration=iteration,
+                    step=step,
+                    index=index,
+                    snapshot=snap.id,
+                    written=stats.written,
+                    removed=stats.removed,
+                )
+        self.go_live(f"action {index + 1} of step {step + 1}")
+        limits = self.limits()
+        before = self.workspace.snapshot().id if self.durable else None
+        self.rec.emit(
+            "action",
+            iteration=iteration,
+            step=step,
+            index=index,
+            action=action.model_dump(mode="json"),
+            snapshot=before,
+        )
+        observation = self.sandbox.run(action, self.goal.workspace, limits)
+        self.rec.emit(
+            "observation",
+            iteration=iteration,
+            step=step,
+            index=index,
+            **_observation_event(observation),
+        )
+        return observation
+
+    def run_step_check(self, iteration: int, step: int, command: str) -> Observation:
+        journal = self.journal
+        if self.replaying and journal is not None:
+            done = journal.step_checks.get((iteration, step))
+            if done is not None:
+                return _observation(done["observation"])
+        self.go_live(f"check of step {step + 1}")
+        check = ShellAction(command=command)
+        observation = self.sandbox.run(check, self.goal.workspace, self.limits())
+        self.rec.emit(
+            "step_check",
+            iteration=iteration,
+            step=step,
+            command=command,
+            passed=observation.ok,
+            observation=_observation_event(observation),
+        )
+        return observation
 
     def execute_plan(
-        self, plan: Plan, context: ctx.Context, taken: list[Action]
+        self, iteration: int, plan: Plan, context: ctx.Context, taken: list[Action]
     ) -> StepFailure | None:
         """Run each step's actions and step check; stop at the first failure."""
         for index, step in enumerate(plan.steps):
-            self.rec.emit("step_started", step=index, intent=step.intent)
+            self.rec.emit("step_started", iteration=iteration, step=index, intent=step.intent)
             actions = step.actions or worker.act(self.model, context, plan, index)
-            for action in actions:
-                limits = self.limits()
-                self.rec.emit("action", step=index, action=action.model_dump(mode="json"))
-                observation = self.sandbox.run(action, self.goal.workspace, limits)
+            for number, action in enumerate(actions):
+                observation = self.run_action((iteration, index, number), action)
                 taken.append(action)
-                self.rec.emit("observation", step=index, **_observation_event(observation))
                 if not observation.ok:
-                    self.rec.emit("step_failed", step=index)
+                    self.rec.emit("step_failed", iteration=iteration, step=index)
                     return step.intent, describe_action(action), observation
             if step.check:
-                check = ShellAction(command=step.check)
-                observation = self.sandbox.run(check, self.goal.workspace, self.limits())
-                self.rec.emit(
-                    "step_check",
-                    step=index,
-                    command=step.check,
-                    passed=observation.ok,
-                    observation=_observation_event(observation),
-                )
+                observation = self.run_step_check(iteration, index, step.check)
                 if not observation.ok:
-                    self.rec.emit("step_failed", step=index)
+                    self.rec.emit("step_failed", iteration=iteration, step=index)
                     return step.intent, f"step check: {step.check}", observation
-            self.rec.emit("step_done", step=index)
+            self.rec.emit("step_done", iteration=iteration, step=index)
         return None

@@ -59,9 +59,10 @@ def _tail_lines(observation: object, count: int) -> list[str]:
 class ConsoleProgress:
     """Prints one line per notable event, and keeps a running token count."""
 
-    def __init__(self, console: Console, verbose: bool = False) -> None:
+    def __init__(self, console: Console, verbose: bool = False, live: bool = True) -> None:
         self._console = console
         self._verbose = verbose
+        self._live = live
         self.input_tokens = 0
         self.output_tokens = 0
         self.cost = 0.0
@@ -71,7 +72,7 @@ class ConsoleProgress:
 
     def _phase(self, phase: str) -> None:
         """Update the transient status line (shown on terminals only)."""
-        if not self._console.is_terminal:
+        if not self._live or not self._console.is_terminal:
             return
         text = (
             f"iteration {self._iteration} · {phase} · "
@@ -167,6 +168,10 @@ class ConsoleProgress:
             self._line(
                 (f"   ↺ rolled back ({d['written']} restored, {d['removed']} removed)", "yellow")
             )
+        elif kind == "resumed":
+            self._line((f"── resumed at {one_line(str(d.get('at', '')), 80)}", "bold magenta"))
+        elif kind == "action_retried":
+            self._line(("   ↺ the interrupted action was rolled back and is retried", "magenta"))
         elif kind == "feedback" and self._verbose:
             for line in str(d["text"]).splitlines()[:12]:
                 self._line(("     │ ", "dim"), (one_line(line, 110), "dim"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import Field
 
@@ -41,6 +41,16 @@ class Model(Protocol):
     def name(self) -> str: ...
 
     def complete(self, request: Request) -> Response: ...
+
+
+@runtime_checkable
+class Stateful(Protocol):
+    """A model whose answers depend on how many calls came before (a script).
+
+    When a resumed run answers a call from its record instead of the backend, it tells a
+    stateful backend with ``skip`` so that the backend's position stays in step."""
+
+    def skip(self, request: Request) -> None: ...
 
 
 def estimate_tokens(text: str) -> int:

@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 
 from zerog.budget import Meter
 from zerog.events import Recorder
-from zerog.models.base import Model, Request, Response
+from zerog.models.base import Model, Request, Response, Stateful
+
+Replayed = Callable[[int], Response | None]
+
+
+_VOLATILE = re.compile(r"\d+\.\d+")
+
+
+def request_digest(request: Request) -> str:
+    """A short fingerprint of what was asked (to spot divergence on replay); decimal
+    numbers such as timings are masked so that they alone do not count as a change."""
+    text = _VOLATILE.sub("#", request.model_dump_json())
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class MeteredModel:
-    """Checks the budget before each call, clamps ``max_tokens``, then counts the usage."""
+    """Checks the budget before each call, clamps ``max_tokens``, then counts the usage.
+
+    ``replayed(n)`` may return the recorded response of the n-th call of a resumed run, in
+    which case the backend is not called at all.
+    """
 
     def __init__(
-        self, model: Model, meter: Meter, recorder: Recorder, clock: Callable[[], float]
+        self,
+        model: Model,
+        meter: Meter,
+        recorder: Recorder,
+        clock: Callable[[], float],
+        replayed: Replayed | None = None,
     ) -> None:
         self._model = model
         self._meter = meter
         self._recorder = recorder
         self._clock = clock
+        self._replayed = replayed
+        self.calls = 0
 
     @property
     def name(self) -> str:
@@ -29,13 +54,21 @@ class MeteredModel:
         allowance = self._meter.output_allowance(request.max_tokens)
         if allowance != request.max_tokens:
             request = request.model_copy(update={"max_tokens": allowance})
+        self.calls += 1
         started = self._clock()
-        response = self._model.complete(request)
+        response = self._replayed(self.calls) if self._replayed else None
+        if response is None:
+            response = self._model.complete(request)
+        elif isinstance(self._model, Stateful):
+            self._model.skip(request)
         self._meter.record(response.usage, response.cost, request.purpose)
         self._recorder.emit(
             "model_call",
+            call=self.calls,
             purpose=request.purpose,
             model=response.model or self._model.name,
+            request=request_digest(request),
+            text=response.text,
             input_tokens=response.usage.input_tokens,
             output_tokens=response.usage.output_tokens,
             cached_tokens=response.usage.cached_tokens,

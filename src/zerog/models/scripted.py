@@ -93,7 +93,7 @@ class ScriptedModel:
     def remaining(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
 
-    def complete(self, request: Request) -> Response:
+    def _next(self, request: Request) -> ScriptLine:
         queue = self._queues.get(request.purpose)
         if not queue:
             queue = self._queues.get("")
@@ -101,7 +101,14 @@ class ScriptedModel:
             raise ModelError(
                 f"the script has no response left for a '{request.purpose or 'any'}' request"
             )
-        line = queue.popleft()
+        return queue.popleft()
+
+    def skip(self, request: Request) -> None:
+        """Advance past the line that would answer ``request`` (see models.base.Stateful)."""
+        self._next(request)
+
+    def complete(self, request: Request) -> Response:
+        line = self._next(request)
         self.requests.append(request)
         text = line.render()
         usage = line.usage or Usage(

@@ -1,0 +1,77 @@
+"""What a run already did, read back from its events, so a resumed run can skip it.
+
+A resumed run executes the loop again from the start. Every side-effecting operation
+(model call, action, step check, sweep, rollback, base snapshot) first asks the journal:
+if its result was recorded, the recorded result is used and nothing runs; the first
+operation without a recorded result is where the crash happened, and from there on the
+run is live again. Because the loop's decisions depend only on those results, the replayed
+prefix takes exactly the same path as the original run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from zerog.events import Event
+
+ActionKey = tuple[int, int, int]  # iteration, step, action index
+StepKey = tuple[int, int]  # iteration, step
+FINAL = -1  # the rollback key of the clean-up after a failed run
+
+
+@dataclass
+class Journal:
+    base_snapshot: str | None = None
+    responses: dict[int, Mapping[str, object]] = field(default_factory=dict)
+    started: dict[ActionKey, Mapping[str, object]] = field(default_factory=dict)
+    observations: dict[ActionKey, Mapping[str, object]] = field(default_factory=dict)
+    step_checks: dict[StepKey, Mapping[str, object]] = field(default_factory=dict)
+    checks: dict[int, list[Mapping[str, object]]] = field(default_factory=dict)
+    verdicts: dict[int, Mapping[str, object]] = field(default_factory=dict)
+    rollbacks: set[int] = field(default_factory=set)
+    last_seq: int = 0
+    elapsed: float = 0.0
+    finished: str | None = None
+
+
+def _int(data: Mapping[str, object], key: str) -> int:
+    return int(str(data.get(key, 0)))
+
+
+def read_journal(events: Sequence[Event]) -> Journal:
+    journal = Journal()
+    segment_start: float | None = None
+    last_ts = 0.0
+    for event in events:
+        d = event.data
+        kind = event.kind
+        if kind == "resumed" and segment_start is not None:
+            journal.elapsed += last_ts - segment_start
+            segment_start = None
+        if segment_start is None:
+            segment_start = event.ts
+        last_ts = event.ts
+        journal.last_seq = max(journal.last_seq, event.seq)
+        if kind == "snapshot" and d.get("role") == "base":
+            journal.base_snapshot = str(d["snapshot"])
+        elif kind == "model_call":
+            journal.responses[_int(d, "call")] = d
+        elif kind == "action":
+            journal.started[(_int(d, "iteration"), _int(d, "step"), _int(d, "index"))] = d
+        elif kind == "observation":
+            key = (_int(d, "iteration"), _int(d, "step"), _int(d, "index"))
+            journal.observations[key] = d
+        elif kind == "step_check":
+            journal.step_checks[(_int(d, "iteration"), _int(d, "step"))] = d
+        elif kind == "check":
+            journal.checks.setdefault(_int(d, "iteration"), []).append(d)
+        elif kind == "verdict":
+            journal.verdicts[_int(d, "iteration")] = d
+        elif kind == "rollback":
+            journal.rollbacks.add(FINAL if d.get("final") else _int(d, "iteration"))
+        elif kind == "run_finished":
+            journal.finished = str(d.get("status", ""))
+    if segment_start is not None:
+        journal.elapsed += last_ts - segment_start
+    return journal

@@ -1,0 +1,309 @@
+"""The run store: every event of every run in one SQLite file (WAL, synchronous=FULL).
+
+Writes are short ``BEGIN IMMEDIATE`` transactions, so several processes can append to
+the same store at once; a busy database is waited for (and retried) rather than reported.
+The schema is versioned with ``PRAGMA user_version`` and migrated forward on open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from zerog.errors import ZerogError
+from zerog.events import Event
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        status TEXT NOT NULL,
+        goal TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        iterations INTEGER NOT NULL DEFAULT 0,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost REAL NOT NULL DEFAULT 0,
+        duration REAL NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX runs_by_created ON runs (created);
+    CREATE TABLE events (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        seq INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+    """,
+)
+RUNNING = "running"
+
+
+class StoreError(ZerogError):
+    """The store cannot be used: corrupted, from a newer zerog, or not writable."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    id: str
+    created: float
+    updated: float
+    status: str
+    goal: str
+    workspace: str
+    spec: dict[str, object]
+    iterations: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    duration: float
+    reason: str
+
+
+def default_store_path(environ: Mapping[str, str]) -> Path:
+    """``$ZEROG_STORE``, else ``$XDG_DATA_HOME/zerog/runs.db``, else ``~/.local/share``."""
+    if environ.get("ZEROG_STORE"):
+        return Path(environ["ZEROG_STORE"]).expanduser()
+    base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")) / ".local/share")
+    return Path(base).expanduser() / "zerog" / "runs.db"
+
+
+def _check_header(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot read the store {path}: {exc.strerror}") from None
+    if header and header != SQLITE_MAGIC:
+        raise StoreError(
+            f"{path} is not a zerog store (not an SQLite database); it was left untouched. "
+            "Move it aside or choose another file with --store."
+        )
+    if len(header) < len(SQLITE_MAGIC) and path.stat().st_size:
+        raise StoreError(f"{path} is truncated; it was left untouched. Move it aside.")
+
+
+class Store:
+    """An append-only event log of runs. Use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.path = path
+        self._sleep = sleep
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _check_header(path)
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"the store {path} is damaged or unreadable ({exc}); it was left untouched. "
+                "Move it aside or choose another file with --store."
+            ) from None
+        if os.name == "posix":
+            os.chmod(path, 0o600)
+
+    # ---------------------------------------------------------------- plumbing
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn a damaged database into a clear error instead of a traceback."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise StoreError(
+                f"the store {self.path} is damaged ({exc}); stopped before changing it "
+                "further. Move it aside or choose another file with --store."
+            ) from None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, retried while another process holds the lock."""
+        with self._guard():
+            yield from self._transaction()
+
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The body of :meth:`_write` (a generator it delegates to)."""
+        for attempt in range(50):
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                self._sleep(min(0.01 * 2**attempt, 0.5) * (0.5 + random.random()))  # noqa: S311
+        else:
+            raise StoreError(f"the store {self.path} stayed locked; is a process hung?")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._write() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"the store {self.path} was written by a newer zerog (schema {version})"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number:d}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- writing
+
+    def create_run(
+        self, run_id: str, goal: str, workspace: str, spec: Mapping[str, object], created: float
+    ) -> None:
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+                raise StoreError(f"a run with id {run_id} already exists in {self.path}")
+            db.execute(
+                "INSERT INTO runs (id, created, updated, status, goal, workspace, spec) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, created, created, RUNNING, goal, workspace, json.dumps(spec)),
+            )
+
+    def emit(self, event: Event) -> None:
+        """Append one event (and keep the run's summary row current) durably."""
+        data = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO events (run_id, seq, ts, kind, data) VALUES (?, ?, ?, ?, ?)",
+                (event.run_id, event.seq, event.ts, event.kind, data),
+            )
+            self._summarize(db, event)
+
+    @staticmethod
+    def _summarize(db: sqlite3.Connection, event: Event) -> None:
+        d = event.data
+        if event.kind == "model_call":
+            db.execute(
+                "UPDATE runs SET input_tokens = input_tokens + ?, "
+                "output_tokens = output_tokens + ?, cost = cost + ?, updated = ? WHERE id = ?",
+                (
+                    d.get("input_tokens", 0),
+                    d.get("output_tokens", 0),
+                    d.get("cost", 0.0),
+                    event.ts,
+                    event.run_id,
+                ),
+            )
+        elif event.kind == "iteration_started":
+            db.execute(
+                "UPDATE runs SET iterations = ?, updated = ? WHERE id = ?",
+                (d.get("iteration", 0), event.ts, event.run_id),
+            )
+        elif event.kind == "resumed":
+            db.execute(
+                "UPDATE runs SET status = ?, updated = ? WHERE id = ?",
+                (RUNNING, event.ts, event.run_id),
+            )
+        elif event.kind == "run_finished":
+            db.execute(
+                "UPDATE runs SET status = ?, reason = ?, duration = ?, iterations = ?, "
+                "updated = ? WHERE id = ?",
+                (
+                    d.get("status", ""),
+                    d.get("reason", ""),
+                    d.get("duration", 0.0),
+                    d.get("iterations", 0),
+                    event.ts,
+                    event.run_id,
+                ),
+            )
+
+    # ---------------------------------------------------------------- reading
+
+    def events(self, run_id: str) -> list[Event]:
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT run_id, seq, ts, kind, data FROM events WHERE run_id = ? ORDER BY seq",
+                (run_id,),
+            ).fetchall()
+        return [Event(r[0], int(r[1]), float(r[2]), str(r[3]), json.loads(r[4])) for r in rows]
+
+    def runs(self, limit: int = 50) -> list[RunRow]:
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT * FROM runs ORDER BY created DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [self._row(r) for r in rows]
+
+    def find(self, run_id: str) -> RunRow:
+        """The run whose id is ``run_id`` or starts with it (a unique prefix)."""
+        with self._guard():
+            rows = self._find(run_id)
+        exact = [r for r in rows if r[0] == run_id]
+        if exact:
+            return self._row(exact[0])
+        if not rows:
+            raise StoreError(f"no run '{run_id}' in {self.path}")
+        if len(rows) > 1:
+            raise StoreError(f"'{run_id}' matches several runs; give more of the id")
+        return self._row(rows[0])
+
+    def _find(self, run_id: str) -> list[tuple[object, ...]]:
+        return self._db.execute(
+            "SELECT * FROM runs WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2",
+            (run_id, run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"),
+        ).fetchall()
+
+    @staticmethod
+    def _row(r: tuple[object, ...]) -> RunRow:
+        spec = json.loads(str(r[6]))
+        return RunRow(
+            id=str(r[0]),
+            created=float(str(r[1])),
+            updated=float(str(r[2])),
+            status=str(r[3]),
+            goal=str(r[4]),
+            workspace=str(r[5]),
+            spec=spec if isinstance(spec, dict) else {},
+            iterations=int(str(r[7])),
+            input_tokens=int(str(r[8])),
+            output_tokens=int(str(r[9])),
+            cost=float(str(r[10])),
+            duration=float(str(r[11])),
+            reason=str(r[12]),
+        )
