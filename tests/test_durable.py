@@ -7,6 +7,7 @@ no action lost and none run twice (an interrupted action may be retried once, vi
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import os
 import random
 import re
@@ -158,17 +159,18 @@ def test_kill_at_fault_point_then_resume(
     _check_outcome(tmp_path, store, reference)
 
 
-def test_random_kills_of_real_zerog_processes(
-    tmp_path: Path, reference: tuple[dict[str, str], list[str]]
-) -> None:
-    """100 SIGKILLs at random moments of `zerog run` and `zerog resume` processes."""
-    rng = random.Random(20261126)
+def _kill_chains(
+    root: Path, seed: int, target: int, reference: tuple[dict[str, str], list[str]]
+) -> int:
+    """Start runs and kill them (and their resumes) at random moments until ``target``
+    kills; every chain of kills must still end in the reference outcome."""
+    rng = random.Random(seed)
     kills = chains = 0
-    while kills < 100:
+    while kills < target:
         chains += 1
-        root = tmp_path / f"chain{chains}"
-        _, script, _ = prepare(root)
-        store = root / "runs.db"
+        chain = root / f"chain{chains}"
+        _, script, _ = prepare(chain)
+        store = chain / "runs.db"
         argv = [
             sys.executable,
             "-m",
@@ -176,7 +178,7 @@ def test_random_kills_of_real_zerog_processes(
             "run",
             "create done.txt",
             "-w",
-            str(root / "ws"),
+            str(chain / "ws"),
             "-c",
             "test -f done.txt && grep -q final a.txt",
             "-m",
@@ -191,16 +193,19 @@ def test_random_kills_of_real_zerog_processes(
         ]
         while True:
             proc = subprocess.Popen(
-                argv, env=_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+                argv, env=_env(chain), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
             )
             try:
-                proc.wait(timeout=rng.uniform(0.2, 1.2))
+                proc.wait(timeout=rng.uniform(0.15, 1.0))
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 kills += 1
-                if not _run_recorded(store):
+                state = _run_state(store)
+                if state is None:
                     continue  # killed before the run existed: start it again, as a user would
+                if state != "running":
+                    break  # killed after the run finished, on its way out
                 argv = [
                     sys.executable,
                     "-m",
@@ -214,15 +219,32 @@ def test_random_kills_of_real_zerog_processes(
                 continue
             assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
             break
-        _check_outcome(root, store, reference)
+        _check_outcome(chain, store, reference)
+    return kills
+
+
+def test_random_kills_of_real_zerog_processes(
+    tmp_path: Path, reference: tuple[dict[str, str], list[str]]
+) -> None:
+    """100 SIGKILLs at random moments of `zerog run` and `zerog resume` processes, in two
+    parallel chains."""
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        futures = [
+            pool.submit(_kill_chains, tmp_path / f"lane{n}", 20261126 + n, 50, reference)
+            for n in range(2)
+        ]
+        kills = sum(f.result() for f in futures)
     assert kills >= 100
 
 
-def _run_recorded(store: Path) -> bool:
+def _run_state(store: Path) -> str | None:
+    """The recorded status of the run, or None if it never got going."""
     if not store.exists():
-        return False
+        return None
     with Store(store) as opened:
-        return bool(opened.runs()) and bool(opened.events(RUN_ID))
+        if not opened.runs() or not opened.events(RUN_ID):
+            return None
+        return opened.find(RUN_ID).status
 
 
 def test_resume_of_a_finished_run_is_refused(tmp_path: Path) -> None:
