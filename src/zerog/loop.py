@@ -28,7 +28,7 @@ from zerog.models.base import Model, Response
 from zerog.models.metered import MeteredModel
 from zerog.redact import sandbox_env
 from zerog.sandbox.base import Limits, Sandbox
-from zerog.sandbox.local import LocalSandbox
+from zerog.sandbox.factory import default_sandbox_name, make_sandbox
 from zerog.sandbox.workspace import Snapshot, Workspace
 from zerog.store import Store, StoreError
 from zerog.trace import JsonlTrace
@@ -101,6 +101,8 @@ class Engine:
         model: Model,
         sandbox: Sandbox | None = None,
         *,
+        sandbox_name: str | None = None,
+        network: bool = False,
         sinks: Sequence[EventSink] = (),
         store: Store | None = None,
         environ: Mapping[str, str] | None = None,
@@ -117,6 +119,8 @@ class Engine:
         self.model = model
         self.environ = dict(os.environ if environ is None else environ)
         self.sandbox = sandbox
+        self.sandbox_name = sandbox_name or default_sandbox_name()
+        self.network = network
         self.sinks = tuple(sinks)
         self.store = store
         self.limits = limits or Limits()
@@ -152,8 +156,11 @@ class Engine:
             raise ConfigError(f"workspace {goal.workspace} is not a directory")
         root = goal.workspace.resolve()
         goal = goal.model_copy(update={"workspace": root})
-        sandbox = self.sandbox or LocalSandbox(
-            sandbox_env(self.environ, goal.env_allow, home=str(root.resolve()))
+        sandbox = self.sandbox or make_sandbox(
+            self.sandbox_name,
+            sandbox_env(self.environ, goal.env_allow, home=str(root.resolve())),
+            environ=self.environ,
+            network=self.network,
         )
         state = root / STATE_DIR
         state.mkdir(exist_ok=True)

@@ -141,6 +141,11 @@ class Status(enum.StrEnum):
     TIMEOUT = "timeout"
     OUTPUT_LIMIT = "output_limit"
     EXCEPTION = "exception"
+    CPU_LIMIT = "cpu_limit"
+    MEMORY_LIMIT = "memory_limit"
+    PROCESS_LIMIT = "process_limit"
+    FILE_LIMIT = "file_limit"  # one file grew past Limits.max_file_bytes
+    DISK_LIMIT = "disk_limit"  # the command consumed more than Limits.max_disk_bytes
 
 
 class Observation(Frozen):

@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import IO, Protocol
 
 from zerog.text import decode
 from zerog.types import Observation, Status
@@ -57,6 +58,40 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+class Child(Protocol):
+    """What :func:`supervise` needs of a started process (``subprocess.Popen`` fits)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    @property
+    def stdout(self) -> IO[bytes] | None: ...
+
+    @property
+    def stderr(self) -> IO[bytes] | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+Watch = Callable[[], Status | None]
+"""Polled while a command runs; a status it returns kills the command with that status."""
+
+WATCH_INTERVAL = 0.05
+
+
+def spawn_failure(exc: BaseException, duration: float) -> Observation:
+    return Observation(
+        status=Status.EXCEPTION,
+        stderr=decode(f"could not start the command: {exc}".encode()),
+        duration=duration,
+    )
+
+
 def run_process(
     argv: Sequence[str],
     *,
@@ -66,6 +101,7 @@ def run_process(
     max_output_bytes: int,
     kill_output_bytes: int,
     clock: Callable[[], float] = time.monotonic,
+    watch: Watch | None = None,
 ) -> Observation:
     """Run ``argv`` in its own process group; kill the group on timeout or when it exits.
 
@@ -86,11 +122,30 @@ def run_process(
             close_fds=True,
         )
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
-        return Observation(
-            status=Status.EXCEPTION,
-            stderr=decode(f"could not start the command: {exc}".encode()),
-            duration=clock() - started,
-        )
+        return spawn_failure(exc, clock() - started)
+    return supervise(
+        proc,
+        started=started,
+        timeout=timeout,
+        max_output_bytes=max_output_bytes,
+        kill_output_bytes=kill_output_bytes,
+        clock=clock,
+        watch=watch,
+    )
+
+
+def supervise(
+    proc: Child,
+    *,
+    started: float,
+    timeout: float,
+    max_output_bytes: int,
+    kill_output_bytes: int,
+    clock: Callable[[], float] = time.monotonic,
+    watch: Watch | None = None,
+) -> Observation:
+    """Read a started process group's output until it ends or a limit is hit, then kill
+    the group and report. ``proc`` must lead its own process group."""
     if proc.stdout is None or proc.stderr is None:  # pragma: no cover - pipes were asked for
         raise RuntimeError("subprocess pipes missing")
     buffers = {
@@ -99,7 +154,7 @@ def run_process(
     }
     deadline = started + timeout
     try:
-        status = _pump(proc, buffers, deadline, kill_output_bytes, clock)
+        status = _pump(proc, buffers, deadline, kill_output_bytes, clock, watch)
     except BaseException:  # interrupted: never leave the process tree behind
         _kill_group(proc.pid)
         proc.wait()
@@ -137,11 +192,12 @@ def _pidfd(pid: int) -> int | None:
 
 
 def _pump(
-    proc: subprocess.Popen[bytes],
+    proc: Child,
     buffers: dict[int, BoundedBuffer],
     deadline: float,
     kill_output_bytes: int,
     clock: Callable[[], float],
+    watch: Watch | None,
 ) -> Status | None:
     """Read both pipes until EOF, the deadline, or an output flood. Returns the status
     decided here (timeout, output limit) or None when the pipes simply closed.
@@ -158,6 +214,7 @@ def _pump(
         if pidfd is not None:
             selector.register(pidfd, selectors.EVENT_READ, data="exit")
         exited_at: float | None = None
+        next_watch = clock() + WATCH_INTERVAL
         try:
             while open_pipes:
                 now = clock()
@@ -171,8 +228,8 @@ def _pump(
                 wait = deadline - now
                 if exited_at is not None:
                     wait = min(wait, exited_at + _EXIT_GRACE - now)
-                elif pidfd is None:
-                    wait = min(wait, 0.05)
+                elif pidfd is None or watch is not None:
+                    wait = min(wait, WATCH_INTERVAL)
                 for key, _ in selector.select(timeout=max(wait, 0.0)):
                     if key.data == "exit":
                         selector.unregister(key.fileobj)
@@ -187,6 +244,11 @@ def _pump(
                     buffers[key.fd].add(chunk)
                 if sum(b.total for b in buffers.values()) > kill_output_bytes:
                     return Status.OUTPUT_LIMIT
+                if watch is not None and exited_at is None and clock() >= next_watch:
+                    next_watch = clock() + WATCH_INTERVAL
+                    verdict = watch()
+                    if verdict is not None:
+                        return verdict
         finally:
             if pidfd is not None:
                 os.close(pidfd)
@@ -194,7 +256,7 @@ def _pump(
 
 
 def _finish(
-    proc: subprocess.Popen[bytes],
+    proc: Child,
     status: Status | None,
     deadline: float,
     clock: Callable[[], float],

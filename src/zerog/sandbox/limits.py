@@ -1,0 +1,345 @@
+"""Enforcing :class:`~zerog.sandbox.base.Limits` on real processes.
+
+Three mechanisms, used by the backends that spawn processes:
+
+- rlimits, per process and inherited: CPU seconds (``RLIMIT_CPU``: SIGXCPU), size of one
+  file (``RLIMIT_FSIZE``: SIGXFSZ), and, only where no memory cgroup is available, address
+  space (``RLIMIT_AS``, which a many-process command can still exceed in sum).
+- cgroups, for the command as a whole: a pids cgroup (``max_processes``; ``RLIMIT_NPROC``
+  is not enforced for uid 0, even inside a user namespace) and a memory cgroup
+  (``memory_bytes``, the OOM killer acts inside it). Each command gets its own cgroup,
+  created under the cgroup this process is in, and every process left in it is killed
+  afterwards. Cgroup v1 hierarchies and delegated v2 trees are used when writable.
+- a disk watch: the free space and inodes of the workspace's file system are read every
+  50 ms while the command runs; consuming more than ``max_disk_bytes`` (each new inode
+  counts as 4 KiB) kills it. This is a bound on what one command may take, not a quota:
+  another writer on the same file system counts too, and a burst between two reads can
+  overshoot by what the disk writes in 50 ms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import resource
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zerog.sandbox.base import Limits
+from zerog.types import Observation, Status
+
+INODE_BYTES = 4096
+PROC = Path("/proc")
+
+_SIGNAL_STATUS = {signal.SIGXCPU: Status.CPU_LIMIT, signal.SIGXFSZ: Status.FILE_LIMIT}
+_NOTES = {
+    Status.CPU_LIMIT: "a process used more than {cpu:g} s of CPU time",
+    Status.FILE_LIMIT: "a file grew past {file} bytes",
+    Status.MEMORY_LIMIT: "the command used more than {memory} bytes of memory",
+    Status.PROCESS_LIMIT: "the command tried to run more than {procs} processes",
+    Status.DISK_LIMIT: "the command consumed more than {disk} bytes of disk",
+}
+
+
+def rlimits(limits: Limits, *, address_space: bool) -> dict[int, int]:
+    """The rlimits (resource -> value) that carry ``limits`` for one process."""
+    values = {
+        resource.RLIMIT_CPU: max(1, math.ceil(limits.cpu_seconds)),
+        resource.RLIMIT_FSIZE: limits.max_file_bytes,
+        resource.RLIMIT_CORE: 0,
+    }
+    if address_space:
+        values[resource.RLIMIT_AS] = limits.memory_bytes
+    return values
+
+
+def _pair(which: int, value: int) -> tuple[int, int]:
+    """(soft, hard), below today's hard limit. CPU gets a hard limit one second later, so
+    SIGXCPU (a reportable cause) arrives before the SIGKILL of the hard limit."""
+    _, hard = resource.getrlimit(which)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    upper = value + 1 if which == resource.RLIMIT_CPU else value
+    if hard != resource.RLIM_INFINITY:
+        upper = min(upper, hard)
+    return value, upper
+
+
+def apply_rlimits(pid: int, values: dict[int, int]) -> None:
+    """Set ``values`` on process ``pid`` (0: this process)."""
+    for which, value in values.items():
+        if pid:
+            resource.prlimit(pid, which, _pair(which, value))
+        else:
+            resource.setrlimit(which, _pair(which, value))
+
+
+def ulimit_lines(values: dict[int, int]) -> str:
+    """Shell lines setting ``values`` for a POSIX shell and what it runs (``-f`` counts
+    512-byte blocks, ``-v`` KiB); the script stops if one cannot be set."""
+    flags = {
+        resource.RLIMIT_CPU: ("-t", 1),
+        resource.RLIMIT_FSIZE: ("-f", 512),
+        resource.RLIMIT_AS: ("-v", 1024),
+        resource.RLIMIT_CORE: ("-c", 512),
+    }
+    lines = []
+    for which, value in values.items():
+        flag, unit = flags[which]
+        soft, hard = _pair(which, value)
+        lines.append(
+            f"ulimit -S {flag} {soft // unit} && ulimit -H {flag} {hard // unit} || exit 125\n"
+        )
+    return "".join(lines)
+
+
+def signal_status(returncode: int | None) -> Status | None:
+    """The limit behind a death by SIGXCPU or SIGXFSZ, seen directly (negative) or through
+    a shell or bwrap (128 + signal)."""
+    if returncode is None:
+        return None
+    number = -returncode if returncode < 0 else returncode - 128
+    for sig, status in _SIGNAL_STATUS.items():
+        if number == sig:
+            return status
+    return None
+
+
+def mark(observation: Observation, status: Status, limits: Limits) -> Observation:
+    """Report a limit hit: its status, no exit code, and a note at the end of stderr."""
+    note = _NOTES[status].format(
+        cpu=limits.cpu_seconds,
+        file=limits.max_file_bytes,
+        memory=limits.memory_bytes,
+        procs=limits.max_processes,
+        disk=limits.max_disk_bytes,
+    )
+    stderr = observation.stderr
+    stderr = f"{stderr}\n[zerog: killed: {note}]" if stderr else f"[zerog: killed: {note}]"
+    return observation.model_copy(update={"status": status, "exit_code": None, "stderr": stderr})
+
+
+def settle(
+    observation: Observation,
+    limits: Limits,
+    groups: Cgroups | None = None,
+    disk: DiskWatch | None = None,
+) -> Observation:
+    """Turn a failure caused by a limit into that limit's status.
+
+    A memory or process limit hit only counts when the command failed or ran out of time
+    (a build may retry a failed fork and still succeed); disk consumed past the limit
+    always counts, since what was written stays behind.
+    """
+    status = observation.status
+    if status is Status.DISK_LIMIT:
+        return mark(observation, status, limits)
+    if status in (Status.ERROR, Status.TIMEOUT) and groups is not None:
+        if groups.memory_limit_hit():
+            return mark(observation, Status.MEMORY_LIMIT, limits)
+        if groups.process_limit_hit():
+            return mark(observation, Status.PROCESS_LIMIT, limits)
+    if status is Status.ERROR:
+        by_signal = signal_status(observation.exit_code)
+        if by_signal is not None:
+            return mark(observation, by_signal, limits)
+    if (
+        disk is not None
+        and status is not Status.OUTPUT_LIMIT
+        and disk.consumed() > limits.max_disk_bytes
+    ):
+        return mark(observation, Status.DISK_LIMIT, limits)
+    return observation
+
+
+# ---------------------------------------------------------------------- disk
+
+
+class DiskWatch:
+    """Watches the free space and inodes of the file system holding ``path``."""
+
+    def __init__(self, path: Path, limits: Limits) -> None:
+        self._path = path
+        self._budget = limits.max_disk_bytes
+        self._start = self._free()
+
+    def _free(self) -> tuple[int, int]:
+        st = os.statvfs(self._path)
+        return st.f_bavail * st.f_frsize, st.f_favail
+
+    def consumed(self) -> int:
+        """Bytes (and 4 KiB per inode) consumed since the watch started."""
+        space, inodes = self._free()
+        return max(self._start[0] - space, 0) + max(self._start[1] - inodes, 0) * INODE_BYTES
+
+    def __call__(self) -> Status | None:
+        return Status.DISK_LIMIT if self.consumed() > self._budget else None
+
+
+# ---------------------------------------------------------------------- cgroups
+
+
+@dataclass(frozen=True)
+class _Controller:
+    directory: Path  # the cgroup this process is in, for one controller
+    limit_file: str
+    events_file: str
+    event: str
+    v2: bool
+
+
+def _mounts(proc: Path) -> Iterator[tuple[Path, str, set[str]]]:
+    """(mount point, fstype, super options) of every cgroup mount."""
+    with contextlib.suppress(OSError):
+        for line in (proc / "self/mountinfo").read_text().splitlines():
+            left, _, right = line.partition(" - ")
+            parts, tail = left.split(), right.split()
+            if len(parts) < 5 or len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
+                continue
+            yield Path(parts[4]), tail[0], set(tail[2].split(","))
+
+
+def _own_paths(proc: Path) -> dict[str, str]:
+    """controller name (or "" for v2) -> this process's cgroup path."""
+    paths: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in (proc / "self/cgroup").read_text().splitlines():
+            _, names, path = line.split(":", 2)
+            for name in names.split(",") if names else [""]:
+                paths[name] = path
+    return paths
+
+
+def _files(name: str, v2: bool) -> tuple[str, str, str]:
+    """(limit file, events file, event counting the limit hits) of a controller."""
+    if name == "pids":
+        return "pids.max", "pids.events", "max"
+    if v2:
+        return "memory.max", "memory.events", "oom_kill"
+    return "memory.limit_in_bytes", "memory.oom_control", "oom_kill"
+
+
+def _find(proc: Path, name: str) -> _Controller | None:
+    own = _own_paths(proc)
+    for mount, fstype, options in _mounts(proc):
+        if fstype == "cgroup" and name in options and name in own:
+            directory, v2 = mount / own[name].lstrip("/"), False
+        elif fstype == "cgroup2" and "" in own:
+            directory, v2 = mount / own[""].lstrip("/"), True
+            try:
+                if name not in (directory / "cgroup.subtree_control").read_text().split():
+                    continue
+            except OSError:
+                continue
+        else:
+            continue
+        limit_file, events_file, event = _files(name, v2)
+        if directory.is_dir() and os.access(directory, os.W_OK):
+            return _Controller(directory, limit_file, events_file, event, v2)
+    return None
+
+
+@dataclass
+class Cgroups:
+    """A pids and a memory cgroup for one command (either may be missing)."""
+
+    directories: dict[str, Path] = field(default_factory=dict)
+    _controllers: dict[str, _Controller] = field(default_factory=dict)
+
+    def join(self, pid: int) -> None:
+        for directory in self.directories.values():
+            (directory / "cgroup.procs").write_text(str(pid))
+
+    def procs_files(self) -> list[Path]:
+        return [d / "cgroup.procs" for d in self.directories.values()]
+
+    def _event(self, name: str) -> int:
+        directory = self.directories.get(name)
+        if directory is None:
+            return 0
+        controller = self._controllers[name]
+        with contextlib.suppress(OSError, ValueError):
+            for line in (directory / controller.events_file).read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == controller.event:
+                    return int(value)
+        return 0
+
+    def process_limit_hit(self) -> bool:
+        return self._event("pids") > 0
+
+    def memory_limit_hit(self) -> bool:
+        return self._event("memory") > 0
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for procs in self.procs_files():
+            with contextlib.suppress(OSError, ValueError):
+                found.update(int(p) for p in procs.read_text().split())
+        return found
+
+    def kill_all(self, wait: float = 2.0) -> None:
+        """Kill every process still in the cgroups (a daemon, a new session)."""
+        deadline = time.monotonic() + wait
+        while True:
+            alive = self.pids()
+            if not alive or time.monotonic() > deadline:
+                return
+            for pid in alive:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.002)
+
+    def remove(self) -> None:
+        self.kill_all()
+        for directory in self.directories.values():
+            for _ in range(100):  # rmdir fails while the last killed tasks are being reaped
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.005)
+
+
+class CgroupFactory:
+    """Creates per-command cgroups under this process's own cgroup, when it can."""
+
+    def __init__(self, proc: Path = PROC, new_id: Callable[[], str] | None = None) -> None:
+        self._controllers = {
+            name: found for name in ("pids", "memory") if (found := _find(proc, name))
+        }
+        self._new_id = new_id or (lambda: f"zerog-{os.getpid()}-{uuid.uuid4().hex[:10]}")
+
+    @property
+    def controllers(self) -> frozenset[str]:
+        return frozenset(self._controllers)
+
+    def create(self, limits: Limits, *, reserve: int = 0) -> Cgroups:
+        """Cgroups bounded by ``limits``; ``reserve`` extra pids for the sandbox's own init."""
+        name = self._new_id()
+        groups = Cgroups()
+        try:
+            for kind, controller in self._controllers.items():
+                directory = controller.directory / name
+                directory.mkdir()
+                groups.directories[kind] = directory
+                groups._controllers[kind] = controller
+                value = limits.max_processes + reserve if kind == "pids" else limits.memory_bytes
+                (directory / controller.limit_file).write_text(str(value))
+                if kind == "memory" and not controller.v2:
+                    with contextlib.suppress(OSError):  # no swap accounting on some kernels
+                        (directory / "memory.memsw.limit_in_bytes").write_text(str(value))
+                if kind == "memory" and controller.v2:
+                    with contextlib.suppress(OSError):
+                        (directory / "memory.swap.max").write_text("0")
+        except OSError:
+            groups.remove()
+            raise
+        return groups
