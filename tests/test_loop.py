@@ -293,3 +293,15 @@ def test_spend_is_reported_per_phase(workspace: Path) -> None:
     assert result.phases["act"].calls == 1
     assert result.cost == 0.75
     assert result.usage.input_tokens == 300
+
+
+def test_one_run_at_a_time_per_workspace(workspace: Path) -> None:
+    import fcntl
+
+    (workspace / ".zerog").mkdir()
+    with (workspace / ".zerog" / "lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ConfigError, match="in use by another zerog run"):
+            engine(scripted(plan(step("fix", FIX)))).run(make_goal(workspace))
+    result = engine(scripted(plan(step("fix", FIX)))).run(make_goal(workspace))
+    assert result.status is RunStatus.SUCCESS

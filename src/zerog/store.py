@@ -135,6 +135,8 @@ class Store:
         """Turn a damaged database into a clear error instead of a traceback."""
         try:
             yield
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"conflicting write to the store {self.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 raise
