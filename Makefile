@@ -3,17 +3,30 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+# The local model (llama-cpp-python is built from source on first install: a few minutes),
+# its OpenAI-compatible server and the API SDKs: the tests use all of them.
+EXTRAS := dev,local,local-server,openai,anthropic
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo demo-scripted test lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
+# A real goal solved by the embedded 0.5B model on the CPU (examples/local-demo).
 demo: $(STAMP)
-	rm -rf .demo && mkdir -p .demo && cp -r examples/demo/workspace .demo/workspace
+	rm -rf .demo/local && mkdir -p .demo && cp -r examples/local-demo/workspace .demo/local
+	$(BIN)/zerog run "Implement median() in stats.py so the tests pass" \
+		--workspace .demo/local \
+		--check "python3 -m unittest -q" \
+		--model local \
+		--max-iterations 3 --verbose
+
+# The scripted demo: a replayed model, one backtrack, instant.
+demo-scripted: $(STAMP)
+	rm -rf .demo/workspace && mkdir -p .demo && cp -r examples/demo/workspace .demo/workspace
 	$(BIN)/zerog run "Fix restock() so the inventory tests pass" \
 		--workspace .demo/workspace \
 		--check "python3 -m unittest -q" \
