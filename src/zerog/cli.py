@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from zerog.errors import ConfigError, ZerogError
-from zerog.events import Event
+from zerog.events import Event, EventSink
 from zerog.loop import Engine
 from zerog.models.spec import load_model
 from zerog.progress import ConsoleProgress
@@ -33,6 +33,16 @@ StoreOption = Annotated[
     Path | None,
     typer.Option(
         help="The SQLite run store (default: $ZEROG_STORE, else ~/.local/share/zerog/runs.db).",
+        show_default=False,
+    ),
+]
+OtlpOption = Annotated[
+    str | None,
+    typer.Option(
+        "--otlp-endpoint",
+        envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
+        help="Export OpenTelemetry spans of the run to this OTLP/HTTP collector "
+        "(needs the otel extra). Off by default.",
         show_default=False,
     ),
 ]
@@ -173,6 +183,7 @@ def run(
             "name you chose; default: a random id.",
         ),
     ] = None,
+    otlp_endpoint: OtlpOption = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -209,6 +220,7 @@ def run(
         limits=Limits(timeout=timeout),
         stuck_after=stuck_after,
         trace_dir=trace_dir,
+        otlp_endpoint=otlp_endpoint,
         verbose=verbose,
         quiet=quiet,
         as_json=as_json,
@@ -247,18 +259,26 @@ def _drive(
     verbose: bool,
     quiet: bool,
     as_json: bool,
+    otlp_endpoint: str | None = None,
     sandbox: str | None = None,
     network: bool = False,
 ) -> NoReturn:
     """Build the engine, run or resume with live progress, print the summary, exit."""
     console = Console(stderr=as_json, highlight=False)
     progress = None if quiet or as_json else ConsoleProgress(console, verbose=verbose)
+    sinks: list[EventSink] = [progress] if progress else []
+    provider = None
     try:
+        if otlp_endpoint:
+            from zerog.otel import OtelSink, otlp_provider
+
+            provider = otlp_provider(otlp_endpoint)
+            sinks.append(OtelSink(provider.get_tracer("zerog")))
         backend = load_model(model, base_dir=Path.cwd())
         with _open_store(store_path) as store:
             engine = Engine(
                 backend,
-                sinks=[progress] if progress else [],
+                sinks=sinks,
                 store=store,
                 limits=limits,
                 stuck_after=stuck_after,
@@ -272,6 +292,8 @@ def _drive(
             finally:
                 if progress is not None:
                     progress.close()
+                if provider is not None:
+                    provider.shutdown()  # flushes the spans
     except (ValidationError, ZerogError) as exc:
         _fail(exc)
     if as_json:
@@ -290,6 +312,7 @@ def resume(
         typer.Option("--model", "-m", help="Use this model spec instead of the recorded one."),
     ] = None,
     store: StoreOption = None,
+    otlp_endpoint: OtlpOption = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -316,6 +339,9 @@ def resume(
         limits=limits,
         stuck_after=int(str(row.spec.get("stuck_after", 2))),
         trace_dir=None,
+        otlp_endpoint=otlp_endpoint,
+        sandbox=str(row.spec["sandbox"]) if row.spec.get("sandbox") else None,
+        network=bool(row.spec.get("network", False)),
         verbose=verbose,
         quiet=quiet,
         as_json=as_json,

@@ -179,6 +179,8 @@ class Engine:
                         "goal": goal.model_dump(mode="json"),
                         "limits": self.limits.model_dump(mode="json"),
                         "stuck_after": self.stuck_after,
+                        "sandbox": sandbox.name,
+                        "network": self.network,
                     }
                     self.store.create_run(
                         run_id, goal.text, str(root), full_spec, self.wall_clock()
