@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from durable_support import LOG_VAR, goal
+from zerog.bench.crash import LOG_VAR, goal
 from zerog.events import Event
 from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel
@@ -47,7 +47,14 @@ def main() -> None:
     environ = {"PATH": os.environ["PATH"], LOG_VAR: str(Path(root) / "side-effects.log")}
     store = KillingStore(Path(store_path), kind, int(nth), mode)
     model = ScriptedModel.from_file(Path(root) / "script.jsonl")
-    engine = Engine(model, store=store, environ=environ, write_trace=False, new_id=lambda: run_id)
+    engine = Engine(
+        model,
+        store=store,
+        environ=environ,
+        write_trace=False,
+        new_id=lambda: run_id,
+        sandbox_name="local",
+    )
     spec = {"model": f"scripted:{Path(root) / 'script.jsonl'}"}
     result = engine.run(goal(workspace), spec=spec)
     sys.exit(0 if result.ok else 1)

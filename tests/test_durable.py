@@ -6,10 +6,7 @@ no action lost and none run twice (an interrupted action may be retried once, vi
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import os
-import random
 import re
 import signal
 import subprocess
@@ -18,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from durable_support import LOG_VAR, goal, prepare, workspace_files
+from zerog.bench.crash import LOG_VAR, RUN_ID, check_chain, goal, measure, prepare
 from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel
 from zerog.store import Store
 
 HERE = Path(__file__).resolve().parent
-RUN_ID = "crashrun"
 
 
 def _env(root: Path) -> dict[str, str]:
@@ -46,41 +42,30 @@ def _resume(root: Path, store: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], list[str]]:
-    """The uninterrupted run: final files and the side-effect log."""
-    root = tmp_path_factory.mktemp("reference")
-    workspace, script, log = prepare(root)
-    with Store(root / "runs.db") as store:
+def _check_outcome(root: Path, store_path: Path) -> None:
+    outcome = check_chain(root, store_path)
+    assert outcome.lost == [], "an action was lost"
+    assert outcome.duplicated == [], "an action ran twice without a recorded retry"
+    assert not outcome.wrong_state, "the final workspace or status differs"
+    with Store(store_path) as store:
+        seqs = [e.seq for e in store.events(RUN_ID)]
+    assert seqs == list(range(1, len(seqs) + 1)), "events lost, reordered or duplicated"
+
+
+def test_an_uninterrupted_run_matches_the_expected_outcome(tmp_path: Path) -> None:
+    workspace, script, log = prepare(tmp_path)
+    with Store(tmp_path / "runs.db") as store:
         environ = {"PATH": os.environ["PATH"], LOG_VAR: str(log)}
         result = Engine(
-            ScriptedModel.from_file(script), store=store, environ=environ, write_trace=False
-        ).run(goal(workspace))
+            ScriptedModel.from_file(script),
+            store=store,
+            environ=environ,
+            write_trace=False,
+            sandbox_name="local",
+        ).run(goal(workspace), run_id=RUN_ID)
     assert result.ok, result.reason
     assert result.iterations == 3
-    return workspace_files(workspace), log.read_text().split()
-
-
-def _check_outcome(
-    root: Path, store_path: Path, reference: tuple[dict[str, str], list[str]]
-) -> None:
-    files, tags = reference
-    assert workspace_files(root / "ws") == files
-    with Store(store_path) as store:
-        row = store.find(RUN_ID)
-        events = store.events(RUN_ID)
-    assert row.status == "success", row.reason
-    retried = collections.Counter(
-        f"i{e.data['iteration']}s{int(str(e.data['step'])) + 1}a{int(str(e.data['index'])) + 1}"
-        for e in events
-        if e.kind == "action_retried"
-    )
-    ran = collections.Counter((root / "side-effects.log").read_text().split())
-    assert set(ran) == set(tags), "an action was lost"
-    for tag, count in ran.items():
-        assert count <= 1 + retried[tag], f"{tag} ran {count} times, retried {retried[tag]}"
-    seqs = [e.seq for e in events]
-    assert seqs == sorted(set(seqs)), "events out of order or duplicated"
+    _check_outcome(tmp_path, tmp_path / "runs.db")
 
 
 FAULTS = [
@@ -131,9 +116,7 @@ FAULTS = [
 
 
 @pytest.mark.parametrize(("mode", "kind", "nth"), FAULTS)
-def test_kill_at_fault_point_then_resume(
-    tmp_path: Path, reference: tuple[dict[str, str], list[str]], mode: str, kind: str, nth: int
-) -> None:
+def test_kill_at_fault_point_then_resume(tmp_path: Path, mode: str, kind: str, nth: int) -> None:
     prepare(tmp_path)
     store = tmp_path / "runs.db"
     crashed = subprocess.run(
@@ -156,95 +139,16 @@ def test_kill_at_fault_point_then_resume(
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     resumed = _resume(tmp_path, store)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    _check_outcome(tmp_path, store, reference)
+    _check_outcome(tmp_path, store)
 
 
-def _kill_chains(
-    root: Path, seed: int, target: int, reference: tuple[dict[str, str], list[str]]
-) -> int:
-    """Start runs and kill them (and their resumes) at random moments until ``target``
-    kills; every chain of kills must still end in the reference outcome."""
-    rng = random.Random(seed)
-    kills = chains = 0
-    while kills < target:
-        chains += 1
-        chain = root / f"chain{chains}"
-        _, script, _ = prepare(chain)
-        store = chain / "runs.db"
-        argv = [
-            sys.executable,
-            "-m",
-            "zerog",
-            "run",
-            "create done.txt",
-            "-w",
-            str(chain / "ws"),
-            "-c",
-            "test -f done.txt && grep -q final a.txt",
-            "-m",
-            f"scripted:{script}",
-            "--env",
-            LOG_VAR,
-            "--store",
-            str(store),
-            "--run-id",
-            RUN_ID,
-            "--quiet",
-        ]
-        while True:
-            proc = subprocess.Popen(
-                argv, env=_env(chain), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-            )
-            try:
-                proc.wait(timeout=rng.uniform(0.15, 1.0))
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                kills += 1
-                state = _run_state(store)
-                if state is None:
-                    continue  # killed before the run existed: start it again, as a user would
-                if state != "running":
-                    break  # killed after the run finished, on its way out
-                argv = [
-                    sys.executable,
-                    "-m",
-                    "zerog",
-                    "resume",
-                    RUN_ID,
-                    "--store",
-                    str(store),
-                    "--quiet",
-                ]
-                continue
-            assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-            break
-        _check_outcome(chain, store, reference)
-    return kills
-
-
-def test_random_kills_of_real_zerog_processes(
-    tmp_path: Path, reference: tuple[dict[str, str], list[str]]
-) -> None:
-    """100 SIGKILLs at random moments of `zerog run` and `zerog resume` processes, in two
-    parallel chains."""
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        futures = [
-            pool.submit(_kill_chains, tmp_path / f"lane{n}", 20261126 + n, 50, reference)
-            for n in range(2)
-        ]
-        kills = sum(f.result() for f in futures)
-    assert kills >= 100
-
-
-def _run_state(store: Path) -> str | None:
-    """The recorded status of the run, or None if it never got going."""
-    if not store.exists():
-        return None
-    with Store(store) as opened:
-        if not opened.runs() or not opened.events(RUN_ID):
-            return None
-        return opened.find(RUN_ID).status
+def test_random_kills_of_real_zerog_processes() -> None:
+    """100 SIGKILLs at random moments of `zerog run` and `zerog resume` processes (the
+    short version of `zerog bench crash`)."""
+    report = measure(kills=100, jobs=2, seed=20261126)
+    assert report.kills >= 100
+    assert report.chains >= 2
+    assert (report.lost, report.duplicated, report.wrong_state) == (0, 0, 0)
 
 
 def test_resume_of_a_finished_run_is_refused(tmp_path: Path) -> None:
@@ -272,7 +176,11 @@ def test_replay_reports_no_divergence_then_a_divergence(tmp_path: Path) -> None:
     with Store(store_path) as store:
         environ = {"PATH": os.environ["PATH"], LOG_VAR: str(log)}
         result = Engine(
-            ScriptedModel.from_file(script), store=store, environ=environ, write_trace=False
+            ScriptedModel.from_file(script),
+            store=store,
+            environ=environ,
+            write_trace=False,
+            sandbox_name="local",
         ).run(goal(workspace), run_id=RUN_ID)
     assert result.ok
     env = _env(tmp_path)
@@ -310,7 +218,11 @@ def test_show_and_runs_tell_the_story(tmp_path: Path) -> None:
     with Store(store_path) as store:
         environ = {"PATH": os.environ["PATH"], LOG_VAR: str(log)}
         Engine(
-            ScriptedModel.from_file(script), store=store, environ=environ, write_trace=False
+            ScriptedModel.from_file(script),
+            store=store,
+            environ=environ,
+            write_trace=False,
+            sandbox_name="local",
         ).run(goal(workspace), run_id=RUN_ID)
     env = {**os.environ, "COLUMNS": "200"}
     listed = subprocess.run(

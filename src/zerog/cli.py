@@ -465,6 +465,43 @@ def replay(
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
+@bench_app.command("crash")
+def bench_crash(
+    kills: Annotated[int, typer.Option(help="How many SIGKILLs to deliver in all.", min=1)] = 100,
+    jobs: Annotated[int, typer.Option(help="Kill chains run side by side.", min=1)] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the random kill times.")] = 1,
+    as_json: JsonOption = False,
+) -> None:
+    """Kill real `zerog run` / `zerog resume` processes at random moments, resume them, and
+    count lost and duplicated actions (both must be 0); also the cost of one event write."""
+    from zerog.bench.crash import measure as measure_crash
+
+    console = Console(highlight=False, stderr=as_json)
+    report = measure_crash(
+        kills=kills, jobs=jobs, seed=seed, progress=None if as_json else console.print
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+    else:
+        table = Table(title=f"crash test: {report.kills} kills in {report.chains} runs")
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        for label, value in (
+            ("actions lost", str(report.lost)),
+            ("actions duplicated", str(report.duplicated)),
+            ("runs ending in a different state", str(report.wrong_state)),
+            ("interrupted actions retried (visible)", str(report.retries)),
+            ("durable event write (WAL, synchronous=FULL)", f"{report.event_write_ms:.3f} ms"),
+            ("flushed JSONL line (baseline)", f"{report.jsonl_write_ms:.3f} ms"),
+            ("ratio store / JSONL", f"{report.event_write_ms / report.jsonl_write_ms:.1f}x"),
+            ("wall time", f"{report.seconds:.1f} s"),
+        ):
+            table.add_row(label, value)
+        console.print(table)
+    bad = report.lost or report.duplicated or report.wrong_state
+    raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
+
+
 @bench_app.command("overhead")
 def bench_overhead(
     iterations: Annotated[int, typer.Option(help="Loop iterations per round.", min=1)] = 200,
@@ -527,6 +564,40 @@ def sandbox_setup(
     except ZerogError as exc:
         _fail(exc)
     console.print(f"wasm sandbox ready: {path}", markup=False)
+
+
+@bench_app.command("models")
+def bench_models(
+    local: Annotated[
+        list[str],
+        typer.Option("--local", help="Local models to time (repeatable): 0.5b, 1.5b, or none."),
+    ] = ["0.5b", "1.5b"],  # noqa: B006 - typer reads the default
+    tokens: Annotated[int, typer.Option(help="Tokens per local generation.", min=2)] = 128,
+    calls: Annotated[int, typer.Option(help="API adapter calls per round.", min=1)] = 200,
+    rounds: Annotated[int, typer.Option(help="Rounds; the median is reported.", min=1)] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Local models' tokens/s, and each adapter's per-call overhead over its raw client."""
+    from zerog.bench.models import measure
+
+    console = Console(highlight=False)
+    try:
+        report = measure(
+            local=[key for key in local if key != "none"],
+            tokens=tokens,
+            calls=calls,
+            rounds=rounds,
+            progress=None if as_json else lambda line: console.print(Text(line)),
+        )
+    except ZerogError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        return
+    for table in report.tables():
+        console.print(table)
+    for line in report.skipped:
+        console.print(Text(f"skipped {one_line(line, 300)}"))
 
 
 @app.command()

@@ -93,6 +93,7 @@ def replay_run(
     )
     limits = Limits.model_validate(row.spec.get("limits", {}))
     stuck_after = int(str(row.spec.get("stuck_after", 2)))
+    recorded_sandbox = row.spec.get("sandbox")
     engine = Engine(
         model,
         sandbox,
@@ -101,6 +102,8 @@ def replay_run(
         limits=limits,
         stuck_after=stuck_after,
         write_trace=False,
+        sandbox_name=str(recorded_sandbox) if recorded_sandbox else None,
+        network=bool(row.spec.get("network", False)),
     )
     result = engine.run(
         goal.model_copy(update={"workspace": root}), spec={**row.spec, "replay_of": row.id}
