@@ -56,6 +56,8 @@ def test_a_gguf_path_spec_and_bad_local_specs(weights_path: Path, tmp_path: Path
         load_model("local:junk.gguf", tmp_path, config=Config(), environ={})
     with pytest.raises(ConfigError, match="unknown local model '7b'"):
         load_model("local:7b", tmp_path, config=Config(), environ={})
+    with pytest.raises(ConfigError, match="unknown local model '7b'"):
+        load_model("local-7b", tmp_path, config=Config(), environ={})
 
 
 @pytest.mark.timeout(600)

@@ -46,7 +46,7 @@ Format = Literal["json_schema", "json_object_schema", "json_object"]
 FORMATS: tuple[Format, ...] = ("json_schema", "json_object_schema", "json_object")
 
 
-def _message(message: Message) -> ChatCompletionMessageParam:
+def chat_message(message: Message) -> ChatCompletionMessageParam:
     if message.role == "system":
         return {"role": "system", "content": message.content}
     if message.role == "assistant":
@@ -109,7 +109,7 @@ class OpenAIModel:
         return FORMATS[self._format]
 
     def complete(self, request: Request) -> Response:
-        messages = [_message(m) for m in request.messages]
+        messages = [chat_message(m) for m in request.messages]
         return with_retries(
             lambda: self._attempt(request, messages),
             self._retry,

@@ -1,0 +1,398 @@
+"""`zerog bench models`: speed of the local models, and what each adapter adds per call.
+
+Local speed: for each installed local model, the prompt-processing rate (a call that
+generates one token, KV cache cleared) and the generation rate (a call that generates up
+to ``tokens`` tokens, minus the prompt time), free text and grammar-constrained JSON.
+
+Adapter overhead: each adapter's ``complete()`` against the raw client call it wraps, with
+the same arguments, in the same run, interleaved round by round: the OpenAI and Anthropic
+SDKs against a loopback server that answers instantly with a canned wire-format reply (so
+the time is the client's, not a provider's), llama-cpp-python against its own
+``create_chat_completion`` generating one token. The median per call is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from zerog.bench.loopback import HttpReply, HttpRequest, LoopbackServer
+from zerog.models.base import Message, Request
+from zerog.models.retry import RetryPolicy
+from zerog.structured import schema_of
+from zerog.types import Plan
+
+PLAN = {"steps": [{"intent": "say hi", "actions": [{"kind": "shell", "command": "echo hi"}]}]}
+MESSAGES = (
+    Message(role="system", content="You are a planner. Reply with one JSON object."),
+    Message(role="user", content="Plan one step: print hello with a shell command."),
+)
+if TYPE_CHECKING:
+    from anthropic.types import ToolParam
+    from openai.types.chat.completion_create_params import ResponseFormat
+
+FREE_PROMPT = (
+    Message(
+        role="user",
+        content="Write a Python module implementing a binary search tree with insert, "
+        "delete, search and in-order traversal. Add docstrings and type hints.",
+    ),
+)
+FAKE_KEY = "bench-key-not-a-secret"
+
+
+@dataclass(frozen=True)
+class LocalSpeed:
+    model: str
+    prompt_tokens: int
+    prompt_tokens_per_s: float
+    generated_tokens: int
+    generation_tokens_per_s: float
+    json_tokens: int
+    json_tokens_per_s: float
+    load_s: float
+
+
+@dataclass(frozen=True)
+class Overhead:
+    adapter: str
+    calls: int
+    raw_ms: float
+    adapter_ms: float
+
+    @property
+    def overhead_ms(self) -> float:
+        return self.adapter_ms - self.raw_ms
+
+    @property
+    def ratio(self) -> float:
+        return self.adapter_ms / self.raw_ms if self.raw_ms else float("nan")
+
+
+@dataclass(frozen=True)
+class ModelsReport:
+    machine: str
+    rounds: int
+    local: tuple[LocalSpeed, ...]
+    overheads: tuple[Overhead, ...]
+    skipped: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "machine": self.machine,
+            "rounds": self.rounds,
+            "local": [asdict(s) for s in self.local],
+            "overheads": [
+                {**asdict(o), "overhead_ms": o.overhead_ms, "ratio": o.ratio}
+                for o in self.overheads
+            ],
+            "skipped": list(self.skipped),
+        }
+
+    def tables(self) -> list[Table]:
+        speed = Table(title=f"local models (median of {self.rounds} rounds) · {self.machine}")
+        for column in ("model", "prompt tok/s", "generation tok/s", "JSON (grammar) tok/s"):
+            speed.add_column(column, justify="left" if column == "model" else "right")
+        for s in self.local:
+            speed.add_row(
+                s.model,
+                f"{s.prompt_tokens_per_s:.1f} ({s.prompt_tokens} tok)",
+                f"{s.generation_tokens_per_s:.1f} ({s.generated_tokens} tok)",
+                f"{s.json_tokens_per_s:.1f} ({s.json_tokens} tok)",
+            )
+        over = Table(title="adapter overhead per call (median)")
+        for column in ("adapter", "raw client call", "adapter call", "overhead", "ratio"):
+            over.add_column(column, justify="left" if column == "adapter" else "right")
+        for o in self.overheads:
+            over.add_row(
+                o.adapter,
+                f"{o.raw_ms:.3f} ms",
+                f"{o.adapter_ms:.3f} ms",
+                f"{o.overhead_ms:+.3f} ms",
+                f"{o.ratio:.3f}x",
+            )
+        return [speed, over]
+
+
+def machine() -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+        f"load {load:.2f} at start"
+    )
+
+
+def _timed(call: Callable[[], object], count: int) -> float:
+    """Milliseconds per call over ``count`` calls."""
+    started = time.perf_counter()
+    for _ in range(count):
+        call()
+    return (time.perf_counter() - started) * 1000 / count
+
+
+def _compare(
+    name: str,
+    raw: Callable[[], object],
+    adapted: Callable[[], object],
+    calls: int,
+    rounds: int,
+    progress: Callable[[str], None] | None,
+) -> Overhead:
+    raw()  # warm both paths: connections, caches, lazy imports
+    adapted()
+    raw_times: list[float] = []
+    adapter_times: list[float] = []
+    for number in range(1, rounds + 1):
+        # Alternate which goes first, so warm-up and drift do not favour one side.
+        if number % 2:
+            raw_times.append(_timed(raw, calls))
+            adapter_times.append(_timed(adapted, calls))
+        else:
+            adapter_times.append(_timed(adapted, calls))
+            raw_times.append(_timed(raw, calls))
+        if progress is not None:
+            progress(
+                f"{name} round {number}/{rounds}: raw {raw_times[-1]:.3f} ms, "
+                f"adapter {adapter_times[-1]:.3f} ms per call"
+            )
+    return Overhead(
+        adapter=name,
+        calls=calls,
+        raw_ms=statistics.median(raw_times),
+        adapter_ms=statistics.median(adapter_times),
+    )
+
+
+def _chat_completion(_: HttpRequest) -> HttpReply:
+    return HttpReply(
+        200,
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "bench",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": json.dumps(PLAN)},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 20, "total_tokens": 60},
+        },
+    )
+
+
+def _anthropic_message(_: HttpRequest) -> HttpReply:
+    return HttpReply(
+        200,
+        {
+            "id": "msg_bench",
+            "type": "message",
+            "role": "assistant",
+            "model": "bench",
+            "content": [{"type": "tool_use", "id": "toolu_bench", "name": "answer", "input": PLAN}],
+            "stop_reason": "tool_use",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 40, "output_tokens": 20},
+        },
+    )
+
+
+def _openai_overhead(calls: int, rounds: int, progress: Callable[[str], None] | None) -> Overhead:
+    from zerog.models.openai import OpenAIModel, chat_message
+    from zerog.models.schema import decoding_schema
+
+    request = Request(messages=MESSAGES, json_schema=schema_of(Plan), max_tokens=256)
+    with LoopbackServer(_chat_completion) as server:
+        model = OpenAIModel(
+            "bench", api_key=FAKE_KEY, base_url=f"{server.url}/v1", retry=RetryPolicy()
+        )
+        client = model.client
+        messages = [chat_message(m) for m in MESSAGES]
+        response_format: ResponseFormat = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "answer",
+                "schema": decoding_schema(schema_of(Plan)),
+                "strict": False,
+            },
+        }
+
+        def raw() -> object:
+            return client.chat.completions.create(
+                model="bench",
+                messages=messages,
+                max_completion_tokens=256,
+                temperature=0.0,
+                response_format=response_format,
+            )
+
+        return _compare("openai", raw, lambda: model.complete(request), calls, rounds, progress)
+
+
+def _anthropic_overhead(
+    calls: int, rounds: int, progress: Callable[[str], None] | None
+) -> Overhead:
+    from zerog.models.anthropic import TOOL_NAME, AnthropicModel, split_messages
+    from zerog.models.schema import decoding_schema
+
+    request = Request(messages=MESSAGES, json_schema=schema_of(Plan), max_tokens=256)
+    with LoopbackServer(_anthropic_message) as server:
+        model = AnthropicModel("bench", api_key=FAKE_KEY, base_url=server.url)
+        client = model.client
+        system, turns = split_messages(MESSAGES)
+        tool: ToolParam = {
+            "name": TOOL_NAME,
+            "description": "Give your answer by calling this tool.",
+            "input_schema": decoding_schema(schema_of(Plan)),
+        }
+
+        def raw() -> object:
+            return client.messages.create(
+                model="bench",
+                max_tokens=256,
+                system=system,
+                messages=turns,
+                tools=[tool],
+                tool_choice={"type": "tool", "name": TOOL_NAME},
+            )
+
+        return _compare("anthropic", raw, lambda: model.complete(request), calls, rounds, progress)
+
+
+def _local(
+    key: str,
+    path: Path,
+    tokens: int,
+    calls: int,
+    rounds: int,
+    progress: Callable[[str], None] | None,
+) -> tuple[LocalSpeed, Overhead]:
+    from zerog.models.llamacpp import LlamaCppModel
+
+    started = time.perf_counter()
+    model = LlamaCppModel(path, name=f"local:{key}", n_ctx=4096, n_threads=2)
+    load_s = time.perf_counter() - started
+    llama = model.llama
+    plan_schema = schema_of(Plan)
+
+    def run(messages: Sequence[Message], max_tokens: int, schema: bool) -> tuple[int, int, float]:
+        llama.reset()  # type: ignore[no-untyped-call]  # no prompt reuse: every call processes its whole prompt
+        request = Request(
+            messages=tuple(messages),
+            max_tokens=max_tokens,
+            json_schema=plan_schema if schema else None,
+        )
+        began = time.perf_counter()
+        response = model.complete(request)
+        return (
+            response.usage.input_tokens,
+            response.usage.output_tokens,
+            time.perf_counter() - began,
+        )
+
+    prompt_rates: list[float] = []
+    gen_rates: list[float] = []
+    json_rates: list[float] = []
+    counts = (0, 0, 0)
+    for number in range(1, rounds + 1):
+        p_in, _, p_time = run(FREE_PROMPT, 1, schema=False)
+        _, g_out, g_time = run(FREE_PROMPT, tokens, schema=False)
+        _, _, j_prompt = run(MESSAGES, 1, schema=True)
+        _, j_out, j_time = run(MESSAGES, tokens, schema=True)
+        prompt_rates.append(p_in / p_time)
+        gen_rates.append((g_out - 1) / max(g_time - p_time, 1e-9))
+        json_rates.append((j_out - 1) / max(j_time - j_prompt, 1e-9))
+        counts = (p_in, g_out, j_out)
+        if progress is not None:
+            progress(
+                f"local:{key} round {number}/{rounds}: prompt {prompt_rates[-1]:.1f} tok/s, "
+                f"generation {gen_rates[-1]:.1f} tok/s, JSON {json_rates[-1]:.1f} tok/s"
+            )
+    speed = LocalSpeed(
+        model=f"local:{key}",
+        prompt_tokens=counts[0],
+        prompt_tokens_per_s=statistics.median(prompt_rates),
+        generated_tokens=counts[1],
+        generation_tokens_per_s=statistics.median(gen_rates),
+        json_tokens=counts[2],
+        json_tokens_per_s=statistics.median(json_rates),
+        load_s=load_s,
+    )
+
+    # Overhead: one generated token, same cached prompt and grammar, adapter against raw.
+    request = Request(messages=MESSAGES, max_tokens=1, json_schema=plan_schema)
+    grammar = model.grammar(plan_schema)
+    messages = [{"role": m.role, "content": m.content} for m in MESSAGES]
+
+    def raw() -> object:
+        return llama.create_chat_completion(
+            messages=messages,  # type: ignore[arg-type]
+            max_tokens=1,
+            temperature=0.0,
+            seed=0,
+            grammar=grammar,
+        )
+
+    overhead = _compare(
+        f"local:{key} (llama-cpp-python)",
+        raw,
+        lambda: model.complete(request),
+        calls,
+        rounds,
+        progress,
+    )
+    return speed, overhead
+
+
+def measure(
+    *,
+    local: Sequence[str] = ("0.5b", "1.5b"),
+    tokens: int = 128,
+    calls: int = 200,
+    local_calls: int = 20,
+    rounds: int = 5,
+    environ: dict[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ModelsReport:
+    """Run every measurement; local models whose weights are not installed are skipped."""
+    from zerog.errors import ConfigError
+    from zerog.models.weights import WEIGHTS, default_model_dir, ensure_weights
+
+    env = dict(os.environ if environ is None else environ)
+    speeds: list[LocalSpeed] = []
+    overheads: list[Overhead] = []
+    skipped: list[str] = []
+    for key in local:
+        if key not in WEIGHTS:
+            raise ConfigError(f"unknown local model '{key}': expected {', '.join(WEIGHTS)}")
+        try:
+            path = ensure_weights(WEIGHTS[key], default_model_dir(env), on_progress=progress)
+            speed, overhead = _local(key, path, tokens, local_calls, rounds, progress)
+        except ConfigError as exc:
+            skipped.append(f"local:{key}: {exc}")
+            continue
+        speeds.append(speed)
+        overheads.append(overhead)
+    for name, bench in (("openai", _openai_overhead), ("anthropic", _anthropic_overhead)):
+        try:
+            overheads.append(bench(calls, rounds, progress))
+        except ConfigError as exc:
+            skipped.append(f"{name}: {exc}")
+    return ModelsReport(
+        machine=machine(),
+        rounds=rounds,
+        local=tuple(speeds),
+        overheads=tuple(overheads),
+        skipped=tuple(skipped),
+    )
