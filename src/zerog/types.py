@@ -6,11 +6,13 @@ at the edge, serialize into traces, and stay immutable while the loop passes the
 
 from __future__ import annotations
 
+import ast
 import enum
-from pathlib import Path
+import re
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 MAX_COMMAND_CHARS = 8_000
 MAX_FILE_CHARS = 1_000_000
@@ -34,20 +36,181 @@ class Budget(Frozen):
     max_seconds: float = Field(default=900.0, gt=0)
 
 
-class CommandCheck(Frozen):
+def _workspace_path(value: str) -> str:
+    """A relative path that stays inside the workspace (checked again, resolved, at run time)."""
+    if "\x00" in value:
+        raise ValueError("a path may not contain NUL")
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"'{value}' leaves the workspace: use a path relative to it, no '..'")
+    if str(path) in ("", "."):
+        raise ValueError("the path names the workspace itself, not a file in it")
+    return str(path)
+
+
+def _optional_workspace_path(value: str | None) -> str | None:
+    return None if value is None else _workspace_path(value)
+
+
+def _regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+class CheckBase(Frozen):
+    """Fields every check kind has. ``after`` names checks that must finish first (the
+    sweep runs everything else in parallel)."""
+
+    name: str = Field(default="", max_length=200)
+    timeout: float = Field(default=120.0, gt=0)
+    after: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.name or self.describe()
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class CommandCheck(CheckBase):
     """A shell command that must exit 0 inside the workspace."""
 
     kind: Literal["command"] = "command"
     command: str = Field(min_length=1, max_length=MAX_COMMAND_CHARS)
-    name: str = ""
-    timeout: float = Field(default=120.0, gt=0)
+
+    def describe(self) -> str:
+        return self.command
+
+
+class TestsCheck(CheckBase):
+    """A test suite that must pass, its failures known by name from a junit XML report.
+
+    Without ``junit`` the command must accept ``--junitxml=PATH`` (pytest does): the sweep
+    appends it. With ``junit`` the command writes that report itself (a workspace path).
+    """
+
+    __test__ = False  # not a pytest test class, whatever its name says
+
+    kind: Literal["tests"] = "tests"
+    command: str = Field(default="python3 -m pytest -q", min_length=1, max_length=MAX_COMMAND_CHARS)
+    junit: str | None = Field(default=None, max_length=1_000)
+
+    _junit_path = field_validator("junit")(_optional_workspace_path)
+
+    def describe(self) -> str:
+        return self.command
+
+
+class OutputCheck(CheckBase):
+    """A command whose output (``stream``) matches ``matches`` and/or does not match
+    ``not_matches``. Its exit status counts only when ``exit_code`` is given."""
+
+    kind: Literal["output"] = "output"
+    command: str = Field(min_length=1, max_length=MAX_COMMAND_CHARS)
+    matches: str | None = Field(default=None, max_length=10_000)
+    not_matches: str | None = Field(default=None, max_length=10_000)
+    stream: Literal["stdout", "stderr", "both"] = "both"
+    exit_code: int | None = None
+
+    _patterns = field_validator("matches", "not_matches")(_regex)
+
+    @model_validator(mode="after")
+    def _one_pattern(self) -> OutputCheck:
+        if self.matches is None and self.not_matches is None:
+            raise ValueError("give 'matches' or 'not_matches' (or both)")
+        return self
+
+    def describe(self) -> str:
+        parts = [self.command]
+        if self.matches is not None:
+            parts.append(f"~ /{self.matches}/")
+        if self.not_matches is not None:
+            parts.append(f"!~ /{self.not_matches}/")
+        return " ".join(parts)
+
+
+class FileCheck(CheckBase):
+    """A workspace file that exists (or, with ``exists = false``, does not), optionally
+    containing the text ``contains`` and/or a match of the regex ``matches``."""
+
+    kind: Literal["file"] = "file"
+    path: str = Field(min_length=1, max_length=1_000)
+    exists: bool = True
+    contains: str | None = Field(default=None, max_length=100_000)
+    matches: str | None = Field(default=None, max_length=10_000)
+
+    _path = field_validator("path")(_workspace_path)
+    _pattern = field_validator("matches")(_regex)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FileCheck:
+        if not self.exists and (self.contains is not None or self.matches is not None):
+            raise ValueError("'contains' and 'matches' need 'exists = true'")
+        return self
+
+    def describe(self) -> str:
+        if not self.exists:
+            return f"{self.path} does not exist"
+        if self.contains is not None:
+            return f"{self.path} contains {self.contains!r}"
+        if self.matches is not None:
+            return f"{self.path} matches /{self.matches}/"
+        return f"{self.path} exists"
+
+
+class SchemaCheck(CheckBase):
+    """A JSON or YAML workspace file that validates against a JSON schema. ``format``
+    defaults to YAML for ``.yaml``/``.yml`` files and JSON otherwise."""
+
+    kind: Literal["schema"] = "schema"
+    path: str = Field(min_length=1, max_length=1_000)
+    schema_: dict[str, JsonValue] = Field(alias="schema")
+    format: Literal["json", "yaml"] | None = None
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    _path = field_validator("path")(_workspace_path)
 
     @property
-    def label(self) -> str:
-        return self.name or self.command
+    def file_format(self) -> Literal["json", "yaml"]:
+        if self.format is not None:
+            return self.format
+        return "yaml" if self.path.endswith((".yaml", ".yml")) else "json"
+
+    def describe(self) -> str:
+        return f"{self.path} matches its schema"
 
 
-Check = CommandCheck
+class PredicateCheck(CheckBase):
+    """Python over the workspace files (the workspace is the working directory), run in
+    the validation sidecar. It passes when it runs without an exception and its last
+    expression, if it ends with one, is true: ``Path("out.txt").read_text() == "42"``."""
+
+    kind: Literal["predicate"] = "predicate"
+    python: str = Field(min_length=1, max_length=MAX_COMMAND_CHARS)
+
+    @field_validator("python")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        try:
+            ast.parse(value, "<predicate>")
+        except SyntaxError as exc:
+            raise ValueError(f"not valid Python: line {exc.lineno}: {exc.msg}") from None
+        return value
+
+    def describe(self) -> str:
+        return " ".join(self.python.split())
+
+
+Check = Annotated[
+    CommandCheck | TestsCheck | OutputCheck | FileCheck | SchemaCheck | PredicateCheck,
+    Field(discriminator="kind"),
+]
 
 
 class Goal(Frozen):
@@ -64,7 +227,14 @@ class Goal(Frozen):
     def _commands_as_checks(cls, value: object) -> object:
         """Accept plain strings as command checks: ``checks=["pytest -q"]``."""
         if isinstance(value, list | tuple):
-            return tuple(CommandCheck(command=v) if isinstance(v, str) else v for v in value)
+            return tuple(
+                CommandCheck(command=v)
+                if isinstance(v, str)
+                else {**v, "kind": "command"}
+                if isinstance(v, dict) and "kind" not in v
+                else v
+                for v in value
+            )
         return value
 
 
@@ -163,10 +333,21 @@ class Observation(Frozen):
         return self.status is Status.SUCCESS
 
 
+class FailedTest(Frozen):
+    """One failed or errored test case of a test-suite check, known by name."""
+
+    name: str
+    outcome: Literal["failed", "error"] = "failed"
+    message: str = ""
+    details: str = ""
+
+
 class CheckResult(Frozen):
     name: str
     passed: bool
     observation: Observation
+    flaky: bool = False  # failed, then passed on an immediate re-run of an unchanged workspace
+    failed_tests: tuple[FailedTest, ...] = ()
 
 
 class Verdict(Frozen):
@@ -176,6 +357,11 @@ class Verdict(Frozen):
     @property
     def failures(self) -> tuple[CheckResult, ...]:
         return tuple(r for r in self.results if not r.passed)
+
+    @property
+    def flaky(self) -> tuple[CheckResult, ...]:
+        """Checks that passed only on a re-run: reported, not counted as failures."""
+        return tuple(r for r in self.results if r.flaky)
 
 
 class Usage(Frozen):

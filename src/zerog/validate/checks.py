@@ -1,14 +1,25 @@
-"""Check kinds. Each runs through the sandbox and reports pass or fail with its output."""
+"""Running one check outside a sweep (compiled on the spot)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from zerog.sandbox.base import Limits, Sandbox
-from zerog.types import Check, CheckResult, ShellAction
+from zerog.types import Check, CheckResult
+from zerog.validate.compile import compile_checks
+from zerog.validate.kinds import CheckEnv
+from zerog.validate.sidecar import PythonRunner, SandboxPython
 
 
-def run_check(check: Check, workspace: Path, sandbox: Sandbox, limits: Limits) -> CheckResult:
-    bounded = limits.model_copy(update={"timeout": min(check.timeout, limits.timeout)})
-    observation = sandbox.run(ShellAction(command=check.command), workspace, bounded)
-    return CheckResult(name=check.label, passed=observation.ok, observation=observation)
+def run_check(
+    check: Check | str,
+    workspace: Path,
+    sandbox: Sandbox,
+    limits: Limits,
+    *,
+    sidecar: PythonRunner | None = None,
+) -> CheckResult:
+    """Compile and run one check once (no flaky re-run: see :func:`sweep.run_one`)."""
+    (compiled,) = compile_checks([check]).checks
+    env = CheckEnv(workspace, sandbox, limits, sidecar or SandboxPython(sandbox))
+    return compiled.runner.run(env, compiled.label)

@@ -1,26 +1,173 @@
-"""The validation sweep: run every goal check and return one verdict."""
+"""The validation sweep: run every goal check and return one verdict.
+
+Checks run in parallel on a bounded thread pool (each check is its own sandboxed process,
+or a bounded read of one file), except that a check waits for the checks its ``after``
+names; a check whose prerequisite failed is not run and fails. Results come back in
+declaration order; ``on_result`` is called from the caller's thread as each final result
+is known.
+
+A failed check is run once more, at once, on its own (no timeouts: a re-run would cost the
+whole timeout again). If it then passes and the workspace's state hash did not change
+across the re-run, it is *flaky*: it counts as passed, with ``flaky=True``, and the verdict
+lists it.
+"""
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from zerog.sandbox.base import Limits, Sandbox
-from zerog.types import Check, CheckResult, Verdict
-from zerog.validate.checks import run_check
+from zerog.sandbox.workspace import Workspace
+from zerog.types import Check, CheckResult, Observation, Status, Verdict
+from zerog.validate.compile import CompiledCheck, SweepPlan, compile_checks
+from zerog.validate.kinds import CheckEnv
+from zerog.validate.sidecar import PythonRunner, SandboxPython
+
+MAX_JOBS = 8
+
+
+def default_jobs(count: int) -> int:
+    return max(1, min(count, os.cpu_count() or 1, MAX_JOBS))
+
+
+def _state_hasher(workspace: Path) -> Callable[[], str]:
+    return Workspace(workspace, workspace / ".zerog" / "snapshots").state_hash
+
+
+def _skipped(compiled: CompiledCheck, blocker: str) -> CheckResult:
+    return CheckResult(
+        name=compiled.label,
+        passed=False,
+        observation=Observation(
+            status=Status.EXCEPTION, stderr=f"[zerog: not run: check {blocker!r} failed first]"
+        ),
+    )
+
+
+def _rerun(
+    compiled: CompiledCheck, first: CheckResult, env: CheckEnv, state_hash: Callable[[], str]
+) -> CheckResult:
+    """Run a failed check again; flaky if it passes and the workspace did not change."""
+    if first.observation.status is Status.TIMEOUT:
+        return first
+    before = state_hash()
+    second = compiled.runner.run(env, compiled.label)
+    if second.passed and state_hash() == before:
+        return second.model_copy(update={"flaky": True})
+    return first
+
+
+def _schedule(
+    plan: SweepPlan, env: CheckEnv, jobs: int, finished: Callable[[int, CheckResult], None]
+) -> None:
+    """Run every check once, respecting ``after``; report each result as it is known."""
+    results: dict[int, CheckResult] = {}
+    waiting = list(plan.checks)
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="zerog-check") as pool:
+        running: dict[Future[CheckResult], int] = {}
+        try:
+            while waiting or running:
+                progressed = True
+                while progressed:  # skipping a check may unblock the ones after it
+                    progressed = False
+                    still: list[CompiledCheck] = []
+                    for compiled in waiting:
+                        if not all(dep in results for dep in compiled.after):
+                            still.append(compiled)
+                            continue
+                        blocker = next(
+                            (plan.checks[d].label for d in compiled.after if not results[d].passed),
+                            None,
+                        )
+                        if blocker is None:
+                            future = pool.submit(compiled.runner.run, env, compiled.label)
+                            running[future] = compiled.index
+                            continue
+                        results[compiled.index] = _skipped(compiled, blocker)
+                        finished(compiled.index, results[compiled.index])
+                        progressed = True
+                    waiting = still
+                if not running:
+                    break  # nothing left that can run (compile_checks refuses cycles)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = running.pop(future)
+                    results[index] = future.result()
+                    finished(index, results[index])
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def sweep(
-    checks: Sequence[Check],
+    checks: Sequence[Check | str] | SweepPlan,
     workspace: Path,
     sandbox: Sandbox,
     limits: Limits,
     on_result: Callable[[CheckResult], None] | None = None,
+    *,
+    jobs: int | None = None,
+    sidecar: PythonRunner | None = None,
+    rerun_failures: bool = True,
+    state_hash: Callable[[], str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Verdict:
-    results = []
-    for check in checks:
-        result = run_check(check, workspace, sandbox, limits)
+    """Run every check (compiling them first unless given a :class:`SweepPlan`).
+
+    ``jobs`` bounds the checks running at once (default: the CPU count, at most 8).
+    ``sidecar`` runs predicate and schema checks (default: an interpreter through
+    ``sandbox``). ``state_hash`` hashes the workspace for flaky detection (default: a
+    :class:`Workspace` scan; pass the loop's own to reuse its stat cache).
+    """
+    plan = checks if isinstance(checks, SweepPlan) else compile_checks(checks)
+    env = CheckEnv(workspace, sandbox, limits, sidecar or SandboxPython(sandbox), clock)
+    hasher = state_hash or _state_hasher(workspace)
+    results: dict[int, CheckResult] = {}
+    failed: list[int] = []
+
+    def finished(index: int, result: CheckResult) -> None:
+        if result.passed or not rerun_failures or result.observation.status is Status.EXCEPTION:
+            results[index] = result
+            if on_result is not None:
+                on_result(result)
+        else:
+            results[index] = result
+            failed.append(index)
+
+    _schedule(plan, env, jobs or default_jobs(len(plan)), finished)
+    for index in sorted(failed):
+        results[index] = _rerun(plan.checks[index], results[index], env, hasher)
         if on_result is not None:
-            on_result(result)
-        results.append(result)
-    return Verdict(passed=all(r.passed for r in results), results=tuple(results))
+            on_result(results[index])
+    ordered = tuple(results[c.index] for c in plan.checks)
+    return Verdict(passed=all(r.passed for r in ordered), results=ordered)
+
+
+def run_one(
+    check: Check | str,
+    workspace: Path,
+    sandbox: Sandbox,
+    limits: Limits,
+    *,
+    sidecar: PythonRunner | None = None,
+    rerun_failures: bool = True,
+    state_hash: Callable[[], str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> CheckResult:
+    """Run one check, e.g. a step's own check, with the same flaky re-run as the sweep."""
+    verdict = sweep(
+        [check],
+        workspace,
+        sandbox,
+        limits,
+        jobs=1,
+        sidecar=sidecar,
+        rerun_failures=rerun_failures,
+        state_hash=state_hash,
+        clock=clock,
+    )
+    return verdict.results[0]

@@ -1,0 +1,246 @@
+"""How each kind of check runs, once compiled. One small class per kind.
+
+Commands, test suites and output checks run through the sandbox; file checks read the
+workspace from the host (a bounded read of one confined path); predicate and schema checks
+run as guest programs in the validation sidecar, never in the host process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from zerog.sandbox.base import Limits, Sandbox
+from zerog.text import decode, elide
+from zerog.types import (
+    CheckResult,
+    CommandCheck,
+    FileCheck,
+    Observation,
+    OutputCheck,
+    ShellAction,
+    Status,
+    TestsCheck,
+)
+from zerog.validate.junit import JunitError, read_junit
+from zerog.validate.sidecar import PythonRunner
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+EXCERPT_CHARS = 1_200
+JUNIT_DIR = ".zerog/junit"
+
+
+@dataclass(frozen=True)
+class CheckEnv:
+    """What running a check needs; the same for every check of one sweep."""
+
+    workspace: Path
+    sandbox: Sandbox
+    limits: Limits
+    sidecar: PythonRunner
+    clock: Callable[[], float] = field(default=time.monotonic)
+
+    def bounded(self, timeout: float) -> Limits:
+        return self.limits.model_copy(update={"timeout": min(timeout, self.limits.timeout)})
+
+
+class Runner(Protocol):
+    def run(self, env: CheckEnv, label: str) -> CheckResult: ...
+
+
+def _note(observation: Observation, note: str, **update: object) -> Observation:
+    """Append a ``[zerog: ...]`` line to stderr (the convention of the sandbox's notes)."""
+    stderr = observation.stderr.rstrip("\n")
+    stderr = f"{stderr}\n[zerog: {note}]" if stderr else f"[zerog: {note}]"
+    return observation.model_copy(update={"stderr": stderr, **update})
+
+
+@dataclass(frozen=True)
+class CommandRunner:
+    check: CommandCheck
+
+    def run(self, env: CheckEnv, label: str) -> CheckResult:
+        action = ShellAction(command=self.check.command)
+        observation = env.sandbox.run(action, env.workspace, env.bounded(self.check.timeout))
+        return CheckResult(name=label, passed=observation.ok, observation=observation)
+
+
+@dataclass(frozen=True)
+class TestsRunner:
+    """Runs the suite, then reads its junit report so that failures are known by name."""
+
+    __test__ = False
+
+    check: TestsCheck
+    index: int
+
+    def _report(self) -> tuple[str, str]:
+        if self.check.junit is not None:
+            return self.check.junit, self.check.command
+        report = f"{JUNIT_DIR}/check-{self.index}-{os.getpid()}.xml"
+        return report, f"{self.check.command} --junitxml={shlex.quote(report)}"
+
+    def run(self, env: CheckEnv, label: str) -> CheckResult:
+        report, command = self._report()
+        path = env.workspace / report
+        owned = self.check.junit is None
+        if owned:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)
+        before = _stat_key(path)
+        observation = env.sandbox.run(
+            ShellAction(command=command), env.workspace, env.bounded(self.check.timeout)
+        )
+        try:
+            if not owned and before is not None and _stat_key(path) == before:
+                raise JunitError(f"the junit report {report} was not rewritten by this run")
+            parsed = read_junit(path)
+        except JunitError as exc:
+            note = f"tests: {exc}"
+            return CheckResult(name=label, passed=False, observation=_note(observation, note))
+        finally:
+            if owned:
+                path.unlink(missing_ok=True)
+        passed = observation.ok and parsed.ok
+        note = f"junit report: {parsed.counts()}"
+        if observation.ok and not parsed.ok:
+            note += " (the command exited 0, but the report has failures)"
+        return CheckResult(
+            name=label,
+            passed=passed,
+            observation=_note(observation, note),
+            failed_tests=parsed.failures,
+        )
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@dataclass(frozen=True)
+class OutputRunner:
+    check: OutputCheck
+    matches: re.Pattern[str] | None
+    not_matches: re.Pattern[str] | None
+
+    def _problem(self, observation: Observation) -> str | None:
+        check = self.check
+        if observation.status not in (Status.SUCCESS, Status.ERROR):
+            return None  # a timeout, flood or crash speaks for itself
+        if check.exit_code is not None and observation.exit_code != check.exit_code:
+            return f"exit status {observation.exit_code}, expected {check.exit_code}"
+        text = {
+            "stdout": observation.stdout,
+            "stderr": observation.stderr,
+            "both": observation.stdout + "\n" + observation.stderr,
+        }[check.stream]
+        cut = (
+            " (the output was truncated: the middle was not seen)" if observation.truncated else ""
+        )
+        if self.matches is not None and self.matches.search(text) is None:
+            return f"no match for /{self.matches.pattern}/ in {check.stream}{cut}"
+        if self.not_matches is not None:
+            found = self.not_matches.search(text)
+            if found is not None:
+                line = text.count("\n", 0, found.start()) + 1
+                return f"{check.stream} line {line} matches /{self.not_matches.pattern}/"
+            if observation.truncated:
+                return (
+                    f"the output was truncated, so the absence of "
+                    f"/{self.not_matches.pattern}/ cannot be proven"
+                )
+        return ""
+
+    def run(self, env: CheckEnv, label: str) -> CheckResult:
+        action = ShellAction(command=self.check.command)
+        observation = env.sandbox.run(action, env.workspace, env.bounded(self.check.timeout))
+        problem = self._problem(observation)
+        if problem is None:
+            return CheckResult(name=label, passed=False, observation=observation)
+        if problem:
+            return CheckResult(
+                name=label, passed=False, observation=_note(observation, f"output: {problem}")
+            )
+        return CheckResult(name=label, passed=True, observation=observation)
+
+
+def _confined(workspace: Path, relative: str) -> Path | str:
+    """The resolved path, or why it may not be read (it leaves the workspace)."""
+    root = workspace.resolve()
+    target = (root / relative).resolve(strict=False)
+    if not target.is_relative_to(root):
+        return f"{relative} resolves outside the workspace"
+    return target
+
+
+@dataclass(frozen=True)
+class FileRunner:
+    check: FileCheck
+    matches: re.Pattern[str] | None
+
+    def _verdict(self, workspace: Path) -> tuple[bool, str]:
+        check = self.check
+        target = _confined(workspace, check.path)
+        if isinstance(target, str):
+            return False, target
+        present = os.path.lexists(workspace / check.path)
+        if not check.exists:
+            return (not present), (f"{check.path} exists" if present else "")
+        if not present:
+            return False, f"{check.path} does not exist"
+        if check.contains is None and self.matches is None:
+            return True, ""
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            return False, f"{check.path} cannot be read: {exc.strerror}"
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return False, f"{check.path} is not a regular file"
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            return False, f"{check.path} is larger than {MAX_FILE_BYTES} bytes"
+        text = data.decode("utf-8", errors="replace")
+        excerpt = elide(decode(data), EXCERPT_CHARS)
+        if check.contains is not None and check.contains not in text:
+            return False, f"{check.path} does not contain {check.contains!r}; it reads:\n{excerpt}"
+        if self.matches is not None and self.matches.search(text) is None:
+            return (
+                False,
+                f"{check.path} has no match for /{self.matches.pattern}/; it reads:\n{excerpt}",
+            )
+        return True, ""
+
+    def run(self, env: CheckEnv, label: str) -> CheckResult:
+        started = env.clock()
+        passed, why = self._verdict(env.workspace)
+        observation = Observation(
+            status=Status.SUCCESS if passed else Status.ERROR,
+            exit_code=0 if passed else 1,
+            stderr=why,
+            duration=env.clock() - started,
+        )
+        return CheckResult(name=label, passed=passed, observation=observation)
+
+
+@dataclass(frozen=True)
+class SidecarRunner:
+    """A predicate or schema check: its guest program, built once when compiled."""
+
+    program: str
+    timeout: float
+
+    def run(self, env: CheckEnv, label: str) -> CheckResult:
+        observation = env.sidecar.run_python(self.program, env.workspace, env.bounded(self.timeout))
+        return CheckResult(name=label, passed=observation.ok, observation=observation)
