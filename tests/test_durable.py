@@ -142,6 +142,7 @@ def test_kill_at_fault_point_then_resume(tmp_path: Path, mode: str, kind: str, n
     _check_outcome(tmp_path, store)
 
 
+@pytest.mark.timeout(900)
 def test_random_kills_of_real_zerog_processes() -> None:
     """100 SIGKILLs at random moments of `zerog run` and `zerog resume` processes (the
     short version of `zerog bench crash`)."""

@@ -86,7 +86,6 @@ EXPECTED_TAGS = frozenset({"i1s1a2", "i1s2a1", "i2s1a2", "i3s1a2", "i3s2a1", "i3
 EXPECTED_FILES = {
     "README.md": "crash test workspace\n",
     "a.txt": "final\n",
-    "b.txt": "two\n",
     "done.txt": "ok\n",
 }
 
