@@ -1,8 +1,9 @@
-"""The closed loop end to end: real subprocess sandbox, real files, scripted model."""
+"""The closed loop end to end: real sandboxes (every backend), real files, scripted model."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from builders import acts, plan, scripted, shell, step, write
 from zerog import Budget, Engine, Goal, RunStatus
 from zerog.errors import ConfigError
 from zerog.sandbox.base import Limits
+from zerog.sandbox.factory import SANDBOXES
 from zerog.trace import read_trace
 
 FIX = write("app.py", "def answer():\n    return 42\n")
@@ -28,8 +30,24 @@ def kinds(path: Path | None) -> list[str]:
     return [str(e["kind"]) for e in read_trace(path)]
 
 
+SELECTED: dict[str, str] = {}  # the backend of the running test, set by the fixture below
+
+
+@pytest.fixture(autouse=True, params=SANDBOXES)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test of the loop runs on every sandbox backend."""
+    SELECTED["name"] = str(request.param)
+    yield SELECTED["name"]
+    SELECTED.clear()
+
+
 def engine(model: object, **kwargs: object) -> Engine:
-    return Engine(model, environ={"PATH": "/usr/bin:/bin"}, **kwargs)  # type: ignore[arg-type]
+    return Engine(
+        model,  # type: ignore[arg-type]
+        environ={"PATH": "/usr/bin:/bin"},
+        sandbox_name=SELECTED["name"],
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 def test_solved_on_first_try(workspace: Path) -> None:
@@ -145,9 +163,9 @@ def test_output_budget_clamps_max_tokens(workspace: Path) -> None:
 def test_clock_is_injected(workspace: Path) -> None:
     ticks = itertools.count(step=100.0)
     model = scripted(plan(step("fix", FIX)))
-    result = Engine(model, environ={}, clock=lambda: float(next(ticks))).run(
-        make_goal(workspace, Budget(max_seconds=50))
-    )
+    result = Engine(
+        model, environ={}, clock=lambda: float(next(ticks)), sandbox_name=SELECTED["name"]
+    ).run(make_goal(workspace, Budget(max_seconds=50)))
     assert result.status is RunStatus.MAX_TIME
 
 
@@ -262,7 +280,7 @@ def test_secrets_do_not_reach_prompt_or_sandbox(workspace: Path) -> None:
         "OPENAI_API_KEY": "sk-canary0123456789abcdef",
         "CI": "token ghp_abcdefghijklmnopqrstuvwxyz0123",
     }
-    result = Engine(model, environ=environ).run(make_goal(workspace))
+    result = Engine(model, environ=environ, sandbox_name=SELECTED["name"]).run(make_goal(workspace))
     assert result.status is RunStatus.SUCCESS
     prompt = model.requests[0].messages[-1].content
     assert "sk-abcdefghijklmnopqrstuvwx" not in prompt

@@ -148,6 +148,13 @@ def settle(
         by_signal = signal_status(observation.exit_code)
         if by_signal is not None:
             return mark(observation, by_signal, limits)
+        # Programs that ignore SIGXFSZ (Python does) see EFBIG; an address-space limit
+        # shows as a failed allocation. Both are read from the tail of what it printed.
+        tail = observation.stderr[-2000:]
+        if "File too large" in tail:
+            return mark(observation, Status.FILE_LIMIT, limits)
+        if "MemoryError" in tail or "Cannot allocate memory" in tail:
+            return mark(observation, Status.MEMORY_LIMIT, limits)
     if (
         disk is not None
         and status is not Status.OUTPUT_LIMIT

@@ -109,12 +109,12 @@ def tokenize(text: str, variables: dict[str, str]) -> list[str]:
                 else:
                     word.append(c)
                     i += 1
+        elif c == "`" or text.startswith("$(", i):
+            raise ShellError("command substitution is not supported")
         elif c == "$":
             value, i = expand(i + 1)
             word.append(value)
             in_word = True
-        elif c == "`" or text.startswith("$(", i):
-            raise ShellError("command substitution is not supported")
         else:
             op = next((o for o in REDIRECTS + OPERATORS if text.startswith(o, i)), None)
             if op is not None and not (op[0] in "12" and in_word):

@@ -1,0 +1,198 @@
+"""Tests for zerog.sandbox.bwrap: the profile, the limits, failing closed."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from zerog.sandbox.base import MIB, Limits, SandboxUnavailable
+from zerog.sandbox.bwrap import BwrapSandbox, find_bwrap
+from zerog.sandbox.limits import CgroupFactory
+from zerog.types import EditAction, ShellAction, Status, WriteFileAction
+
+ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C.UTF-8", "GIVEN": "yes"}
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def sandbox() -> BwrapSandbox:
+    return BwrapSandbox(ENV)
+
+
+def sh(sandbox: BwrapSandbox, ws: Path, command: str, **limits: float) -> tuple[Status, str]:
+    obs = sandbox.run(ShellAction(command=command), ws, Limits(**limits))
+    return obs.status, obs.stdout + obs.stderr
+
+
+def test_runs_in_the_workspace_as_an_unprivileged_user(sandbox: BwrapSandbox, ws: Path) -> None:
+    (ws / "marker.txt").write_text("here")
+    obs = sandbox.run(ShellAction(command="pwd; cat marker.txt; id -u; id -g"), ws, Limits())
+    assert obs.status is Status.SUCCESS, obs.stderr
+    assert obs.stdout == f"{ws.resolve()}\nhere65534\n65534\n"
+    assert sandbox.name == "bwrap"
+
+
+def test_environment_is_exactly_the_sandbox_env(sandbox: BwrapSandbox, ws: Path) -> None:
+    os.environ["ZEROG_BWRAP_CANARY"] = "leaked"
+    try:
+        obs = sandbox.run(ShellAction(command="env; cat /proc/1/environ"), ws, Limits())
+    finally:
+        del os.environ["ZEROG_BWRAP_CANARY"]
+    seen = dict(line.split("=", 1) for line in obs.stdout.splitlines() if "=" in line)
+    seen.pop("PWD", None)
+    assert seen == ENV
+    assert "leaked" not in obs.stdout
+
+
+def test_workspace_is_the_only_writable_place(sandbox: BwrapSandbox, ws: Path) -> None:
+    status, out = sh(
+        sandbox,
+        ws,
+        "echo ok > inside.txt; for p in /usr/x /etc/x /x /dev/x /proc/x; do "
+        "echo x > $p 2>/dev/null && echo WROTE $p; done; echo tmp > /tmp/t && cat /tmp/t",
+    )
+    assert status is Status.SUCCESS
+    assert "WROTE" not in out
+    assert out.startswith("tmp\n")
+    assert out.count("Read-only file system") == 4
+    assert (ws / "inside.txt").read_text() == "ok\n"
+
+
+def test_host_directories_are_not_visible(sandbox: BwrapSandbox, ws: Path) -> None:
+    status, out = sh(sandbox, ws, "ls / ; ls /home /root /var /run /opt /sys 2>&1 | head -3")
+    assert status is Status.SUCCESS
+    top = set(out.split())
+    assert {"usr", "etc", "tmp", "proc", "dev"} <= top
+    for hidden in ("home", "root", "var", "opt", "sys", "work"):
+        assert hidden not in top
+
+
+def test_zerog_state_is_read_only(sandbox: BwrapSandbox, ws: Path) -> None:
+    (ws / ".zerog").mkdir()
+    (ws / ".zerog" / "keep.txt").write_text("state")
+    status, out = sh(sandbox, ws, "cat .zerog/keep.txt; echo x > .zerog/keep.txt")
+    assert status is Status.ERROR
+    assert out.startswith("state")
+    assert (ws / ".zerog" / "keep.txt").read_text() == "state"
+
+
+def test_no_network_unless_granted(ws: Path) -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    probe = (
+        'python3 -c \'import socket; socket.create_connection(("127.0.0.1", '
+        f'{port}), timeout=2); print("connected")\''
+    )
+    try:
+        closed = BwrapSandbox(ENV).run(ShellAction(command=probe), ws, Limits())
+        assert closed.status is Status.ERROR
+        assert "connected" not in closed.stdout
+        granted = BwrapSandbox(ENV, network=True)
+        assert granted.network
+        opened = granted.run(ShellAction(command=probe), ws, Limits())
+        assert opened.stdout == "connected\n", opened.stderr
+    finally:
+        server.close()
+
+
+def test_file_actions_are_confined_and_timed(sandbox: BwrapSandbox, ws: Path) -> None:
+    wrote = sandbox.run(WriteFileAction(path="a/b.txt", content="x = 1\n"), ws, Limits())
+    assert wrote.status is Status.SUCCESS
+    edited = sandbox.run(EditAction(path="a/b.txt", search="1", replace="2"), ws, Limits())
+    assert edited.status is Status.SUCCESS
+    assert (ws / "a" / "b.txt").read_text() == "x = 2\n"
+    escaped = sandbox.run(WriteFileAction(path="../x.txt", content="x"), ws, Limits())
+    assert escaped.status is Status.ERROR
+    assert wrote.duration >= 0
+
+
+@pytest.mark.parametrize(
+    ("command", "limits", "status"),
+    [
+        ("sleep 30", {"timeout": 0.5}, Status.TIMEOUT),
+        ("yes", {"kill_output_bytes": 10_000}, Status.OUTPUT_LIMIT),
+        ("python3 -c 'while True: pass'", {"cpu_seconds": 0.5}, Status.CPU_LIMIT),
+        (
+            "python3 -c 'x = bytearray(200_000_000); x[::4096] = b\"1\" * len(x[::4096])'",
+            {"memory_bytes": 64 * MIB},
+            Status.MEMORY_LIMIT,
+        ),
+        (
+            "for i in $(seq 40); do sleep 5 & done; wait",
+            {"max_processes": 10},
+            Status.PROCESS_LIMIT,
+        ),
+        ("head -c 2000000 /dev/zero > big", {"max_file_bytes": 100_000}, Status.FILE_LIMIT),
+        (
+            "for i in $(seq 40); do head -c 1000000 /dev/zero > f$i; done; sleep 1",
+            {"max_disk_bytes": 4 * MIB},
+            Status.DISK_LIMIT,
+        ),
+    ],
+)
+def test_each_limit_has_its_status(
+    sandbox: BwrapSandbox, ws: Path, command: str, limits: dict[str, float], status: Status
+) -> None:
+    obs = sandbox.run(ShellAction(command=command), ws, Limits(**limits))
+    assert obs.status is status, obs.stderr
+    assert obs.exit_code is None
+    assert "[zerog: killed" in obs.stderr
+
+
+def test_tmp_is_sized(sandbox: BwrapSandbox, ws: Path) -> None:
+    status, out = sh(
+        sandbox,
+        ws,
+        "head -c 3000000 /dev/zero > /tmp/fill; df -k /tmp | tail -1",
+        max_disk_bytes=MIB,
+    )
+    assert "No space left" in out
+    assert status is Status.SUCCESS  # df ran last
+
+
+def test_nothing_survives_the_command(sandbox: BwrapSandbox, ws: Path) -> None:
+    obs = sandbox.run(
+        ShellAction(command="setsid sleep 3217 >/dev/null 2>&1 < /dev/null & echo started"),
+        ws,
+        Limits(),
+    )
+    assert obs.stdout == "started\n"
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                assert b"3217" not in (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+
+
+def test_missing_bwrap_fails_closed(tmp_path: Path) -> None:
+    with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+        find_bwrap(str(tmp_path))
+
+
+def test_root_without_a_pids_cgroup_fails_closed(tmp_path: Path) -> None:
+    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "mountinfo").write_text("")
+    (tmp_path / "self" / "cgroup").write_text("")
+    no_cgroups = CgroupFactory(proc=tmp_path)
+    with pytest.raises(SandboxUnavailable, match="RLIMIT_NPROC"):
+        BwrapSandbox(ENV, cgroups=no_cgroups, uid=0)
+
+
+def test_broken_bwrap_fails_closed(tmp_path: Path) -> None:
+    fake = tmp_path / "bwrap"
+    fake.write_text(
+        "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    with pytest.raises(SandboxUnavailable, match="cannot create its namespaces"):
+        BwrapSandbox(ENV, executable=str(fake))
