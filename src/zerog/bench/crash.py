@@ -156,8 +156,8 @@ def _run_state(store: Path) -> str | None:
     if not store.exists():
         return None
     with Store(store) as opened:
-        if not opened.runs() or not opened.events(RUN_ID):
-            return None
+        if not opened.runs():
+            return None  # a run with a row but no events yet is resumed like any other
         return opened.find(RUN_ID).status
 
 
