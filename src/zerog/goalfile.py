@@ -101,7 +101,10 @@ def _schema_from_file(path: Path, index: int, check: dict[str, object]) -> None:
     if not isinstance(name, str) or not name:
         raise _check_error(path, index, check, "schema_file", "must be a file name")
     source = path.parent / name
-    text = _read(source, MAX_SCHEMA_FILE_BYTES, "schema file")
+    try:
+        text = _read(source, MAX_SCHEMA_FILE_BYTES, "schema file")
+    except ConfigError as exc:
+        raise _check_error(path, index, check, "schema_file", str(exc)) from None
     try:
         if source.suffix.lower() in (".yaml", ".yml"):
             schema = _parse(source, text)

@@ -108,7 +108,8 @@ class TestsCheck(CheckBase):
 
 class OutputCheck(CheckBase):
     """A command whose output (``stream``) matches ``matches`` and/or does not match
-    ``not_matches``. Its exit status counts only when ``exit_code`` is given."""
+    ``not_matches`` (searched like grep: ``^`` and ``$`` match at each line). Its exit
+    status counts only when ``exit_code`` is given."""
 
     kind: Literal["output"] = "output"
     command: str = Field(min_length=1, max_length=MAX_COMMAND_CHARS)
@@ -204,7 +205,7 @@ class PredicateCheck(CheckBase):
         return value
 
     def describe(self) -> str:
-        return " ".join(self.python.split())
+        return "; ".join(line.strip() for line in self.python.splitlines() if line.strip())
 
 
 Check = Annotated[

@@ -130,19 +130,21 @@ def check_schema(schema: Mapping[str, object]) -> None:
                 raise ValueError(f"{pointer}: bad pattern {pattern!r}: {exc}") from None
 
 
+def _lines_regex(pattern: str | None) -> re.Pattern[str] | None:
+    """Output and file patterns are searched like grep does: ``^`` and ``$`` match at
+    every line's start and end."""
+    return None if pattern is None else re.compile(pattern, re.MULTILINE)
+
+
 def _runner(check: Check, index: int) -> Runner:
     if isinstance(check, CommandCheck):
         return CommandRunner(check)
     if isinstance(check, TestsCheck):
         return TestsRunner(check, index)
     if isinstance(check, OutputCheck):
-        return OutputRunner(
-            check,
-            re.compile(check.matches) if check.matches is not None else None,
-            re.compile(check.not_matches) if check.not_matches is not None else None,
-        )
+        return OutputRunner(check, _lines_regex(check.matches), _lines_regex(check.not_matches))
     if isinstance(check, FileCheck):
-        return FileRunner(check, re.compile(check.matches) if check.matches is not None else None)
+        return FileRunner(check, _lines_regex(check.matches))
     if isinstance(check, SchemaCheck):
         check_schema(check.schema_)
         program = sidecar.schema_program(check.schema_, check.path, check.file_format)

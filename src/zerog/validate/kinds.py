@@ -30,7 +30,7 @@ from zerog.types import (
     TestsCheck,
 )
 from zerog.validate.junit import JunitError, read_junit
-from zerog.validate.sidecar import PythonRunner
+from zerog.validate.sidecar import GuestProgram, PythonRunner
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 EXCERPT_CHARS = 1_200
@@ -145,16 +145,17 @@ class OutputRunner:
             "stderr": observation.stderr,
             "both": observation.stdout + "\n" + observation.stderr,
         }[check.stream]
+        stream = "output" if check.stream == "both" else check.stream
         cut = (
             " (the output was truncated: the middle was not seen)" if observation.truncated else ""
         )
         if self.matches is not None and self.matches.search(text) is None:
-            return f"no match for /{self.matches.pattern}/ in {check.stream}{cut}"
+            return f"no match for /{self.matches.pattern}/ in the {stream}{cut}"
         if self.not_matches is not None:
             found = self.not_matches.search(text)
             if found is not None:
                 line = text.count("\n", 0, found.start()) + 1
-                return f"{check.stream} line {line} matches /{self.not_matches.pattern}/"
+                return f"{stream} line {line} matches /{self.not_matches.pattern}/"
             if observation.truncated:
                 return (
                     f"the output was truncated, so the absence of "
@@ -238,7 +239,7 @@ class FileRunner:
 class SidecarRunner:
     """A predicate or schema check: its guest program, built once when compiled."""
 
-    program: str
+    program: GuestProgram
     timeout: float
 
     def run(self, env: CheckEnv, label: str) -> CheckResult:

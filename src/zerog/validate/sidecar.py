@@ -1,16 +1,22 @@
 """The validation sidecar: where predicate and schema checks run, never in the host process.
 
-A check of those kinds becomes a *guest program* (standard library only: the source of a
-module in :mod:`zerog.validate.guest` followed by one call of its ``main``) that a
+A check of those kinds becomes a :class:`GuestProgram` (standard library only: the source
+of a module in :mod:`zerog.validate.guest` followed by one call of its ``main``, plus any
+support files, such as a pure-Python PyYAML for YAML schema checks) that a
 :class:`PythonRunner` runs with the workspace as its working directory. The exit status
 carries the verdict (0 pass, 1 fail, 2 could not decide); the output carries the reasons.
 
-Runners:
+Programs reach the guest as files under ``.zerog/sidecar/`` in the workspace (the one
+directory every sandbox shares with the host), content-addressed and checked: the host
+rewrites a file whose bytes differ, and the guest's loader runs a program only if its
+sha256 is the one on its command line, so a planted or edited program is refused.
 
-- :class:`WasmPython`: CPython compiled to WASI, under wasmtime (the ``wasm`` sandbox).
-- :class:`SandboxPython`: an interpreter started through a command sandbox (``local``,
-  ``bwrap``). Used where the WASM runtime is not installed, and as the baseline that
-  ``zerog bench sweep`` measures the WASM sidecar against.
+Runners (:func:`make_sidecar` builds them by name):
+
+- ``wasm``: CPython compiled to WASI under wasmtime (the ``wasm`` sandbox): only the
+  workspace visible, no network, no processes. The default.
+- ``sandbox``: the interpreter of the run's own command sandbox (``bwrap``, ``local``);
+  the baseline ``zerog bench sweep`` measures the WASM sidecar against.
 """
 
 from __future__ import annotations
@@ -20,23 +26,37 @@ import hashlib
 import json
 import os
 import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from zerog.errors import ConfigError
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.types import Observation, ShellAction
 
 GUEST_DIR = Path(__file__).parent / "guest"
-PROGRAM_DIR = Path(".zerog") / "sidecar"
+PROGRAM_DIR = ".zerog/sidecar"
+LIB_DIR = f"{PROGRAM_DIR}/lib"
+SIDECARS = ("wasm", "sandbox")
+
+
+@dataclass(frozen=True)
+class GuestProgram:
+    """A program for the sidecar, and the files it needs (paths relative to
+    :data:`PROGRAM_DIR`)."""
+
+    source: str
+    files: tuple[tuple[str, bytes], ...] = ()
 
 
 class PythonRunner(Protocol):
-    """Runs a self-contained Python program with ``workspace`` as its working directory."""
+    """Runs a guest program with ``workspace`` as its working directory."""
 
     @property
     def name(self) -> str: ...
 
-    def run_python(self, source: str, workspace: Path, limits: Limits) -> Observation: ...
+    def run_python(self, program: GuestProgram, workspace: Path, limits: Limits) -> Observation: ...
 
 
 def guest_source(module: str) -> str:
@@ -85,47 +105,74 @@ def split_predicate(python: str) -> tuple[str, list[str], list[str]]:
     return body, [_segment(python, expr)], helpers
 
 
-def predicate_program(python: str) -> str:
+def predicate_program(python: str) -> GuestProgram:
     body, final, helpers = split_predicate(python)
     call = f"main({body!r}, {final!r}, {helpers!r})"
-    return guest_source("predicate") + f"\n\nraise SystemExit({call})\n"
+    return GuestProgram(guest_source("predicate") + f"\n\nraise SystemExit({call})\n")
 
 
-def schema_program(schema: object, path: str, fmt: str) -> str:
-    schema_text = json.dumps(schema, separators=(",", ":"))
-    return (
-        guest_source("schema") + f"\n\nraise SystemExit(main({schema_text!r}, {path!r}, {fmt!r}))\n"
+def yaml_library() -> tuple[tuple[str, bytes], ...]:
+    """The pure-Python modules of the host's PyYAML, for the guest (its C extension cannot
+    load there and is not needed: PyYAML falls back to Python)."""
+    try:
+        import yaml
+    except ImportError:
+        raise ValueError("YAML schema checks need PyYAML: pip install 'zerog[yaml]'") from None
+    package = Path(yaml.__file__).parent
+    return tuple(
+        (f"lib/yaml/{path.name}", path.read_bytes()) for path in sorted(package.glob("*.py"))
     )
 
 
-def _store_program(workspace: Path, source: str) -> str:
-    """Write ``source`` under the workspace's state directory, content-addressed; return
-    its path relative to the workspace (the path every sandbox sees)."""
-    digest = hashlib.sha256(source.encode()).hexdigest()[:24]
-    relative = PROGRAM_DIR / f"{digest}.py"
-    target = workspace / relative
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{digest}.{os.getpid()}.{id(source)}.tmp")
-        temp.write_text(source, encoding="utf-8")
-        os.replace(temp, target)
-    return relative.as_posix()
+def schema_program(schema: object, path: str, fmt: str) -> GuestProgram:
+    schema_text = json.dumps(schema, separators=(",", ":"))
+    lib = LIB_DIR if fmt == "yaml" else ""
+    call = f"main({schema_text!r}, {path!r}, {fmt!r}, {lib!r})"
+    files = yaml_library() if fmt == "yaml" else ()
+    return GuestProgram(guest_source("schema") + f"\n\nraise SystemExit({call})\n", files)
 
 
-# Runs the stored program without runpy (slow to load under WASI); its exit status is
-# the program's. Works for CPython on the host and for the wasm sandbox's guest shell.
+def _ensure(target: Path, data: bytes) -> None:
+    """Make ``target`` hold exactly ``data`` (rewritten atomically when it differs)."""
+    try:
+        if target.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.{id(data)}.tmp")
+    temp.write_bytes(data)
+    os.replace(temp, target)
+
+
+def store_program(workspace: Path, program: GuestProgram) -> tuple[str, str]:
+    """Write the program and its files under the workspace's state directory; return the
+    program's path relative to the workspace (the path every sandbox sees) and its sha256."""
+    data = program.source.encode("utf-8")
+    digest = hashlib.sha256(data).hexdigest()
+    relative = f"{PROGRAM_DIR}/{digest[:24]}.py"
+    for name, content in program.files:
+        _ensure(workspace / PROGRAM_DIR / name, content)
+    _ensure(workspace / relative, data)
+    return relative, digest
+
+
+# Runs a stored program if its sha256 is the expected one, without runpy (slow to load
+# under WASI). Its exit status is the program's. Works with CPython on the host and in
+# the wasm sandbox's guest shell.
 LOADER = (
-    "import sys; p = sys.argv[1]; "
-    "exec(compile(open(p, encoding='utf-8').read(), p, 'exec'), {'__name__': '__main__'})"
+    "import sys, hashlib; p, h = sys.argv[1:3]; s = open(p, 'rb').read(); "
+    "hashlib.sha256(s).hexdigest() == h or sys.exit("
+    "'zerog: the sidecar program ' + p + ' was modified in the workspace: not run'); "
+    "exec(compile(s, p, 'exec'), {'__name__': '__main__'})"
 )
 
 
 class SandboxPython:
-    """Guest programs through a sandbox's shell: ``python3 -I -c LOADER .zerog/sidecar/<hash>.py``.
+    """Guest programs through a sandbox's shell: ``python3 -I -c LOADER PROGRAM SHA256``.
 
-    The program file is written once per distinct program (content-addressed) and reused.
     ``python`` is the interpreter the sandbox starts (``python`` in the wasm sandbox's
-    guest shell); YAML schema checks need PyYAML importable there.
+    guest shell, which runs it in CPython/WASI).
     """
 
     def __init__(self, sandbox: Sandbox, python: str = "python3") -> None:
@@ -136,7 +183,35 @@ class SandboxPython:
     def name(self) -> str:
         return f"{self._sandbox.name}-python"
 
-    def run_python(self, source: str, workspace: Path, limits: Limits) -> Observation:
-        relative = _store_program(workspace, source)
-        command = f"{shlex.quote(self._python)} -I -c {shlex.quote(LOADER)} {shlex.quote(relative)}"
+    def run_python(self, program: GuestProgram, workspace: Path, limits: Limits) -> Observation:
+        relative, digest = store_program(workspace, program)
+        command = " ".join(
+            shlex.quote(word) for word in (self._python, "-I", "-c", LOADER, relative, digest)
+        )
         return self._sandbox.run(ShellAction(command=command), workspace, limits)
+
+
+def make_sidecar(
+    name: str,
+    sandbox: Sandbox,
+    env: Mapping[str, str],
+    *,
+    environ: Mapping[str, str],
+    data_dir: Path | None = None,
+) -> PythonRunner:
+    """The sidecar called ``name`` (``wasm`` or ``sandbox``) for a run whose command
+    sandbox is ``sandbox`` and whose sandboxed environment is ``env``.
+
+    ``wasm`` reuses ``sandbox`` when it is the wasm backend, else builds one; when the WASM
+    runtime is not installed it raises :class:`~zerog.sandbox.base.SandboxUnavailable`
+    with how to install it (never a silent fallback)."""
+    if name == "wasm":
+        if sandbox.name == "wasm":
+            return SandboxPython(sandbox, "python")
+        from zerog.sandbox.factory import make_sandbox
+
+        wasm = make_sandbox("wasm", env, environ=environ, data_dir=data_dir)
+        return SandboxPython(wasm, "python")
+    if name == "sandbox":
+        return SandboxPython(sandbox, "python" if sandbox.name == "wasm" else "python3")
+    raise ConfigError(f"unknown sidecar {name!r}: choose one of {', '.join(SIDECARS)}")

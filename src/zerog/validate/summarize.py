@@ -246,7 +246,7 @@ def _diagnostics(lines: Sequence[str], consumed: set[int]) -> list[Item]:
             continue
         severity = sev.lower()
         warning = severity == "warning"
-        body = "\n".join([f"{loc}: {sev}: {msg}".rstrip(), *extra])
+        body = "\n".join([lines[position].strip(), *extra])
         by_message[key] = len(items)
         items.append(
             Item(3, position, body, "warning", group=2)
@@ -446,8 +446,11 @@ def summarize_text(text: str, budget: int, failed_tests: Sequence[FailedTest] = 
     lines = squeeze_lines(clean(text))
     items, consumed = extract(lines, failed_tests)
     if not any(item.priority <= 1 for item in items):
-        whole = "\n".join(squeeze_lines(lines, similar_run=4))
-        if len(whole) <= budget or not items:
+        for similar_run in (0, 4):  # fold lines that differ only in numbers if need be
+            whole = "\n".join(squeeze_lines(lines, similar_run=similar_run))
+            if len(whole) <= budget:
+                return whole
+        if not items:
             return elide(whole, budget)
     rest = [ln for i, ln in enumerate(lines) if i not in consumed and ln.strip()]
     return pack(items, budget, squeeze_lines(rest, similar_run=4))

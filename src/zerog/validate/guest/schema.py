@@ -379,7 +379,7 @@ def validate(value: Json, schema: Json, limit: int = MAX_ERRORS) -> list[str]:
     return out
 
 
-def _load(path: str, fmt: str) -> Json:
+def _load(path: str, fmt: str, lib: str) -> Json:
     real, root = os.path.realpath(path), os.path.realpath(os.getcwd())
     if os.path.commonpath([real, root]) != root:
         raise ValueError(f"{path} resolves outside the workspace")
@@ -392,6 +392,8 @@ def _load(path: str, fmt: str) -> Json:
     text = data.decode("utf-8")
     if fmt == "json":
         return loads(text)
+    if lib:
+        sys.path.insert(0, lib)  # the pure-Python PyYAML the host put there
     try:
         import yaml  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
@@ -399,11 +401,11 @@ def _load(path: str, fmt: str) -> Json:
     return yaml.safe_load(text)  # type: ignore[no-any-return,unused-ignore]
 
 
-def main(schema_text: str, path: str, fmt: str) -> int:
+def main(schema_text: str, path: str, fmt: str, lib: str = "") -> int:
     """Exit status: 0 valid, 1 invalid, 2 the file could not be read or parsed."""
     schema = loads(schema_text)
     try:
-        value = _load(path, fmt)
+        value = _load(path, fmt, lib)
     except (OSError, ValueError) as exc:  # JSON/YAML/Unicode errors are ValueErrors
         print(f"{path}: cannot be read as {fmt.upper()}: {exc}", file=sys.stderr)
         return 2
