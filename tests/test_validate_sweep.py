@@ -1,0 +1,153 @@
+"""The sweep: parallel execution, `after` ordering, result order, flaky detection."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+from zerog.sandbox.base import Limits
+from zerog.sandbox.local import LocalSandbox
+from zerog.types import CheckResult, CommandCheck, Status
+from zerog.validate.compile import compile_checks
+from zerog.validate.sweep import run_one, sweep
+
+LOCAL = LocalSandbox({"PATH": os.environ["PATH"]})
+LIMITS = Limits(timeout=20)
+
+
+def rendezvous(meeting: Path, me: int, count: int) -> str:
+    """A command that passes only if ``count`` such commands run at the same time."""
+    return (
+        f"touch {meeting}/{me}; for _ in $(seq 60); do "
+        f'[ "$(ls {meeting} | wc -l)" -ge {count} ] && exit 0; sleep 0.02; done; exit 1'
+    )
+
+
+def test_independent_checks_run_in_parallel(workspace: Path, tmp_path: Path) -> None:
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    checks = [rendezvous(meeting, i, 3) for i in range(3)]
+    verdict = sweep(checks, workspace, LOCAL, LIMITS, jobs=3, rerun_failures=False)
+    assert verdict.passed, [r.observation for r in verdict.results]
+
+
+def test_jobs_bound_the_checks_running_at_once(workspace: Path, tmp_path: Path) -> None:
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    checks = [rendezvous(meeting, i, 3) for i in range(3)]
+    verdict = sweep(checks, workspace, LOCAL, LIMITS, jobs=2, rerun_failures=False)
+    assert not verdict.passed  # the first two never meet a third
+
+
+def test_after_orders_checks_and_a_failed_prerequisite_skips(workspace: Path) -> None:
+    checks = [
+        CommandCheck(name="build", command="sleep 0.3; echo built > out.txt"),
+        CommandCheck(name="use", command="grep -q built out.txt", after=("build",)),
+        CommandCheck(name="broken", command="exit 1"),
+        CommandCheck(name="needs broken", command="true", after=("broken",)),
+        CommandCheck(name="needs skipped", command="true", after=("needs broken",)),
+    ]
+    seen: list[str] = []
+    verdict = sweep(checks, workspace, LOCAL, LIMITS, on_result=lambda r: seen.append(r.name))
+    passed = {r.name: r.passed for r in verdict.results}
+    assert passed == {
+        "build": True,
+        "use": True,
+        "broken": False,
+        "needs broken": False,
+        "needs skipped": False,
+    }
+    skipped = verdict.results[3].observation
+    assert skipped.status is Status.EXCEPTION
+    assert "not run: check 'broken' failed first" in skipped.stderr
+    assert sorted(seen) == sorted(passed), "on_result is called once per check"
+
+
+def test_results_come_in_declaration_order(workspace: Path) -> None:
+    checks = ["sleep 0.4; echo slow", "echo fast", "sleep 0.2; echo middle"]
+    finished: list[CheckResult] = []
+    verdict = sweep(checks, workspace, LOCAL, LIMITS, jobs=3, on_result=finished.append)
+    assert [r.observation.stdout.strip() for r in verdict.results] == ["slow", "fast", "middle"]
+    assert [r.observation.stdout.strip() for r in finished] == ["fast", "middle", "slow"]
+
+
+def counting(counter: Path, passes_from: int) -> str:
+    """A command that fails until it has run ``passes_from`` times (counted outside the
+    workspace, so the workspace does not change)."""
+    return (
+        f"n=$(cat {counter} 2>/dev/null || echo 0); echo $((n + 1)) > {counter}; "
+        f"[ $n -ge {passes_from - 1} ]"
+    )
+
+
+def runs(counter: Path) -> int:
+    return int(counter.read_text())
+
+
+def test_fail_then_pass_on_an_unchanged_workspace_is_flaky(workspace: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    verdict = sweep(["true", counting(counter, 2)], workspace, LOCAL, LIMITS)
+    assert verdict.passed
+    assert runs(counter) == 2
+    flaky = verdict.results[1]
+    assert flaky.passed
+    assert flaky.flaky
+    assert verdict.flaky == (flaky,)
+    assert verdict.failures == ()
+
+
+def test_a_rerun_that_changes_the_workspace_is_not_flaky(workspace: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "ran-once"
+    command = (
+        f"if [ -f {marker} ]; then touch generated.txt; exit 0; else touch {marker}; exit 1; fi"
+    )
+    verdict = sweep([command], workspace, LOCAL, LIMITS)
+    assert (workspace / "generated.txt").exists(), "the re-run happened"
+    assert not verdict.passed
+    assert verdict.flaky == ()
+
+
+def test_the_state_hash_decides(workspace: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    ticks = itertools.count()
+    verdict = sweep(
+        [counting(counter, 2)], workspace, LOCAL, LIMITS, state_hash=lambda: str(next(ticks))
+    )
+    assert runs(counter) == 2
+    assert not verdict.passed, "a changing state hash must rule out flakiness"
+
+
+def test_a_real_failure_stays_a_failure(workspace: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    verdict = sweep([counting(counter, 99)], workspace, LOCAL, LIMITS)
+    assert runs(counter) == 2
+    assert not verdict.passed
+    assert verdict.failures[0].flaky is False
+
+
+def test_reruns_can_be_turned_off_and_timeouts_are_not_rerun(
+    workspace: Path, tmp_path: Path
+) -> None:
+    counter = tmp_path / "count"
+    verdict = sweep([counting(counter, 2)], workspace, LOCAL, LIMITS, rerun_failures=False)
+    assert runs(counter) == 1
+    assert not verdict.passed
+    slow = tmp_path / "slow"
+    hang = f"echo x >> {slow}; sleep 5"
+    verdict = sweep([hang], workspace, LOCAL, Limits(timeout=0.3))
+    assert verdict.results[0].observation.status is Status.TIMEOUT
+    assert slow.read_text() == "x\n", "a timed-out check was run again"
+
+
+def test_a_compiled_plan_is_reused_and_run_one_serves_step_checks(
+    workspace: Path, tmp_path: Path
+) -> None:
+    plan = compile_checks(["test -f app.py", CommandCheck(command="grep -q 41 app.py")])
+    for _ in range(2):
+        assert sweep(plan, workspace, LOCAL, LIMITS).passed
+    counter = tmp_path / "count"
+    result = run_one(counting(counter, 2), workspace, LOCAL, LIMITS)
+    assert result.passed
+    assert result.flaky
+    assert not run_one("test -f missing.txt", workspace, LOCAL, LIMITS).passed
