@@ -103,7 +103,22 @@ def _summary(console: Console, result: RunResult) -> None:
 
 @app.command()
 def run(
-    goal: Annotated[str, typer.Argument(help="What to achieve, in plain words.")],
+    ctx: typer.Context,
+    goal: Annotated[
+        str | None,
+        typer.Argument(
+            help="What to achieve, in plain words (optional with --goal).", show_default=False
+        ),
+    ] = None,
+    goal_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--goal",
+            help="A goal file (zerog.toml, or .yaml): text, workspace, checks of every kind, "
+            "budget, env. Flags given explicitly override what it says.",
+            show_default=False,
+        ),
+    ] = None,
     check: Annotated[
         list[str],
         typer.Option(
@@ -190,27 +205,57 @@ def run(
 ) -> None:
     """Run GOAL in a workspace until every --check passes or a budget runs out.
 
+    With --goal FILE the goal file gives the goal, the workspace, the checks (commands,
+    test suites, output patterns, files, JSON/YAML schemas, Python predicates) and the
+    budget; GOAL, --workspace, --check, --env and the budget flags override it.
+
     Exit code: 0 success, 1 checks not met (budget, stuck), 2 bad input, 3 model error,
     130 interrupted.
     """
-    if not check:
-        _fail(ConfigError("give at least one --check command that proves the goal"))
-    try:
-        the_goal = Goal(
-            text=goal,
-            workspace=workspace,
-            checks=tuple(CommandCheck(command=c) for c in check),
-            budget=Budget(
-                max_iterations=max_iterations,
-                max_input_tokens=max_input_tokens,
-                max_output_tokens=max_output_tokens,
-                max_cost=max_cost,
-                max_seconds=max_time,
-            ),
-            env_allow=tuple(env),
-        )
-    except ValidationError as exc:
-        _fail(exc)
+    budget = {
+        "max_iterations": max_iterations,
+        "max_input_tokens": max_input_tokens,
+        "max_output_tokens": max_output_tokens,
+        "max_cost": max_cost,
+        "max_seconds": max_time,
+    }
+    if goal_file is not None:
+
+        def given(name: str) -> bool:  # typed on the command line (or in the environment)
+            source = ctx.get_parameter_source(name)
+            return source is not None and source.name != "DEFAULT"
+
+        flags = {"max_seconds": "max_time"}
+        overrides: dict[str, object] = {k: v for k, v in budget.items() if given(flags.get(k, k))}
+        if goal:
+            overrides["text"] = goal
+        if given("workspace"):
+            overrides["workspace"] = workspace.resolve()
+        if check:
+            overrides["checks"] = list(check)
+        if env:
+            overrides["env"] = list(env)
+        from zerog.goalfile import load_goal
+
+        try:
+            the_goal, _ = load_goal(goal_file, overrides)
+        except ZerogError as exc:
+            _fail(exc)
+    else:
+        if not goal:
+            _fail(ConfigError("say what to achieve (GOAL), or give a goal file with --goal FILE"))
+        if not check:
+            _fail(ConfigError("give at least one --check command that proves the goal"))
+        try:
+            the_goal = Goal(
+                text=goal,
+                workspace=workspace,
+                checks=tuple(CommandCheck(command=c) for c in check),
+                budget=Budget.model_validate(budget),
+                env_allow=tuple(env),
+            )
+        except ValidationError as exc:
+            _fail(exc)
     if run_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):
         _fail(ConfigError("--run-id takes 1-64 letters, digits, '-' or '_'"))
     _drive(
