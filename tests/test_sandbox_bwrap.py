@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +25,13 @@ def ws(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def sandbox() -> BwrapSandbox:
-    return BwrapSandbox(ENV)
+@pytest.fixture(params=[True, False], ids=["reused", "per-command"])
+def sandbox(request: pytest.FixtureRequest) -> Iterator[BwrapSandbox]:
+    """Both ways of running: one sandbox kept per workspace (the default) and one
+    bubblewrap per command (when the sandbox has no Python to start commands with)."""
+    with BwrapSandbox(ENV, reuse=bool(request.param)) as sandbox:
+        assert sandbox.reuses is request.param
+        yield sandbox
 
 
 def sh(sandbox: BwrapSandbox, ws: Path, command: str, **limits: float) -> tuple[Status, str]:
@@ -196,3 +202,78 @@ def test_broken_bwrap_fails_closed(tmp_path: Path) -> None:
     fake.chmod(0o755)
     with pytest.raises(SandboxUnavailable, match="cannot create its namespaces"):
         BwrapSandbox(ENV, executable=str(fake))
+
+
+def alive_with(marker: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_reused_sandbox_runs_each_command_afresh(ws: Path) -> None:
+    with BwrapSandbox(ENV) as sandbox:
+        first = sandbox.run(
+            ShellAction(
+                command="setsid sleep 3218 >/dev/null 2>&1 </dev/null & export X=1; cd /tmp"
+            ),
+            ws,
+            Limits(),
+        )
+        assert first.status is Status.SUCCESS
+        assert alive_with(b"3218") == []
+        second = sandbox.run(ShellAction(command='pwd; echo "x=${X:-unset}"'), ws, Limits())
+        assert second.stdout == f"{ws.resolve()}\nx=unset\n"
+        # Limits are per command, even in the same sandbox.
+        tight = sandbox.run(
+            ShellAction(command="for i in $(seq 20); do sleep 5 & done; wait"),
+            ws,
+            Limits(max_processes=5),
+        )
+        assert tight.status is Status.PROCESS_LIMIT
+        loose = sandbox.run(
+            ShellAction(command="for i in $(seq 20); do sleep 0.1 & done; wait; echo ok"),
+            ws,
+            Limits(max_processes=50),
+        )
+        assert loose.stdout == "ok\n", loose.stderr
+
+
+def test_reused_sandbox_init_cannot_be_touched(ws: Path) -> None:
+    with BwrapSandbox(ENV) as sandbox:
+        attack = sandbox.run(
+            ShellAction(command="kill -9 1; kill -STOP 1; cat /proc/1/environ; cat /proc/1/mem"),
+            ws,
+            Limits(),
+        )
+        assert attack.stdout == ""
+        after = sandbox.run(ShellAction(command="echo alive"), ws, Limits())
+        assert after.stdout == "alive\n"
+
+
+def test_reused_sandbox_recovers_when_its_init_dies(ws: Path) -> None:
+    with BwrapSandbox(ENV) as sandbox:
+        assert sandbox.run(ShellAction(command="true"), ws, Limits()).ok
+        for session in list(sandbox._sessions.values()):
+            os.kill(session.init_pid, 9)
+            session.proc.wait()
+        again = sandbox.run(ShellAction(command="echo back"), ws, Limits())
+        assert again.stdout == "back\n"
+
+
+def test_close_stops_the_sandbox_and_removes_its_cgroups(ws: Path) -> None:
+    sandbox = BwrapSandbox(ENV)
+    assert sandbox.run(ShellAction(command="true"), ws, Limits()).ok
+    (session,) = sandbox._sessions.values()
+    directories = list(session.groups.directories.values())
+    sandbox.close()
+    assert session.proc.poll() is not None
+    deadline = time.monotonic() + 2
+    while any(d.exists() for d in directories) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(d.exists() for d in directories)

@@ -2,10 +2,11 @@
 
 Startup: p50/p95 wall time of a trivial command (`true`) on every available backend,
 against bare ``subprocess.run(["/bin/sh", "-c", "true"])`` measured in the same run. For
-bwrap, the same profile run by bare ``subprocess.run`` too, to separate bubblewrap's own
-cost from zerog's (cgroups, rlimits, the handshake). For WASM, `python3 -c 'print(1)'`
-through the sandbox, and a warm instance (module already loaded, fresh instance, in this
-process, no fork) running `python -c 'print(1)'`.
+bwrap: the default (one sandbox reused per workspace, its init starts each command), one
+bubblewrap per command, and the same profile run by bare ``subprocess.run``, to separate
+bubblewrap's own cost from zerog's (cgroups, rlimits, the handshake). For WASM,
+`python3 -c 'print(1)'` through the sandbox, and a warm instance (module already loaded,
+fresh instance, in this process, no fork) running `python -c 'print(1)'`.
 
 Snapshots: a workspace of ``files`` files and ``megabytes`` MB in all; the first snapshot
 (copies every object), a second one with nothing changed, restoring after a small change,
@@ -150,18 +151,27 @@ def _startup(report: SandboxReport, root: Path, data_dir: Path | None, runs: int
     try:
         from zerog.sandbox.bwrap import BwrapSandbox
 
-        bwrap = BwrapSandbox(ENV)
-        argv = [*bwrap._argv(root, Limits(), None), "/bin/sh", "-c", "true"]
+        with BwrapSandbox(ENV) as bwrap, BwrapSandbox(ENV, reuse=False) as once:
+            argv = [*once._argv(root, Limits(), None), "/bin/sh", "-c", "true"]
 
-        def bare_bwrap() -> object:
-            return subprocess.run(argv, env={}, check=True, stdin=subprocess.DEVNULL)
+            def bare_bwrap() -> object:
+                return subprocess.run(argv, env={}, check=True, stdin=subprocess.DEVNULL)
 
-        report.startup.append(
-            Timing("bare subprocess.run(bwrap profile, true)", _time(runs, bare_bwrap))
-        )
-        report.startup.append(
-            Timing("bwrap sandbox: true", _time(runs, _sandbox_run(bwrap, root, "true")))
-        )
+            report.startup.append(
+                Timing("bare subprocess.run(bwrap profile, true)", _time(runs, bare_bwrap))
+            )
+            report.startup.append(
+                Timing(
+                    "bwrap sandbox, one bwrap per command: true",
+                    _time(runs, _sandbox_run(once, root, "true")),
+                )
+            )
+            report.startup.append(
+                Timing(
+                    "bwrap sandbox (default, reused): true",
+                    _time(runs, _sandbox_run(bwrap, root, "true")),
+                )
+            )
     except SandboxUnavailable as exc:
         report.skipped["bwrap"] = str(exc)
     try:

@@ -24,24 +24,40 @@ workspace like on every backend.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import resource
 import select
 import shutil
+import signal
+import socket
 import subprocess
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import IO
 
+from zerog.errors import SandboxError
 from zerog.sandbox.base import MIB, Limits, SandboxUnavailable
 from zerog.sandbox.files import RESERVED, edit_file, write_file
-from zerog.sandbox.limits import CgroupFactory, Cgroups, DiskWatch, apply_rlimits, rlimits
+from zerog.sandbox.limits import (
+    CgroupFactory,
+    Cgroups,
+    DiskWatch,
+    apply_rlimits,
+    rlimit_triples,
+    rlimits,
+)
 from zerog.sandbox.limits import settle as settle_limits
 from zerog.sandbox.process import spawn_failure, supervise
-from zerog.types import Action, EditAction, Observation, ShellAction
+from zerog.text import decode
+from zerog.types import Action, EditAction, Observation, ShellAction, Status
 
 SHELL = "/bin/sh"
+INIT_PYTHON = "/usr/bin/python3"  # runs bwrap_init.py inside a reused sandbox
 SANDBOX_UID = 65534
 INSTALL_HINT = (
     "install bubblewrap: `apt-get install bubblewrap` (Debian, Ubuntu), "
@@ -102,6 +118,7 @@ class BwrapSandbox:
         clock: Callable[[], float] = time.monotonic,
         root: Path = Path("/"),
         uid: int | None = None,
+        reuse: bool = True,
     ) -> None:
         self._env = dict(env)
         self._network = network
@@ -117,6 +134,25 @@ class BwrapSandbox:
                 "run zerog as an unprivileged user or give it a writable pids cgroup"
             )
         self._probe()
+        # Reusing one sandbox per workspace needs a Python inside it to start commands.
+        self._reuse = reuse and (root / INIT_PYTHON.lstrip("/")).is_file()
+        self._sessions: dict[tuple[Path, int], _Session] = {}
+        self._finalizer = weakref.finalize(self, _close_all, self._sessions)
+
+    def close(self) -> None:
+        """Stop the sandboxes kept for reuse (also done when this object is collected)."""
+        _close_all(self._sessions)
+
+    def __enter__(self) -> BwrapSandbox:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def reuses(self) -> bool:
+        """True when commands run in one sandbox kept per workspace (the fast path)."""
+        return self._reuse
 
     @property
     def name(self) -> str:
@@ -141,9 +177,16 @@ class BwrapSandbox:
             )
 
     def _argv(
-        self, workspace: Path | None, limits: Limits, fds: tuple[int, int] | None
+        self,
+        workspace: Path | None,
+        limits: Limits,
+        fds: tuple[int, int] | None,
+        *,
+        init: bool = False,
     ) -> list[str]:
         argv = [self._bwrap, "--unshare-all", "--unshare-user"]
+        if init:
+            argv.append("--as-pid-1")
         if self._network:
             argv.append("--share-net")
         argv += [
@@ -181,7 +224,7 @@ class BwrapSandbox:
                 argv += ["--ro-bind", state, state]
             argv += ["--chdir", where]
         argv += ["--remount-ro", "/"]
-        for key, value in self._env.items():
+        for key, value in () if init else self._env.items():
             argv += ["--setenv", key, value]
         if fds is not None:
             argv += ["--info-fd", str(fds[0]), "--block-fd", str(fds[1])]
@@ -199,6 +242,84 @@ class BwrapSandbox:
         return observation.model_copy(update={"duration": self._clock() - started})
 
     def _shell(self, command: str, workspace: Path, limits: Limits) -> Observation:
+        if not self._reuse:
+            return self._shell_once(command, workspace, limits)
+        started = self._clock()
+        key = (workspace, limits.max_disk_bytes)  # the tmpfs sizes are fixed at the start
+        session = self._sessions.get(key)
+        try:
+            if session is None or not session.alive():
+                if session is not None:
+                    session.close()
+                session = self._sessions[key] = self._start_session(workspace, limits)
+            return session.run(
+                command, self._env, workspace, limits, self._values(limits, session.groups)
+            )
+        except (OSError, SandboxError, TimeoutError) as exc:
+            stale = self._sessions.pop(key, None)
+            if stale is not None:
+                stale.close()
+            return spawn_failure(exc, self._clock() - started)
+
+    def _values(self, limits: Limits, groups: Cgroups) -> dict[int, int]:
+        values = rlimits(limits, address_space="memory" not in groups.directories)
+        if not self._root_user and "pids" not in groups.directories:
+            values[resource.RLIMIT_NPROC] = limits.max_processes + 1  # per user namespace
+        return values
+
+    def _start_session(self, workspace: Path, limits: Limits) -> _Session:
+        groups = self._cgroups.create(limits, reserve=1)  # + the init process
+        host, guest = socket.socketpair()
+        info_r, info_w = os.pipe()
+        block_r, block_w = os.pipe()
+        source = (Path(__file__).parent / "bwrap_init.py").read_text("utf-8")
+        argv = [
+            *self._argv(workspace, limits, (info_w, block_r), init=True),
+            INIT_PYTHON,
+            "-I",
+            "-S",
+            "-c",
+            source,
+            str(guest.fileno()),
+        ]
+        try:
+            proc = subprocess.Popen(
+                argv,
+                env={},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                process_group=0,
+                close_fds=True,
+                pass_fds=(info_w, block_r, guest.fileno()),
+            )
+        except BaseException:
+            host.close()
+            groups.remove()
+            raise
+        finally:
+            guest.close()
+            os.close(info_w)
+            os.close(block_r)
+        try:
+            pid = self._release(proc, info_r, block_w, groups, None)
+            if pid is None:
+                proc.wait(timeout=_HANDSHAKE_SECONDS)
+                reason = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+                raise SandboxError(f"bubblewrap failed to start: {reason.strip()[:500]}")
+        except BaseException:
+            host.close()
+            _kill_group(proc.pid)
+            proc.wait()
+            groups.remove()
+            raise
+        finally:
+            os.close(info_r)
+            os.close(block_w)
+        return _Session(proc, host, groups, pid, self._clock)
+
+    def _shell_once(self, command: str, workspace: Path, limits: Limits) -> Observation:
+        """One bubblewrap per command (when no Python is there to reuse a sandbox)."""
         started = self._clock()
         try:
             groups = self._cgroups.create(limits, reserve=1)  # + bwrap's init in the pid ns
@@ -225,7 +346,7 @@ class BwrapSandbox:
                 os.close(info_w)
                 os.close(block_r)
             try:
-                self._release(proc, info_r, block_w, groups, limits)
+                self._release(proc, info_r, block_w, groups, self._values(limits, groups))
             except BaseException:
                 os.killpg(proc.pid, 9)
                 proc.wait()
@@ -252,10 +373,10 @@ class BwrapSandbox:
         info_r: int,
         block_w: int,
         groups: Cgroups,
-        limits: Limits,
-    ) -> None:
-        """Put bwrap's child (not yet running the command) in its cgroups, set its rlimits,
-        then let it go. If bwrap failed before that, there is nothing to release."""
+        values: dict[int, int] | None,
+    ) -> int | None:
+        """Put bwrap's child (not yet running anything) in its cgroups, set its rlimits,
+        then let it go; its pid. None if bwrap failed before that (its error is on stderr)."""
         data = b""
         deadline = time.monotonic() + _HANDSHAKE_SECONDS
         while b"}" not in data:
@@ -264,12 +385,165 @@ class BwrapSandbox:
                 raise TimeoutError("bubblewrap did not report its child in time")
             chunk = os.read(info_r, 4096)
             if not chunk:
-                return  # bwrap exited: its error is on stderr
+                return None
             data += chunk
         pid = int(json.loads(data.decode())["child-pid"])
         groups.join(pid)
-        values = rlimits(limits, address_space="memory" not in groups.directories)
-        if not self._root_user and "pids" not in groups.directories:
-            values[resource.RLIMIT_NPROC] = limits.max_processes + 1  # per user namespace
-        apply_rlimits(pid, values)
+        if values is None:  # the reused sandbox's init: commands get their rlimits from it
+            with contextlib.suppress(OSError):  # the OOM killer must pick a command, not it
+                Path(f"/proc/{pid}/oom_score_adj").write_text("-1000")
+        else:
+            apply_rlimits(pid, values)
         os.write(block_w, b"x")
+        return pid
+
+
+class _SessionChild:
+    """A command started by a reused sandbox's init, shaped for :func:`supervise`: its exit
+    status arrives on the init's socket."""
+
+    def __init__(self, pid: int, stdout: IO[bytes], stderr: IO[bytes], sock: socket.socket):
+        self.pid = pid
+        self.stdout: IO[bytes] | None = stdout
+        self.stderr: IO[bytes] | None = stderr
+        self.returncode: int | None = None
+        self.error = ""
+        self._sock = sock
+        self._pending = b""
+
+    def exit_fd(self) -> int:
+        return self._sock.fileno()
+
+    def _receive(self) -> None:
+        chunk = self._sock.recv(4096)
+        if not chunk:
+            self.returncode, self.error = -signal.SIGKILL, "the sandbox's init died"
+            return
+        self._pending += chunk
+        if b"\n" in self._pending:
+            line = self._pending.split(b"\n", 1)[0].decode("utf-8", "replace")
+            if line.startswith("E "):
+                self.returncode, self.error = 127, line[2:]
+            else:
+                self.returncode = int(line)
+
+    def poll(self) -> int | None:
+        if self.returncode is None and select.select([self._sock], [], [], 0)[0]:
+            self._receive()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if not select.select([self._sock], [], [], left)[0]:
+                raise subprocess.TimeoutExpired("sandboxed command", timeout or 0.0)
+            self._receive()
+        return self.returncode
+
+
+class _Session:
+    """One bubblewrap sandbox kept for a workspace; its init starts each command."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        sock: socket.socket,
+        groups: Cgroups,
+        init_pid: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self.proc = proc
+        self.sock = sock
+        self.groups = groups
+        self.init_pid = init_pid
+        self._clock = clock
+        self._broken = False
+
+    def alive(self) -> bool:
+        return not self._broken and self.proc.poll() is None
+
+    def _sweep(self) -> None:
+        """Kill everything the command left in the sandbox (daemons, new sessions)."""
+        self.groups.kill_all(keep=frozenset({self.init_pid}))
+
+    def run(
+        self,
+        command: str,
+        env: Mapping[str, str],
+        workspace: Path,
+        limits: Limits,
+        values: dict[int, int],
+    ) -> Observation:
+        started = self._clock()
+        self.groups.set_limits(limits, reserve=1)
+        self.groups.mark()
+        disk = DiskWatch(workspace, limits)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        request = {
+            "command": command,
+            "env": dict(env),
+            "cwd": str(workspace),
+            "rlimits": rlimit_triples(values),
+        }
+        try:
+            socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w])
+        except OSError:
+            os.close(out_r)
+            os.close(err_r)
+            self._broken = True
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        child = _SessionChild(
+            self.init_pid, io.FileIO(out_r, "r"), io.FileIO(err_r, "r"), self.sock
+        )
+        try:
+            observation = supervise(
+                child,
+                started=started,
+                timeout=limits.timeout,
+                max_output_bytes=limits.max_output_bytes,
+                kill_output_bytes=limits.kill_output_bytes,
+                clock=self._clock,
+                watch=disk,
+                kill=self._sweep,
+            )
+        except BaseException:
+            self._broken = True
+            raise
+        if child.error:
+            self._broken = child.returncode != 127
+            stderr = f"{observation.stderr}\n[zerog: {child.error}]".lstrip("\n")
+            return observation.model_copy(
+                update={
+                    "status": Status.EXCEPTION,
+                    "exit_code": None,
+                    "stderr": decode(stderr.encode()),
+                }
+            )
+        return settle_limits(observation, limits, self.groups, disk)
+
+    def close(self) -> None:
+        self.sock.close()
+        try:
+            self.proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            _kill_group(self.proc.pid)
+            self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        self.groups.remove()
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _close_all(sessions: dict[tuple[Path, int], _Session]) -> None:
+    while sessions:
+        _, session = sessions.popitem()
+        session.close()

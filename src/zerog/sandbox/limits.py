@@ -70,6 +70,11 @@ def _pair(which: int, value: int) -> tuple[int, int]:
     return value, upper
 
 
+def rlimit_triples(values: dict[int, int]) -> list[tuple[int, int, int]]:
+    """(resource, soft, hard) for each value, as :func:`apply_rlimits` would set them."""
+    return [(which, *_pair(which, value)) for which, value in values.items()]
+
+
 def apply_rlimits(pid: int, values: dict[int, int]) -> None:
     """Set ``values`` on process ``pid`` (0: this process)."""
     for which, value in values.items():
@@ -257,6 +262,7 @@ class Cgroups:
 
     directories: dict[str, Path] = field(default_factory=dict)
     _controllers: dict[str, _Controller] = field(default_factory=dict)
+    _marks: dict[str, int] = field(default_factory=dict)
 
     def join(self, pid: int) -> None:
         for directory in self.directories.values():
@@ -278,10 +284,10 @@ class Cgroups:
         return 0
 
     def process_limit_hit(self) -> bool:
-        return self._event("pids") > 0
+        return self._event("pids") > self._marks.get("pids", 0)
 
     def memory_limit_hit(self) -> bool:
-        return self._event("memory") > 0
+        return self._event("memory") > self._marks.get("memory", 0)
 
     def pids(self) -> set[int]:
         found: set[int] = set()
@@ -290,17 +296,30 @@ class Cgroups:
                 found.update(int(p) for p in procs.read_text().split())
         return found
 
-    def kill_all(self, wait: float = 2.0) -> None:
-        """Kill every process still in the cgroups (a daemon, a new session)."""
+    def kill_all(self, wait: float = 2.0, keep: frozenset[int] = frozenset()) -> None:
+        """Kill every process still in the cgroups (a daemon, a new session), but ``keep``."""
         deadline = time.monotonic() + wait
         while True:
-            alive = self.pids()
+            alive = self.pids() - keep
             if not alive or time.monotonic() > deadline:
                 return
             for pid in alive:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(0.002)
+            time.sleep(0.001)
+
+    def mark(self) -> None:
+        """Count limit hits from now on only (a reused cgroup keeps its counters)."""
+        self._marks = {name: self._event(name) for name in self.directories}
+
+    def set_limits(self, limits: Limits, *, reserve: int = 0) -> None:
+        for kind, directory in self.directories.items():
+            controller = self._controllers[kind]
+            value = limits.max_processes + reserve if kind == "pids" else limits.memory_bytes
+            if kind == "memory" and not controller.v2:
+                _set_v1_memory(directory, value)
+            else:
+                (directory / controller.limit_file).write_text(str(value))
 
     def remove(self) -> None:
         self.kill_all()
@@ -338,15 +357,31 @@ class CgroupFactory:
                 directory.mkdir()
                 groups.directories[kind] = directory
                 groups._controllers[kind] = controller
-                value = limits.max_processes + reserve if kind == "pids" else limits.memory_bytes
-                (directory / controller.limit_file).write_text(str(value))
-                if kind == "memory" and not controller.v2:
-                    with contextlib.suppress(OSError):  # no swap accounting on some kernels
-                        (directory / "memory.memsw.limit_in_bytes").write_text(str(value))
                 if kind == "memory" and controller.v2:
                     with contextlib.suppress(OSError):
                         (directory / "memory.swap.max").write_text("0")
+            groups.set_limits(limits, reserve=reserve)
         except OSError:
             groups.remove()
             raise
         return groups
+
+
+def _set_v1_memory(directory: Path, value: int) -> None:
+    """memory.memsw (memory + swap) must stay at or above memory: raise it first, lower it
+    last. Kernels without swap accounting have no memsw file."""
+    memsw = directory / "memory.memsw.limit_in_bytes"
+    has_memsw = memsw.exists()
+    if has_memsw:
+        with contextlib.suppress(OSError):
+            memsw.write_text(str(max(value, _read_int(memsw))))
+    (directory / "memory.limit_in_bytes").write_text(str(value))
+    if has_memsw:
+        memsw.write_text(str(value))
+
+
+def _read_int(path: Path) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 0

@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, runtime_checkable
 
 from zerog.text import decode
 from zerog.types import Observation, Status
@@ -78,6 +78,14 @@ class Child(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
 
+@runtime_checkable
+class ExitWatch(Protocol):
+    """A child that offers its own descriptor to watch for its exit (instead of a pidfd):
+    readable once :meth:`Child.poll` can tell the exit status."""
+
+    def exit_fd(self) -> int: ...
+
+
 Watch = Callable[[], Status | None]
 """Polled while a command runs; a status it returns kills the command with that status."""
 
@@ -143,9 +151,11 @@ def supervise(
     kill_output_bytes: int,
     clock: Callable[[], float] = time.monotonic,
     watch: Watch | None = None,
+    kill: Callable[[], None] | None = None,
 ) -> Observation:
-    """Read a started process group's output until it ends or a limit is hit, then kill
-    the group and report. ``proc`` must lead its own process group."""
+    """Read a started process's output until it ends or a limit is hit, then kill what is
+    left of it and report. ``kill`` kills the command and everything it started; by
+    default, ``proc`` leads its own process group and the group is killed."""
     if proc.stdout is None or proc.stderr is None:  # pragma: no cover - pipes were asked for
         raise RuntimeError("subprocess pipes missing")
     buffers = {
@@ -153,15 +163,16 @@ def supervise(
         proc.stderr.fileno(): BoundedBuffer(max_output_bytes),
     }
     deadline = started + timeout
+    stop = kill or (lambda: _kill_group(proc.pid))
     try:
-        status = _pump(proc, buffers, deadline, kill_output_bytes, clock, watch)
+        status = _pump(proc, buffers, deadline, kill_output_bytes, clock, watch, stop)
     except BaseException:  # interrupted: never leave the process tree behind
-        _kill_group(proc.pid)
+        stop()
         proc.wait()
         proc.stdout.close()
         proc.stderr.close()
         raise
-    status = _finish(proc, status, deadline, clock)
+    status = _finish(proc, status, deadline, clock, stop)
     returncode = proc.returncode
     out, err = buffers[proc.stdout.fileno()], buffers[proc.stderr.fileno()]
     proc.stdout.close()
@@ -198,13 +209,15 @@ def _pump(
     kill_output_bytes: int,
     clock: Callable[[], float],
     watch: Watch | None,
+    stop: Callable[[], None],
 ) -> Status | None:
     """Read both pipes until EOF, the deadline, or an output flood. Returns the status
     decided here (timeout, output limit) or None when the pipes simply closed.
 
     The process's exit is watched through a pidfd in the same select, so a finished
     command is noticed at once, without polling."""
-    pidfd = _pidfd(proc.pid)
+    own = isinstance(proc, ExitWatch)
+    pidfd = proc.exit_fd() if isinstance(proc, ExitWatch) else _pidfd(proc.pid)
     with selectors.DefaultSelector() as selector:
         open_pipes = 0
         for pipe in (proc.stdout, proc.stderr):
@@ -222,7 +235,7 @@ def _pump(
                     return Status.TIMEOUT
                 if exited_at is None and pidfd is None and proc.poll() is not None:
                     exited_at = now
-                    _kill_group(proc.pid)
+                    stop()
                 if exited_at is not None and now - exited_at > _EXIT_GRACE:
                     return None  # something outside the group still holds the pipes
                 wait = deadline - now
@@ -234,7 +247,7 @@ def _pump(
                     if key.data == "exit":
                         selector.unregister(key.fileobj)
                         exited_at = clock()
-                        _kill_group(proc.pid)  # leftovers in the group hold the pipes open
+                        stop()  # leftovers hold the pipes open
                         continue
                     chunk = os.read(key.fd, _CHUNK)
                     if not chunk:
@@ -250,7 +263,7 @@ def _pump(
                     if verdict is not None:
                         return verdict
         finally:
-            if pidfd is not None:
+            if pidfd is not None and not own:
                 os.close(pidfd)
     return None
 
@@ -260,6 +273,7 @@ def _finish(
     status: Status | None,
     deadline: float,
     clock: Callable[[], float],
+    stop: Callable[[], None],
 ) -> Status:
     """Reap the process, killing its whole group, and settle the final status."""
     if status is None:
@@ -267,7 +281,7 @@ def _finish(
             proc.wait(timeout=max(deadline - clock(), 0.0))
         except subprocess.TimeoutExpired:
             status = Status.TIMEOUT
-    _kill_group(proc.pid)
+    stop()
     proc.wait()
     if status is not None:
         return status
