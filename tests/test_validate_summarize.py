@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from zerog.bench.failures import run_gcc, run_pytest
+from zerog.bench.sweep import compression, key_facts
 from zerog.sandbox.base import Limits
 from zerog.sandbox.local import LocalSandbox
 from zerog.types import CheckResult, FailedTest, Observation, Status, TestsCheck
@@ -55,6 +56,19 @@ def test_pytest_under_a_tight_budget_keeps_every_failing_name() -> None:
     for name in PYTEST_NAMES:
         assert name in summary
     assert "omitted to fit the budget" in summary
+
+
+def test_sixty_cases_failing_the_same_way_fold_into_one() -> None:
+    text = raw("pytest-many")
+    summary = summarize_text(text, 3000)
+    assert len(summary) * 40 < len(text)
+    assert (
+        "FAILED test_many.py::test_parse_line_with_a_note[...] in 60 cases: sku0, sku1" in summary
+    )
+    assert all(f"sku{i}," in summary or f"sku{i} " in summary for i in range(60))
+    assert "(and 59 more the same way: [sku1], [sku2], [sku3], ...)" in summary
+    assert summary.count("E ValueError: too many values to unpack (expected 3)") == 1
+    assert "FFFF" not in summary, "progress dots kept"
 
 
 def test_mypy_keeps_every_error_location_and_folds_repeats() -> None:
@@ -102,7 +116,7 @@ def test_terraform_blocks_become_file_line_errors() -> None:
     assert len(summary) < len(text) * 0.6
 
 
-@pytest.mark.parametrize("tool", ["pytest", "mypy", "gcc", "terraform"])
+@pytest.mark.parametrize("tool", ["pytest", "pytest-many", "mypy", "gcc", "terraform"])
 def test_every_budget_is_respected(tool: str) -> None:
     text = raw(tool)
     for budget in range(150, 4000, 170):
@@ -213,3 +227,14 @@ def test_failed_tests_without_output_get_their_details_summarized() -> None:
     assert "FAILED test_m.test_x - assert 1 == 2" in summary
     assert "E assert 1 == 2" in summary
     assert "at test_m.py:3" in summary
+
+
+@pytest.mark.parametrize("tool", ["pytest", "pytest-many", "mypy", "gcc", "terraform"])
+def test_the_default_budget_names_every_failing_test_and_error_location(tool: str) -> None:
+    text = raw(tool)
+    facts = key_facts(text)
+    assert len(facts) >= 3
+    measured = compression(tool, tool, text)
+    assert measured.recall[3000] == 1.0
+    assert measured.summary_tokens[3000] <= 750
+    assert measured.summary_tokens[1000] < measured.raw_tokens

@@ -143,6 +143,20 @@ def test_load_then_restock() -> None:
     assert inventory.items["apple"].qty == 1
 """
 
+TEST_MANY = '''\
+import pytest
+
+from inventory import parse_line
+
+LINES = [f"sku{i}, {i}, {i / 4}, note {i}" for i in range(60)]
+
+
+@pytest.mark.parametrize("line", LINES, ids=[f"sku{i}" for i in range(60)])
+def test_parse_line_with_a_note(line: str) -> None:
+    item = parse_line(line)
+    assert item.qty >= 0
+'''
+
 MYPY_MODELS = """\
 from dataclasses import dataclass
 from typing import Optional
@@ -335,6 +349,13 @@ def run_pytest(root: Path) -> Failure:
     return _run("pytest", argv, root, "pytest test_inventory.py", _env(root))
 
 
+def run_pytest_many(root: Path) -> Failure:
+    """One parametrized test failing the same way in 60 cases: a big, repetitive output."""
+    _write(root, {"inventory.py": INVENTORY, "test_many.py": TEST_MANY})
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_many.py"]
+    return _run("pytest (60 cases)", argv, root, "pytest test_many.py", _env(root))
+
+
 def run_mypy(root: Path) -> Failure:
     _write(root, {"models.py": MYPY_MODELS, "service.py": MYPY_SERVICE})
     argv = [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "models.py", "service.py"]
@@ -364,13 +385,19 @@ def run_terraform(root: Path) -> Failure:
     return _run("terraform", ["terraform", "validate"], root, "terraform validate", env)
 
 
-RUNNERS = {"pytest": run_pytest, "mypy": run_mypy, "gcc": run_gcc, "terraform": run_terraform}
+RUNNERS = {
+    "pytest": run_pytest,
+    "pytest-many": run_pytest_many,
+    "mypy": run_mypy,
+    "gcc": run_gcc,
+    "terraform": run_terraform,
+}
 
 
 def available(tool: str) -> bool:
     """Whether the tool can be run here (pytest and mypy are imported from this Python)."""
-    if tool in ("pytest", "mypy"):
+    if tool in ("pytest", "pytest-many", "mypy"):
         import importlib.util
 
-        return importlib.util.find_spec(tool) is not None
+        return importlib.util.find_spec(tool.split("-")[0]) is not None
     return shutil.which(tool) is not None

@@ -30,11 +30,13 @@ from zerog.types import FailedTest
 MIN_ITEM_CHARS = 120
 MAX_E_LINES = 14
 MAX_CONTEXT_LINES = 3
+MAX_CASES_LISTED = 3  # failing cases of one parametrized test listed one per line
+MAX_IDS_CHARS = 1_200  # the line that lists the ids of more cases
 
 _NOISE = re.compile(
     r"^(?:=+ test session starts =+|platform \w+ -- Python .*|rootdir: .*|configfile: .*"
     r"|cachedir: .*|plugins: .*|collected \d+ items?.*|collecting \.\.\..*"
-    r"|\S+\.py [.FEsxX]+\s*(?:\[\s*\d+%\])?"  # pytest progress lines
+    r"|\S+\.py [.FEsxX]+\s*(?:\[\s*\d+%\])?|[.FEsxX]+\s+\[\s*\d+%\]"  # pytest progress
     r"|.*note: each undeclared identifier is reported only once.*)$"
 )
 _GUTTER = re.compile(r"^[│╷╵](?: |$)")
@@ -150,17 +152,21 @@ def _pytest_cases(lines: Sequence[str], consumed: set[int]) -> list[Item]:
             cases.append((i, case.group(1), []))
         elif cases:
             cases[-1][2].append(line)
-    seen: dict[str, int] = {}
+    same: dict[str, tuple[int, list[str]]] = {}  # detail -> (position, test names)
     for position, name, body in cases:
-        detail = _case_detail(body)
-        if detail in seen:
-            merged = items[seen[detail]]
-            text = merged.text.replace(":\n", f" (and {name}, the same way):\n", 1)
-            items[seen[detail]] = replace(merged, text=text)
-            continue
-        seen[detail] = len(items)
+        same.setdefault(_case_detail(body), (position, []))[1].append(name)
+    for detail, (position, names) in same.items():
+        head = names[0]
+        others = names[1:]
+        if len(others) == 1:
+            head += f" (and {others[0]}, the same way)"
+        elif others:
+            base = head.split("[", 1)[0]
+            short = [n[len(base) :] if n.startswith(base + "[") else n for n in others[:3]]
+            shown = ", ".join(short) + (", ..." if len(others) > 3 else "")
+            head += f" (and {len(others)} more the same way: {shown})"
         priority = 1 if len(items) < 3 else 2
-        items.append(Item(priority, position, f"{name}:\n{detail}", "failing test detail"))
+        items.append(Item(priority, position, f"{head}:\n{detail}", "failing test detail"))
     return items
 
 
@@ -187,12 +193,25 @@ def _case_detail(body: Sequence[str]) -> str:
 
 
 def _test_names(lines: Sequence[str], consumed: set[int]) -> list[Item]:
-    items = []
+    """pytest's ``FAILED``/``ERROR`` lines; more than :data:`MAX_CASES_LISTED` failing
+    cases of one parametrized test become one line that lists their ids."""
+    groups: dict[tuple[str, str], list[tuple[int, re.Match[str]]]] = {}
     for i, line in enumerate(lines):
         match = _TEST_ID.match(line)
         if match:
             consumed.add(i)
-            items.append(Item(0, i, line, "failing test", group=0))
+            base = match.group(2).split("[", 1)[0]
+            groups.setdefault((match.group(1), base), []).append((i, match))
+    items = []
+    for (verb, base), found in groups.items():
+        if len(found) <= MAX_CASES_LISTED:
+            items += [Item(0, i, m.group(0), "failing test", group=0) for i, m in found]
+            continue
+        ids = [m.group(2)[len(base) :].strip("[]") for _, m in found]
+        first = found[0][1].group(3)
+        text = f"{verb} {base}[...] in {len(ids)} cases: {', '.join(ids)}"
+        text = one_line(text, MAX_IDS_CHARS) + (f" - first: {first}" if first else "")
+        items.append(Item(0, found[0][0], text, "failing test", group=0))
     return items
 
 
