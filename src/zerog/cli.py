@@ -566,6 +566,26 @@ def bench_overhead(
     console.print(report.table())
 
 
+@bench_app.command("sweep")
+def bench_sweep(
+    rounds: Annotated[
+        int, typer.Option(help="Sweeps per sidecar; the median is reported.", min=1)
+    ] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Validation: 10 sidecar checks in WASM against subprocesses, and failure feedback
+    tokens against the raw output of real pytest, mypy, gcc and terraform failures."""
+    from zerog.bench.sweep import measure
+
+    console = Console(highlight=False)
+    report = measure(rounds=rounds, progress=None if as_json else console.print)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        return
+    for table in report.tables():
+        console.print(table)
+
+
 @bench_app.command("sandbox")
 def bench_sandbox(
     runs: Annotated[int, typer.Option(help="Runs per backend (after 2 warm-up runs).", min=3)] = 50,
