@@ -143,7 +143,7 @@ def test_load_then_restock() -> None:
     assert inventory.items["apple"].qty == 1
 """
 
-TEST_MANY = '''\
+TEST_MANY = """\
 import pytest
 
 from inventory import parse_line
@@ -155,7 +155,7 @@ LINES = [f"sku{i}, {i}, {i / 4}, note {i}" for i in range(60)]
 def test_parse_line_with_a_note(line: str) -> None:
     item = parse_line(line)
     assert item.qty >= 0
-'''
+"""
 
 MYPY_MODELS = """\
 from dataclasses import dataclass
