@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
+import threading
 from pathlib import Path
 
 from zerog.sandbox.base import Limits
 from zerog.sandbox.local import LocalSandbox
-from zerog.types import CheckResult, CommandCheck, Status
+from zerog.types import CheckResult, CommandCheck, Observation, PredicateCheck, Status
 from zerog.validate.compile import compile_checks
+from zerog.validate.sidecar import GuestProgram, SandboxPython
 from zerog.validate.sweep import run_one, sweep
 
 LOCAL = LocalSandbox({"PATH": os.environ["PATH"]})
@@ -151,3 +154,30 @@ def test_a_compiled_plan_is_reused_and_run_one_serves_step_checks(
     assert result.passed
     assert result.flaky
     assert not run_one("test -f missing.txt", workspace, LOCAL, LIMITS).passed
+
+
+class ThreadRecorder:
+    """A real sidecar that notes which thread ran each program."""
+
+    def __init__(self) -> None:
+        self.inner = SandboxPython(LOCAL, sys.executable)
+        self.threads: list[int] = []
+
+    @property
+    def name(self) -> str:
+        return "recording"
+
+    def run_python(self, program: GuestProgram, workspace: Path, limits: Limits) -> Observation:
+        self.threads.append(threading.get_ident())
+        return self.inner.run_python(program, workspace, limits)
+
+
+def test_one_job_runs_in_the_callers_thread(workspace: Path) -> None:
+    # Sandboxes may tie a helper process's life to the thread that started it.
+    checks = [PredicateCheck(python=f"{i} == {i}") for i in range(3)]
+    recorder = ThreadRecorder()
+    assert sweep(checks, workspace, LOCAL, LIMITS, jobs=1, sidecar=recorder).passed
+    assert recorder.threads == [threading.get_ident()] * 3
+    recorder.threads.clear()
+    assert sweep(checks, workspace, LOCAL, LIMITS, jobs=2, sidecar=recorder).passed
+    assert threading.get_ident() not in recorder.threads

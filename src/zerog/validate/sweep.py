@@ -64,33 +64,47 @@ def _rerun(
 def _schedule(
     plan: SweepPlan, env: CheckEnv, jobs: int, finished: Callable[[int, CheckResult], None]
 ) -> None:
-    """Run every check once, respecting ``after``; report each result as it is known."""
+    """Run every check once, respecting ``after``; report each result as it is known.
+
+    With ``jobs == 1`` the checks run in the caller's thread, one after the other."""
     results: dict[int, CheckResult] = {}
     waiting = list(plan.checks)
+
+    def ready() -> list[CompiledCheck]:
+        """The checks whose prerequisites passed; those with a failed one are skipped
+        (which may unblock more: hence the loop)."""
+        nonlocal waiting
+        runnable: list[CompiledCheck] = []
+        progressed = True
+        while progressed:
+            progressed = False
+            still: list[CompiledCheck] = []
+            for compiled in waiting:
+                if not all(dep in results for dep in compiled.after):
+                    still.append(compiled)
+                    continue
+                failed = [plan.checks[d].label for d in compiled.after if not results[d].passed]
+                if not failed:
+                    runnable.append(compiled)
+                    continue
+                results[compiled.index] = _skipped(compiled, failed[0])
+                finished(compiled.index, results[compiled.index])
+                progressed = True
+            waiting = still
+        return runnable
+
+    if jobs == 1:
+        while batch := ready():
+            for compiled in batch:
+                results[compiled.index] = compiled.runner.run(env, compiled.label)
+                finished(compiled.index, results[compiled.index])
+        return
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="zerog-check") as pool:
         running: dict[Future[CheckResult], int] = {}
         try:
-            while waiting or running:
-                progressed = True
-                while progressed:  # skipping a check may unblock the ones after it
-                    progressed = False
-                    still: list[CompiledCheck] = []
-                    for compiled in waiting:
-                        if not all(dep in results for dep in compiled.after):
-                            still.append(compiled)
-                            continue
-                        blocker = next(
-                            (plan.checks[d].label for d in compiled.after if not results[d].passed),
-                            None,
-                        )
-                        if blocker is None:
-                            future = pool.submit(compiled.runner.run, env, compiled.label)
-                            running[future] = compiled.index
-                            continue
-                        results[compiled.index] = _skipped(compiled, blocker)
-                        finished(compiled.index, results[compiled.index])
-                        progressed = True
-                    waiting = still
+            while True:
+                for compiled in ready():
+                    running[pool.submit(compiled.runner.run, env, compiled.label)] = compiled.index
                 if not running:
                     break  # nothing left that can run (compile_checks refuses cycles)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
