@@ -126,6 +126,17 @@ def test_cgroup_v1_under_our_own_cgroup(tmp_path: Path) -> None:
     assert not (pids / "cmd1").exists()
 
 
+def test_stale_cgroups_of_dead_zerogs_are_removed(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    proc = _fake_proc(tmp_path, f"30 25 0:26 / {pids} rw - cgroup cgroup rw,pids\n", "8:pids:/\n")
+    (proc / "4242").mkdir()  # a zerog that still runs
+    for name in ("zerog-4242-aaaa", "zerog-99999999-bbbb", "other-1-cccc"):
+        (pids / name).mkdir()
+    assert CgroupFactory(proc=proc).remove_stale() == 1
+    assert sorted(p.name for p in pids.iterdir()) == ["other-1-cccc", "zerog-4242-aaaa"]
+
+
 def test_cgroup_v2_needs_the_controller_delegated(tmp_path: Path) -> None:
     unified = tmp_path / "unified"
     (unified / "me").mkdir(parents=True)

@@ -338,6 +338,7 @@ class CgroupFactory:
     """Creates per-command cgroups under this process's own cgroup, when it can."""
 
     def __init__(self, proc: Path = PROC, new_id: Callable[[], str] | None = None) -> None:
+        self._proc = proc
         self._controllers = {
             name: found for name in ("pids", "memory") if (found := _find(proc, name))
         }
@@ -346,6 +347,23 @@ class CgroupFactory:
     @property
     def controllers(self) -> frozenset[str]:
         return frozenset(self._controllers)
+
+    def remove_stale(self) -> int:
+        """Remove the empty cgroups that zerog processes which died without cleaning up
+        (killed, crashed) left behind; how many were removed."""
+        removed = 0
+        for controller in self._controllers.values():
+            with contextlib.suppress(OSError):
+                for entry in controller.directory.iterdir():
+                    owner = entry.name.split("-")
+                    if len(owner) != 3 or owner[0] != "zerog" or not owner[1].isdigit():
+                        continue
+                    if (self._proc / owner[1]).exists():
+                        continue  # its zerog is still running
+                    with contextlib.suppress(OSError):
+                        entry.rmdir()  # fails while a process is still in it
+                        removed += 1
+        return removed
 
     def create(self, limits: Limits, *, reserve: int = 0) -> Cgroups:
         """Cgroups bounded by ``limits``; ``reserve`` extra pids for the sandbox's own init."""
