@@ -46,3 +46,21 @@ def test_grammar_is_small_and_rejects_raw_control_characters() -> None:
 def test_an_answer_in_the_decoding_shape_validates_against_the_full_model() -> None:
     answer = '{"steps": [{"intent": "fix", "actions": [{"kind": "shell", "command": "true"}]}]}'
     assert parse_answer(answer, Plan).steps[0].actions[0].kind == "shell"
+
+
+def test_schema_memo_converts_each_schema_object_once() -> None:
+    from zerog.models.schema import SchemaMemo
+
+    built: list[object] = []
+
+    def build(schema: object) -> int:
+        built.append(schema)
+        return len(built)
+
+    memo = SchemaMemo(build, limit=2)
+    plan, actions = schema_of(Plan), schema_of(StepActions)
+    assert memo(plan) == memo(plan) == 1
+    assert memo(actions) == 2
+    copy = dict(plan)
+    assert memo(copy) == 3, "an equal but distinct dict is converted again"
+    assert memo(plan) == 4, "the memo was full and started over"

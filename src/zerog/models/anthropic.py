@@ -7,7 +7,8 @@ call falls back to its text, which the same path parses or re-asks.
 
 Usage counts every input token: Anthropic reports uncached input, cache reads and cache
 writes apart; zerog's ``input_tokens`` is their sum and ``cached_tokens`` the cache reads.
-The SDK's own retries are off (see :mod:`zerog.models.retry`). ``anthropic`` is imported
+The SDK's own retries are off (see :mod:`zerog.models.retry`). No temperature or seed is
+sent: the Messages API of the SDK this is built on (2.x) takes neither. ``anthropic`` is imported
 when a model is built, never when zerog is imported.
 """
 
@@ -29,7 +30,7 @@ from zerog.models.retry import (
     server_detail,
     with_retries,
 )
-from zerog.models.schema import decoding_schema
+from zerog.models.schema import SchemaMemo, decoding_schema
 from zerog.types import Usage
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class AnthropicModel:
         self._key_source = key_source
         self._sleep = sleep
         self._jitter = jitter
+        self._schemas = SchemaMemo(decoding_schema)
         self._client = anthropic.Anthropic(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
         )
@@ -144,7 +146,7 @@ class AnthropicModel:
                             "name": TOOL_NAME,
                             "description": "Give your answer by calling this tool with the "
                             "requested JSON object as its input.",
-                            "input_schema": decoding_schema(schema),
+                            "input_schema": self._schemas(schema),
                         }
                     ],
                     tool_choice={"type": "tool", "name": TOOL_NAME},

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from zerog.errors import ConfigError, ModelError
 from zerog.models.base import Request, Response, estimate_tokens
-from zerog.models.schema import decoding_schema
+from zerog.models.schema import SchemaMemo, decoding_schema
 from zerog.types import Usage
 
 if TYPE_CHECKING:
@@ -37,6 +37,12 @@ def json_grammar_text(schema: Mapping[str, object]) -> str:
 
     text = str(json_schema_to_gbnf(json.dumps(decoding_schema(schema))))
     return text.replace(f"char ::= {_LOOSE_CHAR}", f"char ::= {_STRICT_CHAR}")
+
+
+def _compile(schema: Mapping[str, object]) -> LlamaGrammar:
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    return LlamaGrammar.from_string(json_grammar_text(schema), verbose=False)
 
 
 class LlamaCppModel:
@@ -62,7 +68,7 @@ class LlamaCppModel:
         self._name = name
         self._seed = seed
         self._n_ctx = n_ctx
-        self._grammars: dict[str, LlamaGrammar] = {}
+        self._grammars: SchemaMemo[LlamaGrammar] = SchemaMemo(_compile)
         try:
             self._llama: Llama = Llama(
                 model_path=str(path),
@@ -85,15 +91,8 @@ class LlamaCppModel:
         return self._llama
 
     def grammar(self, schema: Mapping[str, object]) -> LlamaGrammar:
-        """The compiled grammar of ``schema``, built once per distinct schema."""
-        from llama_cpp.llama_grammar import LlamaGrammar
-
-        key = json.dumps(schema, sort_keys=True)
-        grammar = self._grammars.get(key)
-        if grammar is None:
-            grammar = LlamaGrammar.from_string(json_grammar_text(schema), verbose=False)
-            self._grammars[key] = grammar
-        return grammar
+        """The compiled grammar of ``schema``, built once per schema."""
+        return self._grammars(schema)
 
     def complete(self, request: Request) -> Response:
         grammar = self.grammar(request.json_schema) if request.json_schema is not None else None

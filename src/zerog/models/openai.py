@@ -29,7 +29,7 @@ from zerog.models.retry import (
     server_detail,
     with_retries,
 )
-from zerog.models.schema import decoding_schema
+from zerog.models.schema import SchemaMemo, decoding_schema
 from zerog.types import Usage
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class OpenAIModel:
         self._sleep = sleep
         self._jitter = jitter
         self._format = 0
+        self._schemas = SchemaMemo(decoding_schema)
         self._reasoning = not compatible and model.startswith(_REASONING_PREFIXES)
         # An OpenAI-compatible server without auth still needs a non-empty key for the SDK.
         self._client = openai.OpenAI(
@@ -153,13 +154,13 @@ class OpenAIModel:
                 "type": "json_schema",
                 "json_schema": {
                     "name": "answer",
-                    "schema": decoding_schema(schema),
+                    "schema": self._schemas(schema),
                     "strict": False,
                 },
             }
         elif schema is not None and fmt == "json_object_schema":
             response_format = None
-            extra = {"response_format": {"type": "json_object", "schema": decoding_schema(schema)}}
+            extra = {"response_format": {"type": "json_object", "schema": self._schemas(schema)}}
         elif schema is not None:
             response_format = {"type": "json_object"}
         else:

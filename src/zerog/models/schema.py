@@ -10,8 +10,10 @@ pydantic model in :mod:`zerog.structured`; this schema only steers generation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Generic, TypeVar
 
+T = TypeVar("T")
 MAX_DECODED_LENGTH = 256
 MAX_DECODED_ITEMS = 32
 _DROPPED = frozenset({"discriminator"})
@@ -62,3 +64,24 @@ def decoding_schema(schema: Mapping[str, object]) -> dict[str, object]:
             wanted = set(required) | set(tags)
             out["required"] = [name for name in properties if name in wanted]
     return out
+
+
+class SchemaMemo(Generic[T]):
+    """Remembers ``build(schema)`` by the identity of the schema: request schemas are built
+    once per class (:func:`zerog.structured.schema_of`) and never changed, so a backend
+    converts each one once, not on every call. Holds the schema, so its id is not reused."""
+
+    def __init__(self, build: Callable[[Mapping[str, object]], T], limit: int = 64) -> None:
+        self._build = build
+        self._limit = limit
+        self._memo: dict[int, tuple[Mapping[str, object], T]] = {}
+
+    def __call__(self, schema: Mapping[str, object]) -> T:
+        hit = self._memo.get(id(schema))
+        if hit is not None and hit[0] is schema:
+            return hit[1]
+        value = self._build(schema)
+        if len(self._memo) >= self._limit:
+            self._memo.clear()
+        self._memo[id(schema)] = (schema, value)
+        return value
