@@ -259,7 +259,7 @@ def test_reused_sandbox_init_cannot_be_touched(ws: Path) -> None:
 def test_reused_sandbox_recovers_when_its_init_dies(ws: Path) -> None:
     with BwrapSandbox(ENV) as sandbox:
         assert sandbox.run(ShellAction(command="true"), ws, Limits()).ok
-        for session in list(sandbox._sessions.values()):
+        for session in list(sandbox._sessions):
             os.kill(session.init_pid, 9)
             session.proc.wait()
         again = sandbox.run(ShellAction(command="echo back"), ws, Limits())
@@ -269,7 +269,7 @@ def test_reused_sandbox_recovers_when_its_init_dies(ws: Path) -> None:
 def test_close_stops_the_sandbox_and_removes_its_cgroups(ws: Path) -> None:
     sandbox = BwrapSandbox(ENV)
     assert sandbox.run(ShellAction(command="true"), ws, Limits()).ok
-    (session,) = sandbox._sessions.values()
+    (session,) = sandbox._sessions
     directories = list(session.groups.directories.values())
     sandbox.close()
     assert session.proc.poll() is not None
@@ -277,3 +277,48 @@ def test_close_stops_the_sandbox_and_removes_its_cgroups(ws: Path) -> None:
     while any(d.exists() for d in directories) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not any(d.exists() for d in directories)
+
+
+def test_reused_sandboxes_serve_threads_at_once(ws: Path) -> None:
+    """The validation sweep runs checks in threads: each gets a sandbox of its own, and a
+    sandbox started by a thread outlives that thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with BwrapSandbox(ENV) as sandbox:
+
+        def check(i: int) -> str:
+            command = f"sleep 0.05; echo {i}"
+            return sandbox.run(ShellAction(command=command), ws, Limits()).stdout
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            assert list(pool.map(check, range(16))) == [f"{i}\n" for i in range(16)]
+        assert 1 <= len(sandbox._sessions) <= 4
+        # The threads that started them have exited; the sandboxes still work.
+        assert [check(i) for i in range(3)] == ["0\n", "1\n", "2\n"]
+
+
+def test_kept_sandbox_ends_when_zerog_dies(ws: Path) -> None:
+    """A zerog killed while a command runs leaves nothing behind: its end of the socket
+    closes, the sandbox's init exits, and the kernel ends the namespace."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom zerog.sandbox.bwrap import BwrapSandbox\n"
+        "from zerog.sandbox.base import Limits\nfrom zerog.types import ShellAction\n"
+        f"s = BwrapSandbox({ENV!r})\n"
+        f"s.run(ShellAction(command='sleep 3219'), Path({str(ws)!r}), Limits(timeout=60))\n"
+    )
+    zerog = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 10
+        while not alive_with(b"3219") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert alive_with(b"3219"), "the command did not start"
+    finally:
+        zerog.kill()
+        zerog.wait()
+    deadline = time.monotonic() + 5
+    while alive_with(b"3219") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert alive_with(b"3219") == []

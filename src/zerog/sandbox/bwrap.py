@@ -4,7 +4,8 @@ The profile (see ``docs/sandboxes.md`` for what it stops):
 
 - new user, pid, network, ipc, uts and cgroup namespaces; nested user namespaces disabled;
   commands run as uid/gid 65534 inside, without capabilities;
-- ``--die-with-parent`` and ``--new-session`` (no controlling terminal, so no TIOCSTI);
+- ``--new-session`` (no controlling terminal, so no TIOCSTI), and no life after zerog
+  (``--die-with-parent`` for a command's own bubblewrap, socket EOF for a kept init);
   stdin is /dev/null; bwrap itself starts with an empty environment (its pid 1's
   ``/proc/1/environ`` would otherwise show the caller's variables), each command gets
   exactly the sandbox's allow-listed variables;
@@ -38,6 +39,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -141,12 +143,18 @@ class BwrapSandbox:
         self._cgroups.remove_stale()
         # Reusing one sandbox per workspace needs a Python inside it to start commands.
         self._reuse = reuse and (root / INIT_PYTHON.lstrip("/")).is_file()
-        self._sessions: dict[tuple[Path, int], _Session] = {}
+        # Idle sandboxes by (workspace, /tmp size); one per command running at once (the
+        # validation sweep runs checks in threads), each with its own cgroups and limits.
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[Path, int], list[_Session]] = {}
+        self._sessions: list[_Session] = []
         self._finalizer = weakref.finalize(self, _close_all, self._sessions)
 
     def close(self) -> None:
         """Stop the sandboxes kept for reuse (also done when this object is collected)."""
-        _close_all(self._sessions)
+        with self._lock:
+            self._idle.clear()
+            _close_all(self._sessions)
 
     def __enter__(self) -> BwrapSandbox:
         return self
@@ -194,8 +202,12 @@ class BwrapSandbox:
             argv.append("--as-pid-1")
         if self._network:
             argv.append("--share-net")
+        if not init:
+            # The kernel ties this to the spawning *thread*: right for a command supervised
+            # by that thread, wrong for a kept sandbox, whose init instead exits as soon as
+            # zerog's end of its socket closes (zerog exited or died).
+            argv.append("--die-with-parent")
         argv += [
-            "--die-with-parent",
             "--new-session",
             "--uid",
             str(SANDBOX_UID),
@@ -251,20 +263,51 @@ class BwrapSandbox:
             return self._shell_once(command, workspace, limits)
         started = self._clock()
         key = (workspace, limits.max_disk_bytes)  # the tmpfs sizes are fixed at the start
-        session = self._sessions.get(key)
+        session = self._checkout(key)
         try:
-            if session is None or not session.alive():
-                if session is not None:
-                    session.close()
-                session = self._sessions[key] = self._start_session(workspace, limits)
-            return session.run(
+            if session is None:
+                session = self._start_session(workspace, limits)
+                with self._lock:
+                    self._sessions.append(session)
+            observation = session.run(
                 command, self._env, workspace, limits, self._values(limits, session.groups)
             )
         except (OSError, SandboxError, TimeoutError) as exc:
-            stale = self._sessions.pop(key, None)
-            if stale is not None:
-                stale.close()
+            if session is not None:
+                self._retire(session)
             return spawn_failure(exc, self._clock() - started)
+        except BaseException:
+            if session is not None:
+                self._retire(session)
+            raise
+        with self._lock:
+            if session.alive() and session in self._sessions:
+                self._idle.setdefault(key, []).append(session)
+                return observation
+        self._retire(session)
+        return observation
+
+    def _checkout(self, key: tuple[Path, int]) -> _Session | None:
+        """An idle live sandbox for ``key``, now reserved for the caller."""
+        dead = []
+        found = None
+        with self._lock:
+            idle = self._idle.get(key, [])
+            while idle and found is None:
+                candidate = idle.pop()
+                if candidate.alive():
+                    found = candidate
+                else:
+                    dead.append(candidate)
+        for session in dead:
+            self._retire(session)
+        return found
+
+    def _retire(self, session: _Session) -> None:
+        with self._lock:
+            if session in self._sessions:
+                self._sessions.remove(session)
+        session.close()
 
     def _values(self, limits: Limits, groups: Cgroups) -> dict[int, int]:
         values = rlimits(limits, address_space="memory" not in groups.directories)
@@ -553,7 +596,6 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _close_all(sessions: dict[tuple[Path, int], _Session]) -> None:
+def _close_all(sessions: list[_Session]) -> None:
     while sessions:
-        _, session = sessions.popitem()
-        session.close()
+        sessions.pop().close()

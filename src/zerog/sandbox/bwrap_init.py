@@ -12,7 +12,8 @@ no process of one command lives into the next one.
 
 This process is not dumpable (no ptrace, no /proc/1/mem for the commands, which run with
 the same uid), and as pid 1 of its namespace it ignores signals the commands send it.
-It exits when zerog closes the socket, and the kernel kills it when zerog dies.
+It exits when zerog's end of the socket closes (zerog closed the sandbox, exited or died),
+even while a command runs; as pid 1, its exit ends every process in the namespace.
 
 zerog never imports this module; it reads its source and hands it to the sandbox.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import sys
@@ -96,6 +98,7 @@ def serve(sock: socket.socket) -> None:
             _child(request, fds[0], fds[1])
         for fd in fds:
             os.close(fd)
+        _await_exit(pid, sock)
         while True:
             try:
                 done, status = os.waitpid(-1, 0)
@@ -104,6 +107,24 @@ def serve(sock: socket.socket) -> None:
             if done == pid:
                 break
         sock.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+
+
+def _await_exit(pid: int, sock: socket.socket) -> None:
+    """Wait for the command to exit, or for zerog to go away: then exit at once, and the
+    kernel kills everything in the namespace with its pid 1."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # pragma: no cover - Linux < 5.3: wait blindly
+        return
+    try:
+        while True:
+            ready, _, _ = select.select([sock.fileno(), pidfd], [], [])
+            if sock.fileno() in ready and not sock.recv(1, socket.MSG_PEEK):
+                os._exit(0)
+            if pidfd in ready:
+                return
+    finally:
+        os.close(pidfd)
 
 
 def main(argv: list[str]) -> int:
