@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 # The local model (llama-cpp-python is built from source on first install: a few minutes),
 # its OpenAI-compatible server and the API SDKs: the tests use all of them.
-EXTRAS := dev,local,local-server,openai,anthropic
+EXTRAS := dev,local,local-server,openai,anthropic,wasm,otel
 
 .PHONY: demo demo-scripted test lint typecheck bench clean
 
@@ -51,7 +51,7 @@ $(SANDBOXES): $(STAMP) src/zerog/sandbox/wasm.py
 
 setup: $(SANDBOXES)
 
-test: lint typecheck $(SANDBOXES)
+test: $(SANDBOXES) lint typecheck
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
