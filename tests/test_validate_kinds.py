@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from zerog.sandbox.base import Limits
+from zerog.sandbox.base import Limits, Sandbox
+from zerog.sandbox.factory import make_sandbox
 from zerog.sandbox.local import LocalSandbox
 from zerog.types import (
     Check,
@@ -44,10 +45,17 @@ def wasm() -> PythonRunner:
     return make_sidecar("wasm", LOCAL, ENV, environ=os.environ)
 
 
-@pytest.fixture(params=["wasm", "sandbox"])
-def sidecar(request: pytest.FixtureRequest, wasm: PythonRunner) -> PythonRunner:
+@pytest.fixture(scope="module")
+def bwrap() -> Sandbox:
+    return make_sandbox("bwrap", ENV, environ=os.environ)
+
+
+@pytest.fixture(params=["wasm", "bwrap", "local"])
+def sidecar(request: pytest.FixtureRequest, wasm: PythonRunner, bwrap: Sandbox) -> PythonRunner:
     if request.param == "wasm":
         return wasm
+    if request.param == "bwrap":  # the system's python3 in the default sandbox: no PyYAML
+        return make_sidecar("sandbox", bwrap, ENV, environ=os.environ)
     return SandboxPython(LOCAL, sys.executable)
 
 
@@ -156,7 +164,7 @@ def test_tests_check_knows_failures_by_name(workspace: Path) -> None:
     assert by_name["test_app.test_uses_broken"].outcome == "error"
     assert "fixture broke" in by_name["test_app.test_uses_broken"].details
     assert "1 failed, 1 passed, 1 errors, 1 skipped" in result.observation.stderr
-    assert not list((workspace / ".zerog" / "junit").glob("*.xml")), "report left behind"
+    assert not list(workspace.glob(".zerog-junit-*")), "report left behind"
 
 
 def test_tests_check_passes_when_the_suite_passes(workspace: Path) -> None:
@@ -166,6 +174,26 @@ def test_tests_check_passes_when_the_suite_passes(workspace: Path) -> None:
     )
     assert result.passed, result.observation.stderr
     assert result.failed_tests == ()
+
+
+FAKE_RUNNER = """\
+report="${1#--junitxml=}"
+cat > "$report" <<'XML'
+<testsuite tests="2"><testcase classname="t" name="ok"/>
+<testcase classname="t" name="bad"><failure message="expected 2">trace</failure></testcase>
+</testsuite>
+XML
+exit 1
+"""
+
+
+def test_tests_check_under_bwrap_where_state_is_read_only(workspace: Path, bwrap: Sandbox) -> None:
+    # bwrap mounts .zerog/ read-only: the report zerog asks for must land elsewhere.
+    (workspace / "runner.sh").write_text(FAKE_RUNNER)
+    result = run_check(TestsCheck(command="sh runner.sh"), workspace, bwrap, Limits(timeout=30))
+    assert not result.passed
+    assert [t.name for t in result.failed_tests] == ["t.bad"], result.observation.stderr
+    assert not list(workspace.glob(".zerog-junit-*"))
 
 
 JUNIT = """<?xml version="1.0"?>

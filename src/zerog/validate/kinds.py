@@ -7,6 +7,7 @@ run as guest programs in the validation sidecar, never in the host process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -34,7 +35,9 @@ from zerog.validate.sidecar import GuestProgram, PythonRunner
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 EXCERPT_CHARS = 1_200
-JUNIT_DIR = ".zerog/junit"
+# The report zerog asks for is written at the workspace's top: the one place every sandbox
+# lets a command write (bwrap mounts .zerog/ read-only). It is removed once read.
+JUNIT_PREFIX = ".zerog-junit-"
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class TestsRunner:
     def _report(self) -> tuple[str, str]:
         if self.check.junit is not None:
             return self.check.junit, self.check.command
-        report = f"{JUNIT_DIR}/check-{self.index}-{os.getpid()}.xml"
+        report = f"{JUNIT_PREFIX}{self.index}-{os.getpid()}.xml"
         return report, f"{self.check.command} --junitxml={shlex.quote(report)}"
 
     def run(self, env: CheckEnv, label: str) -> CheckResult:
@@ -92,8 +95,8 @@ class TestsRunner:
         path = env.workspace / report
         owned = self.check.junit is None
         if owned:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.unlink()
         before = _stat_key(path)
         observation = env.sandbox.run(
             ShellAction(command=command), env.workspace, env.bounded(self.check.timeout)
@@ -107,7 +110,8 @@ class TestsRunner:
             return CheckResult(name=label, passed=False, observation=_note(observation, note))
         finally:
             if owned:
-                path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    path.unlink()
         passed = observation.ok and parsed.ok
         note = f"junit report: {parsed.counts()}"
         if observation.ok and not parsed.ok:
