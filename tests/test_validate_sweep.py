@@ -10,7 +10,14 @@ from pathlib import Path
 
 from zerog.sandbox.base import Limits
 from zerog.sandbox.local import LocalSandbox
-from zerog.types import CheckResult, CommandCheck, Observation, PredicateCheck, Status
+from zerog.types import (
+    CheckResult,
+    CommandCheck,
+    Observation,
+    PredicateCheck,
+    Status,
+    TestsCheck,
+)
 from zerog.validate.compile import compile_checks
 from zerog.validate.sidecar import GuestProgram, SandboxPython
 from zerog.validate.sweep import run_one, sweep
@@ -181,3 +188,23 @@ def test_one_job_runs_in_the_callers_thread(workspace: Path) -> None:
     recorder.threads.clear()
     assert sweep(checks, workspace, LOCAL, LIMITS, jobs=2, sidecar=recorder).passed
     assert threading.get_ident() not in recorder.threads
+
+
+def test_a_flaky_pytest_test_is_flaky_despite_pytests_cache(
+    workspace: Path, tmp_path: Path
+) -> None:
+    counter = tmp_path / "runs"
+    (workspace / "test_flaky.py").write_text(
+        "from pathlib import Path\n\n"
+        "def test_sometimes():\n"
+        f"    counter = Path({str(counter)!r})\n"
+        "    runs = int(counter.read_text()) if counter.exists() else 0\n"
+        "    counter.write_text(str(runs + 1))\n"
+        "    assert runs >= 1, 'fails the first time only'\n"
+    )
+    suite = TestsCheck(command=f"{sys.executable} -m pytest -q")  # the cache provider is on
+    verdict = sweep([suite], workspace, LOCAL, LIMITS)
+    assert counter.read_text() == "2"
+    assert (workspace / ".pytest_cache").is_dir()
+    assert verdict.passed
+    assert [r.name for r in verdict.flaky] == [suite.label]

@@ -9,11 +9,14 @@ is known.
 A failed check is run once more, at once, on its own (no timeouts: a re-run would cost the
 whole timeout again). If it then passes and the workspace's state hash did not change
 across the re-run, it is *flaky*: it counts as passed, with ``flaky=True``, and the verdict
-lists it.
+lists it. Tool caches (``.pytest_cache``, ``__pycache__``, ...) are left out of that hash:
+pytest rewrites its record of the last failures on every run, which is no change of the
+workspace a check depends on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -34,8 +37,27 @@ def default_jobs(count: int) -> int:
     return max(1, min(count, os.cpu_count() or 1, MAX_JOBS))
 
 
+CACHE_DIRS = frozenset(
+    {".pytest_cache", "__pycache__", ".mypy_cache", ".ruff_cache", ".hypothesis", ".tox"}
+)
+
+
+def flaky_state_hash(workspace: Workspace) -> Callable[[], str]:
+    """The state hash flaky detection compares: the workspace's content (as
+    :meth:`Workspace.scan` sees it, with its stat cache) without tool caches."""
+
+    def state() -> str:
+        digest = hashlib.sha256()
+        for rel, entry in sorted(workspace.scan().items()):
+            if CACHE_DIRS.isdisjoint(rel.split("/")):
+                digest.update(f"{rel}\0{entry.kind}\0{entry.mode:o}\0{entry.digest}\n".encode())
+        return digest.hexdigest()
+
+    return state
+
+
 def _state_hasher(workspace: Path) -> Callable[[], str]:
-    return Workspace(workspace, workspace / ".zerog" / "snapshots").state_hash
+    return flaky_state_hash(Workspace(workspace, workspace / ".zerog" / "snapshots"))
 
 
 def _skipped(compiled: CompiledCheck, blocker: str) -> CheckResult:
@@ -134,8 +156,9 @@ def sweep(
 
     ``jobs`` bounds the checks running at once (default: the CPU count, at most 8).
     ``sidecar`` runs predicate and schema checks (default: an interpreter through
-    ``sandbox``). ``state_hash`` hashes the workspace for flaky detection (default: a
-    :class:`Workspace` scan; pass the loop's own to reuse its stat cache).
+    ``sandbox``). ``state_hash`` hashes the workspace for flaky detection (default:
+    :func:`flaky_state_hash` of a new :class:`Workspace`; pass
+    ``flaky_state_hash(the_loops_workspace)`` to reuse its stat cache).
     """
     plan = checks if isinstance(checks, SweepPlan) else compile_checks(checks)
     env = CheckEnv(workspace, sandbox, limits, sidecar or SandboxPython(sandbox), clock)
