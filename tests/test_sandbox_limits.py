@@ -38,15 +38,16 @@ def test_limits_defaults_and_old_names() -> None:
 
 
 def test_rlimits_and_shell_lines() -> None:
-    values = rlimits(Limits(cpu_seconds=2.5, max_file_bytes=8192), address_space=False)
+    values = rlimits(Limits(cpu_seconds=2.5, max_file_bytes=8192), data=False)
     assert values[resource.RLIMIT_CPU] == 3
     assert values[resource.RLIMIT_FSIZE] == 8192
-    assert resource.RLIMIT_AS not in values
+    assert resource.RLIMIT_DATA not in values
     lines = ulimit_lines(values)
     assert "ulimit -S -t 3 && ulimit -H -t 4 || exit 125" in lines
     assert "ulimit -S -f 16 && ulimit -H -f 16 || exit 125" in lines
-    with_as = rlimits(Limits(memory_bytes=64 * MIB), address_space=True)
-    assert with_as[resource.RLIMIT_AS] == 64 * MIB
+    with_data = rlimits(Limits(memory_bytes=64 * MIB), data=True)
+    assert with_data[resource.RLIMIT_DATA] == 64 * MIB
+    assert "ulimit -S -d 65536 && ulimit -H -d 65536 || exit 125" in ulimit_lines(with_data)
 
 
 @pytest.mark.parametrize(

@@ -99,7 +99,7 @@ PAYLOADS: tuple[Payload, ...] = (
         " time.sleep(4242) #zerog-hostile' & done; wait",
         stops=frozenset({"bwrap", "wasm"}),
         expect=frozenset({S.MEMORY_LIMIT, S.TIMEOUT, S.ERROR}),
-        note="local: RLIMIT_AS is per process; no memory cgroup",
+        note="local: RLIMIT_DATA is per process; no memory cgroup",
     ),
     Payload(
         "tmpfs-fill",

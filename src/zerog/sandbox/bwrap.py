@@ -310,7 +310,7 @@ class BwrapSandbox:
         session.close()
 
     def _values(self, limits: Limits, groups: Cgroups) -> dict[int, int]:
-        values = rlimits(limits, address_space="memory" not in groups.directories)
+        values = rlimits(limits, data="memory" not in groups.directories)
         if not self._root_user and "pids" not in groups.directories:
             values[resource.RLIMIT_NPROC] = limits.max_processes + 1  # per user namespace
         return values

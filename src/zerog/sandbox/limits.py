@@ -3,8 +3,10 @@
 Three mechanisms, used by the backends that spawn processes:
 
 - rlimits, per process and inherited: CPU seconds (``RLIMIT_CPU``: SIGXCPU), size of one
-  file (``RLIMIT_FSIZE``: SIGXFSZ), and, only where no memory cgroup is available, address
-  space (``RLIMIT_AS``, which a many-process command can still exceed in sum).
+  file (``RLIMIT_FSIZE``: SIGXFSZ), and, only where no memory cgroup is available, private
+  writable memory (``RLIMIT_DATA``, which a many-process command can still exceed in sum;
+  unlike ``RLIMIT_AS`` it leaves alone the large address-space reservations of runtimes
+  such as V8, the JVM or Go).
 - cgroups, for the command as a whole: a pids cgroup (``max_processes``; ``RLIMIT_NPROC``
   is not enforced for uid 0, even inside a user namespace) and a memory cgroup
   (``memory_bytes``, the OOM killer acts inside it). Each command gets its own cgroup,
@@ -46,15 +48,15 @@ _NOTES = {
 }
 
 
-def rlimits(limits: Limits, *, address_space: bool) -> dict[int, int]:
+def rlimits(limits: Limits, *, data: bool) -> dict[int, int]:
     """The rlimits (resource -> value) that carry ``limits`` for one process."""
     values = {
         resource.RLIMIT_CPU: max(1, math.ceil(limits.cpu_seconds)),
         resource.RLIMIT_FSIZE: limits.max_file_bytes,
         resource.RLIMIT_CORE: 0,
     }
-    if address_space:
-        values[resource.RLIMIT_AS] = limits.memory_bytes
+    if data:
+        values[resource.RLIMIT_DATA] = limits.memory_bytes
     return values
 
 
@@ -86,11 +88,11 @@ def apply_rlimits(pid: int, values: dict[int, int]) -> None:
 
 def ulimit_lines(values: dict[int, int]) -> str:
     """Shell lines setting ``values`` for a POSIX shell and what it runs (``-f`` counts
-    512-byte blocks, ``-v`` KiB); the script stops if one cannot be set."""
+    512-byte blocks, ``-d`` KiB); the script stops if one cannot be set."""
     flags = {
         resource.RLIMIT_CPU: ("-t", 1),
         resource.RLIMIT_FSIZE: ("-f", 512),
-        resource.RLIMIT_AS: ("-v", 1024),
+        resource.RLIMIT_DATA: ("-d", 1024),
         resource.RLIMIT_CORE: ("-c", 512),
     }
     lines = []

