@@ -322,3 +322,72 @@ def test_kept_sandbox_ends_when_zerog_dies(ws: Path) -> None:
     while alive_with(b"3219") and time.monotonic() < deadline:
         time.sleep(0.02)
     assert alive_with(b"3219") == []
+
+
+NOBODY_SCRIPT = """
+import sys
+sys.path[:0] = {paths!r}
+from pathlib import Path
+from zerog.sandbox.bwrap import BwrapSandbox
+from zerog.sandbox.base import Limits, MIB
+from zerog.types import ShellAction
+for reuse in (True, False):
+    with BwrapSandbox({{"PATH": "/usr/bin:/bin"}}, reuse=reuse) as sandbox:
+        for command, limits in (
+            ("id -u", {{}}),
+            ("for i in $(seq 40); do sleep 2 & done; wait", {{"max_processes": 10}}),
+            ("python3 -c 'x = bytearray(300_000_000)'", {{"memory_bytes": 100 * MIB}}),
+        ):
+            obs = sandbox.run(ShellAction(command=command), Path({ws!r}), Limits(**limits))
+            print(reuse, obs.status.value, obs.stdout.strip())
+"""
+
+
+def test_unprivileged_user_gets_the_limits_from_rlimits() -> None:
+    """Not root, no writable cgroup: RLIMIT_NPROC (counted per user namespace) and
+    RLIMIT_DATA carry the process and memory limits, with their own statuses."""
+    import shutil
+    import subprocess
+    import sys
+
+    system_python = Path("/usr/bin/python3")
+    if os.getuid() != 0 or shutil.which("setpriv") is None or not system_python.exists():
+        pytest.skip("needs root (to switch to an unprivileged user), setpriv, /usr/bin/python3")
+    version = subprocess.run(
+        [str(system_python), "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if version != str(sys.version_info[:2]):
+        pytest.skip("the system Python cannot load this venv's compiled packages")
+    import tempfile
+
+    import pydantic
+
+    import zerog
+
+    paths = [str(Path(zerog.__file__).parents[1]), str(Path(pydantic.__file__).parents[1])]
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="zerog-nobody-") as tmp:
+        ws = Path(tmp) / "ws"
+        ws.mkdir()
+        os.chmod(tmp, 0o755)  # pytest's own temporary directories are private to root
+        os.chown(ws, 65534, 65534)
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(system_python)],
+            input=NOBODY_SCRIPT.format(paths=paths, ws=str(ws)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ws,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert [line.strip() for line in done.stdout.splitlines()] == [
+        "True success 65534",
+        "True process_limit",
+        "True memory_limit",
+        "False success 65534",
+        "False process_limit",
+        "False memory_limit",
+    ]

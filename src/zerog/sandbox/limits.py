@@ -162,6 +162,10 @@ def settle(
             return mark(observation, Status.FILE_LIMIT, limits)
         if "MemoryError" in tail or "Cannot allocate memory" in tail:
             return mark(observation, Status.MEMORY_LIMIT, limits)
+        # RLIMIT_NPROC, where no pids cgroup can tell: what shells say when it bites.
+        no_pids_cgroup = groups is None or "pids" not in groups.directories
+        if no_pids_cgroup and ("Cannot fork" in tail or "fork: retry" in tail):
+            return mark(observation, Status.PROCESS_LIMIT, limits)
     if (
         disk is not None
         and status is not Status.OUTPUT_LIMIT
