@@ -453,3 +453,23 @@ def test_a_mode_only_change_counts_as_written(root: Path, workspace: Workspace) 
     snap = workspace.snapshot()
     target.chmod(0o600 if stat.S_IMODE(target.stat().st_mode) != 0o600 else 0o644)
     assert workspace.restore(snap).written == 1
+
+
+def test_restore_refuses_a_tampered_object(tmp_path: Path) -> None:
+    """A command that rewrites zerog's stored objects (where a backend lets it write
+    .zerog/) cannot smuggle content into a rollback."""
+    from zerog.sandbox.workspace import SnapshotTampered
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "app.py").write_text("good = True\n")
+    space = Workspace(root, root / ".zerog" / "snapshots")
+    snap = space.snapshot()
+    digest = snap.entries["app.py"].digest
+    obj = root / ".zerog" / "snapshots" / "objects" / digest[:2] / digest
+    obj.write_text("good = False  # planted\n")
+    (root / "app.py").write_text("changed\n")
+    with pytest.raises(SnapshotTampered, match="tampered"):
+        space.restore(snap)
+    assert (root / "app.py").read_text() == "changed\n"
+    assert not list(root.glob(".zerog-restore-*"))

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from zerog.errors import SandboxError
+
 EXCLUDED = frozenset({".zerog"})
 _RACY_NS = 50_000_000  # stat data younger than this (relative to the hash) is not trusted
 
@@ -72,6 +74,29 @@ def _hash_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class SnapshotTampered(SandboxError):
+    """A stored object no longer has the content its digest names: something rewrote
+    zerog's state (a backend that lets commands write ``.zerog/``, or another process)."""
+
+
+def _copy_verified(source: Path, target: Path, digest: str) -> None:
+    """Copy a stored object, checking its bytes against the digest it is stored under."""
+    sha = hashlib.sha256()
+    try:
+        with source.open("rb") as src, target.open("wb") as dst:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                sha.update(block)
+                dst.write(block)
+        if sha.hexdigest() != digest:
+            raise SnapshotTampered(
+                f"snapshot object {source.name[:12]}... does not match its digest: "
+                "refusing to restore from tampered state"
+            )
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
 
 
 class Workspace:
@@ -194,13 +219,13 @@ class Workspace:
                 os.chmod(path, want.mode)
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            if path.is_symlink() or path.exists():
-                path.unlink()
             if want.kind == "link":
+                if path.is_symlink() or path.exists():
+                    path.unlink()
                 os.symlink(want.digest, path)
-            else:
+            else:  # checked copy first; the replace swaps a file or a link atomically
                 tmp = path.with_name(f".zerog-restore-{path.name}")
-                shutil.copyfile(self._object(want.digest), tmp)
+                _copy_verified(self._object(want.digest), tmp, want.digest)
                 os.chmod(tmp, want.mode)
                 os.replace(tmp, path)
         for path, mode in reversed(dir_modes):  # deepest first, after their content
