@@ -391,3 +391,19 @@ def test_unprivileged_user_gets_the_limits_from_rlimits() -> None:
         "False process_limit",
         "False memory_limit",
     ]
+
+
+def test_kept_sandbox_that_cannot_take_a_lower_memory_limit_is_replaced(ws: Path) -> None:
+    with BwrapSandbox(ENV) as sandbox:
+        fill = sandbox.run(
+            ShellAction(command="head -c 60000000 /dev/zero > /tmp/fill; echo filled"),
+            ws,
+            Limits(memory_bytes=256 * MIB),
+        )
+        assert fill.stdout == "filled\n", fill.stderr
+        after = sandbox.run(
+            ShellAction(command="ls /tmp; echo ok"), ws, Limits(memory_bytes=32 * MIB)
+        )
+        assert after.status is Status.SUCCESS, after.stderr
+        assert after.stdout.endswith("ok\n")
+        assert "fill" not in after.stdout  # a fresh sandbox: the old one's /tmp is gone

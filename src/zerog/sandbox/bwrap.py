@@ -265,13 +265,21 @@ class BwrapSandbox:
         key = (workspace, limits.max_disk_bytes)  # the tmpfs sizes are fixed at the start
         session = self._checkout(key)
         try:
-            if session is None:
-                session = self._start_session(workspace, limits)
-                with self._lock:
-                    self._sessions.append(session)
-            observation = session.run(
-                command, self._env, workspace, limits, self._values(limits, session.groups)
-            )
+            try:
+                if session is None:
+                    session = self._new_session(workspace, limits)
+                observation = session.run(
+                    command, self._env, workspace, limits, self._values(limits, session.groups)
+                )
+            except _NotStarted:
+                # A kept sandbox that cannot take this command (its /tmp holds more than the
+                # new memory limit, its init is gone): once more in a fresh one.
+                if session is not None:
+                    self._retire(session)
+                session = self._new_session(workspace, limits)
+                observation = session.run(
+                    command, self._env, workspace, limits, self._values(limits, session.groups)
+                )
         except (OSError, SandboxError, TimeoutError) as exc:
             if session is not None:
                 self._retire(session)
@@ -286,6 +294,12 @@ class BwrapSandbox:
                 return observation
         self._retire(session)
         return observation
+
+    def _new_session(self, workspace: Path, limits: Limits) -> _Session:
+        session = self._start_session(workspace, limits)
+        with self._lock:
+            self._sessions.append(session)
+        return session
 
     def _checkout(self, key: tuple[Path, int]) -> _Session | None:
         """An idle live sandbox for ``key``, now reserved for the caller."""
@@ -446,6 +460,10 @@ class BwrapSandbox:
         return pid
 
 
+class _NotStarted(SandboxError):
+    """A kept sandbox failed before the command was handed to it (safe to retry)."""
+
+
 class _SessionChild:
     """A command started by a reused sandbox's init, shaped for :func:`supervise`: its exit
     status arrives on the init's socket."""
@@ -526,13 +544,17 @@ class _Session:
     ) -> Observation:
         started = self._clock()
         wanted = (limits.max_processes, limits.memory_bytes)
-        if wanted != self._set:
-            self._set = None
-            self.groups.set_limits(limits, reserve=1)
-            self._set = wanted
-        self.groups.mark()
-        disk = DiskWatch(workspace, limits)
-        out_r, out_w = os.pipe()
+        try:
+            if wanted != self._set:
+                self._set = None
+                self.groups.set_limits(limits, reserve=1)
+                self._set = wanted
+            self.groups.mark()
+            disk = DiskWatch(workspace, limits)
+            out_r, out_w = os.pipe()
+        except OSError as exc:
+            self._broken = True
+            raise _NotStarted(str(exc)) from exc
         err_r, err_w = os.pipe()
         request = {
             "command": command,
@@ -542,11 +564,11 @@ class _Session:
         }
         try:
             socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w])
-        except OSError:
+        except OSError as exc:
             os.close(out_r)
             os.close(err_r)
             self._broken = True
-            raise
+            raise _NotStarted(str(exc)) from exc
         finally:
             os.close(out_w)
             os.close(err_w)
