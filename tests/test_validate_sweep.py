@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from zerog.sandbox.base import Limits
 from zerog.sandbox.local import LocalSandbox
 from zerog.types import (
@@ -15,11 +17,19 @@ from zerog.types import (
     CommandCheck,
     Observation,
     PredicateCheck,
+    SchemaCheck,
     Status,
     TestsCheck,
 )
 from zerog.validate.compile import compile_checks
-from zerog.validate.sidecar import GuestProgram, SandboxPython
+from zerog.validate.sidecar import (
+    RESULT_MARK,
+    GuestProgram,
+    PythonRunner,
+    SandboxPython,
+    make_sidecar,
+    parse_batch,
+)
 from zerog.validate.sweep import run_one, sweep
 
 LOCAL = LocalSandbox({"PATH": os.environ["PATH"]})
@@ -208,3 +218,71 @@ def test_a_flaky_pytest_test_is_flaky_despite_pytests_cache(
     assert (workspace / ".pytest_cache").is_dir()
     assert verdict.passed
     assert [r.name for r in verdict.flaky] == [suite.label]
+
+
+class CountingSidecar:
+    """Counts programs; can fail the first one as a timed-out sidecar would."""
+
+    name = "counting"
+
+    def __init__(self, inner: PythonRunner, fail_first: bool = False) -> None:
+        self.inner = inner
+        self.fail_first = fail_first
+        self.programs: list[GuestProgram] = []
+
+    def run_python(self, program: GuestProgram, workspace: Path, limits: Limits) -> Observation:
+        self.programs.append(program)
+        if self.fail_first and len(self.programs) == 1:
+            return Observation(status=Status.TIMEOUT, stderr="[zerog: killed after 1 s timeout]")
+        return self.inner.run_python(program, workspace, limits)
+
+
+def schema_checks(workspace: Path) -> list[SchemaCheck]:
+    schema = {"type": "object", "required": ["port"], "properties": {"port": {"type": "integer"}}}
+    (workspace / "good.json").write_text('{"port": 80}')
+    (workspace / "bad.json").write_text('{"port": "80"}')
+    (workspace / "good.yaml").write_text("port: 8080\n")
+    checks = [
+        SchemaCheck.model_validate({"path": p, "schema": schema, "name": p})
+        for p in ("good.json", "bad.json", "good.yaml")
+    ]
+    waits = {"path": "good.json", "schema": schema, "name": "later", "after": ["good.json"]}
+    return [*checks, SchemaCheck.model_validate(waits)]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_independent_schema_checks_share_one_sidecar_run(workspace: Path, jobs: int) -> None:
+    checks = schema_checks(workspace)
+    plan = compile_checks(checks)
+    assert plan.batch is not None
+    assert plan.batch.members == (0, 1, 2)  # "later" waits for another check: not batched
+    wasm = make_sidecar("wasm", LOCAL, {"PATH": os.environ["PATH"]}, environ=os.environ)
+    counting = CountingSidecar(wasm)
+    verdict = sweep(plan, workspace, LOCAL, LIMITS, jobs=jobs, sidecar=counting,
+                    rerun_failures=False)  # fmt: skip
+    assert [r.passed for r in verdict.results] == [True, False, True, True]
+    assert len(counting.programs) == 2  # the batch, then "later" on its own
+    bad = verdict.results[1].observation
+    assert bad.exit_code == 1
+    assert '$.port: "80" is not of type integer' in bad.stderr
+    assert verdict.results[0].observation.stdout == "good.json: valid\n"
+
+
+def test_a_failed_batch_falls_back_to_one_run_per_check(workspace: Path) -> None:
+    checks = schema_checks(workspace)[:3]
+    counting = CountingSidecar(SandboxPython(LOCAL, sys.executable), fail_first=True)
+    verdict = sweep(checks, workspace, LOCAL, LIMITS, sidecar=counting, rerun_failures=False)
+    assert [r.passed for r in verdict.results] == [True, False, True]
+    assert len(counting.programs) == 4  # the batch that timed out, then each check
+
+
+def test_batch_output_is_parsed_strictly() -> None:
+    good = f"{RESULT_MARK}(0, 1, 'out', 'err\\\\n')"
+    lines = [
+        good,
+        f"{RESULT_MARK}(5, 0, '', '')",  # no such member
+        f"{RESULT_MARK}__import__('os').system('true')",  # not a literal
+        f"{RESULT_MARK}(1, '0', '', '')",  # wrong types
+        "noise",
+    ]
+    assert parse_batch("\n".join(lines), 2) == {0: (1, "out", "err\\n")}

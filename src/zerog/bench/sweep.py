@@ -2,9 +2,10 @@
 
 1. Sweep time for 10 sidecar checks (5 Python predicates, 5 JSON-schema checks, all
    passing) in a small workspace: the WASM sidecar (CPython/WASI under wasmtime, a fresh
-   instance per check) against the same guest programs run as subprocesses (``python3``
-   through the ``local`` sandbox, and through ``bwrap`` when it is installed), each one
-   check at a time and two at a time. Median of ``rounds`` sweeps, after one warm-up.
+   instance per predicate and one for the 5 schema checks together; also without that
+   batch) against the same guest programs run as subprocesses (``python3`` through the
+   ``local`` sandbox, and through ``bwrap`` when it is installed), each one check at a time
+   and two at a time. Median of ``rounds`` sweeps, after one warm-up.
 2. Feedback compression on real failures: small projects that fail under pytest, mypy,
    gcc and terraform (:mod:`zerog.bench.failures`) are run for real; their raw output is
    measured against the summary the planner gets (estimated tokens, 4 characters a
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -146,9 +148,17 @@ def bench_workspace(root: Path) -> tuple[Path, list[Check]]:
 
 
 def _time_sweeps(
-    ws: Path, checks: list[Check], sandbox: Sandbox, sidecar: PythonRunner, jobs: int, rounds: int
+    ws: Path,
+    checks: list[Check],
+    sandbox: Sandbox,
+    sidecar: PythonRunner,
+    jobs: int,
+    rounds: int,
+    batch: bool = True,
 ) -> float:
     plan = compile_checks(checks)
+    if not batch:
+        plan = dataclasses.replace(plan, batch=None)
     limits = Limits(timeout=60)
     times = []
     for number in range(rounds + 1):
@@ -229,10 +239,13 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="zerog-bench-sweep-") as tmp:
         ws, checks = bench_workspace(Path(tmp))
         sidecars, missing = _sidecars(local, env, environ)
-        for name, sandbox, sidecar in sidecars:
+        runs = [(n, sb, sc, True) for n, sb, sc in sidecars]
+        if sidecars and sidecars[0][0] == "wasm":
+            runs.insert(1, ("wasm, no schema batch", *sidecars[0][1:], False))
+        for name, sandbox, sidecar, batch in runs:
             for jobs in (1, 2):
                 try:
-                    ms = _time_sweeps(ws, checks, sandbox, sidecar, jobs, rounds)
+                    ms = _time_sweeps(ws, checks, sandbox, sidecar, jobs, rounds, batch)
                 except BenchCheckFailed as exc:
                     missing[name] = str(exc)
                     say(f"{name}: {exc}")

@@ -31,6 +31,7 @@ from zerog.validate.kinds import (
     FileRunner,
     OutputRunner,
     Runner,
+    SchemaBatch,
     SidecarRunner,
     TestsRunner,
 )
@@ -56,9 +57,11 @@ class CompiledCheck:
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """The compiled checks of one goal, in declaration order."""
+    """The compiled checks of one goal, in declaration order, and the schema checks that
+    run together in one sidecar program (those that wait for no other check)."""
 
     checks: tuple[CompiledCheck, ...]
+    batch: SchemaBatch | None = None
 
     def __len__(self) -> int:
         return len(self.checks)
@@ -218,4 +221,21 @@ def compile_checks(checks: Sequence[Check | str], *, where: str = "goal") -> Swe
         except ValueError as exc:
             raise _fail(where, i, check.label, _field_of(check), str(exc)) from None
         compiled.append(CompiledCheck(i, check, check.label, after[i], runner))
-    return SweepPlan(tuple(compiled))
+    return SweepPlan(tuple(compiled), _batch(compiled))
+
+
+def _batch(compiled: Sequence[CompiledCheck]) -> SchemaBatch | None:
+    members: list[tuple[CompiledCheck, SchemaCheck]] = []
+    for c in compiled:
+        check = c.check
+        if isinstance(check, SchemaCheck) and not c.after:
+            members.append((c, check))
+    if len(members) < 2:
+        return None
+    calls = [sidecar.schema_call(ch.schema_, ch.path, ch.file_format) for _, ch in members]
+    return SchemaBatch(
+        sidecar.schema_batch_program(calls),
+        tuple(c.index for c, _ in members),
+        tuple(c.label for c, _ in members),
+        max(ch.timeout for _, ch in members),
+    )

@@ -31,7 +31,7 @@ from zerog.types import (
     TestsCheck,
 )
 from zerog.validate.junit import JunitError, read_junit
-from zerog.validate.sidecar import GuestProgram, PythonRunner
+from zerog.validate.sidecar import GuestProgram, PythonRunner, parse_batch
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 EXCERPT_CHARS = 1_200
@@ -249,3 +249,38 @@ class SidecarRunner:
     def run(self, env: CheckEnv, label: str) -> CheckResult:
         observation = env.sidecar.run_python(self.program, env.workspace, env.bounded(self.timeout))
         return CheckResult(name=label, passed=observation.ok, observation=observation)
+
+
+@dataclass(frozen=True)
+class SchemaBatch:
+    """Several independent schema checks run as one guest program: one sidecar start for
+    all of them (each WASM instance costs tens of milliseconds before it does anything).
+    They may share an interpreter because they run no workspace code: they only read
+    JSON or YAML data. A check whose result is missing (a crash, a timeout, output cut
+    short) is left out of the answer, and the sweep runs it on its own."""
+
+    program: GuestProgram
+    members: tuple[int, ...]  # the plan indexes of the checks, in the program's order
+    labels: tuple[str, ...]
+    timeout: float
+
+    def run_many(self, env: CheckEnv) -> dict[int, CheckResult]:
+        observation = env.sidecar.run_python(self.program, env.workspace, env.bounded(self.timeout))
+        if observation.status is not Status.SUCCESS:
+            return {}
+        found = parse_batch(observation.stdout, len(self.members))
+        share = observation.duration / len(self.members)
+        results = {}
+        for position, (status, out, err) in found.items():
+            member = Observation(
+                status=Status.SUCCESS if status == 0 else Status.ERROR,
+                exit_code=status,
+                stdout=out,
+                stderr=err,
+                duration=share,
+            )
+            index = self.members[position]
+            results[index] = CheckResult(
+                name=self.labels[position], passed=member.ok, observation=member
+            )
+        return results

@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +39,7 @@ GUEST_DIR = Path(__file__).parent / "guest"
 PROGRAM_DIR = ".zerog/sidecar"
 LIB_DIR = f"{PROGRAM_DIR}/lib"
 SIDECARS = ("wasm", "sandbox")
+RESULT_MARK = "@@zerog-check@@ "  # the same as in guest/schema.py
 
 
 @dataclass(frozen=True)
@@ -124,12 +125,49 @@ def yaml_library() -> tuple[tuple[str, bytes], ...]:
     )
 
 
+SchemaCall = tuple[str, str, str, str]  # schema (JSON text), path, format, library dir
+
+
+def schema_call(schema: object, path: str, fmt: str) -> SchemaCall:
+    return json.dumps(schema, separators=(",", ":")), path, fmt, LIB_DIR if fmt == "yaml" else ""
+
+
 def schema_program(schema: object, path: str, fmt: str) -> GuestProgram:
-    schema_text = json.dumps(schema, separators=(",", ":"))
-    lib = LIB_DIR if fmt == "yaml" else ""
-    call = f"main({schema_text!r}, {path!r}, {fmt!r}, {lib!r})"
+    call = schema_call(schema, path, fmt)
     files = yaml_library() if fmt == "yaml" else ()
-    return GuestProgram(guest_source("schema") + f"\n\nraise SystemExit({call})\n", files)
+    args = ", ".join(repr(a) for a in call)
+    return GuestProgram(guest_source("schema") + f"\n\nraise SystemExit(main({args}))\n", files)
+
+
+def schema_batch_program(calls: Sequence[SchemaCall]) -> GuestProgram:
+    """One program for several schema checks (see ``main_many`` in the guest)."""
+    files = yaml_library() if any(fmt == "yaml" for _, _, fmt, _ in calls) else ()
+    source = guest_source("schema") + f"\n\nraise SystemExit(main_many({list(calls)!r}))\n"
+    return GuestProgram(source, files)
+
+
+def parse_batch(stdout: str, count: int) -> dict[int, tuple[int, str, str]]:
+    """The results a batch program printed: index -> (status, stdout, stderr). Lines that
+    are not well-formed results are ignored (their checks are then run one by one)."""
+    found: dict[int, tuple[int, str, str]] = {}
+    for line in stdout.splitlines():
+        if not line.startswith(RESULT_MARK):
+            continue
+        try:
+            value = ast.literal_eval(line[len(RESULT_MARK) :])
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if (
+            isinstance(value, tuple)
+            and len(value) == 4
+            and isinstance(value[0], int)
+            and 0 <= value[0] < count
+            and isinstance(value[1], int)
+            and isinstance(value[2], str)
+            and isinstance(value[3], str)
+        ):
+            found[value[0]] = (value[1], value[2], value[3])
+    return found
 
 
 def _ensure(target: Path, data: bytes) -> None:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.workspace import Workspace
@@ -88,9 +89,11 @@ def _schedule(
 ) -> None:
     """Run every check once, respecting ``after``; report each result as it is known.
 
-    With ``jobs == 1`` the checks run in the caller's thread, one after the other."""
+    The plan's schema batch runs as one task; a member it brings no result for runs on
+    its own afterwards. With ``jobs == 1`` everything runs in the caller's thread."""
     results: dict[int, CheckResult] = {}
-    waiting = list(plan.checks)
+    batched = set(plan.batch.members) if plan.batch is not None else set()
+    waiting = [c for c in plan.checks if c.index not in batched]
 
     def ready() -> list[CompiledCheck]:
         """The checks whose prerequisites passed; those with a failed one are skipped
@@ -115,22 +118,39 @@ def _schedule(
             waiting = still
         return runnable
 
+    def batch_done(got: dict[int, CheckResult]) -> None:
+        for index in sorted(batched):
+            if index in got:
+                results[index] = got[index]
+                finished(index, got[index])
+            else:
+                waiting.append(plan.checks[index])
+
     if jobs == 1:
-        while batch := ready():
-            for compiled in batch:
+        if plan.batch is not None:
+            batch_done(plan.batch.run_many(env))
+        while runnable := ready():
+            for compiled in runnable:
                 results[compiled.index] = compiled.runner.run(env, compiled.label)
                 finished(compiled.index, results[compiled.index])
         return
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="zerog-check") as pool:
         running: dict[Future[CheckResult], int] = {}
+        batch = pool.submit(plan.batch.run_many, env) if plan.batch is not None else None
         try:
             while True:
                 for compiled in ready():
                     running[pool.submit(compiled.runner.run, env, compiled.label)] = compiled.index
-                if not running:
+                if not running and batch is None:
                     break  # nothing left that can run (compile_checks refuses cycles)
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
+                pending: set[Future[Any]] = set(running)  # checks, and the batch's dict
+                if batch is not None:
+                    pending.add(batch)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                if batch is not None and batch in done:
+                    batch_done(batch.result())
+                    batch = None
+                for future in [f for f in running if f in done]:
                     index = running.pop(future)
                     results[index] = future.result()
                     finished(index, results[index])

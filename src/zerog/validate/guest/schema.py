@@ -426,3 +426,27 @@ def main(schema_text: str, path: str, fmt: str, lib: str = "") -> int:
     if len(errors) >= MAX_ERRORS:
         print(f"  (stopped after {MAX_ERRORS} errors)", file=sys.stderr)
     return 1
+
+
+RESULT_MARK = "@@zerog-check@@ "
+
+
+def main_many(calls: list[tuple[str, str, str, str]]) -> int:
+    """Several schema checks in one run (they execute no workspace code, so they may share
+    an interpreter): one line per check on stdout, ``RESULT_MARK`` then the repr of
+    ``(index, status, stdout, stderr)``, which the host reads with ``ast.literal_eval``."""
+    import io
+
+    for index, call in enumerate(calls):
+        out, err = io.StringIO(), io.StringIO()
+        saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = out, err
+        try:
+            status = main(*call)
+        except (Exception, RecursionError) as exc:
+            print(f"the schema check failed: {type(exc).__name__}: {exc}", file=err)
+            status = 2
+        finally:
+            sys.stdout, sys.stderr = saved
+        print(RESULT_MARK + repr((index, status, out.getvalue(), err.getvalue())), flush=True)
+    return 0
