@@ -286,3 +286,30 @@ def test_batch_output_is_parsed_strictly() -> None:
         "noise",
     ]
     assert parse_batch("\n".join(lines), 2) == {0: (1, "out", "err\\n")}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_flaky_prerequisite_lets_its_dependents_run(
+    workspace: Path, tmp_path: Path, jobs: int
+) -> None:
+    counter = tmp_path / "count"
+    checks = [
+        CommandCheck(name="build", command=counting(counter, 2)),
+        CommandCheck(name="use", command="true", after=("build",)),
+        CommandCheck(name="then", command="true", after=("use",)),
+        CommandCheck(name="broken", command="exit 1"),
+        CommandCheck(name="held", command="true", after=("broken",)),
+    ]
+    seen: list[str] = []
+    verdict = sweep(
+        checks, workspace, LOCAL, LIMITS, jobs=jobs, on_result=lambda r: seen.append(r.name)
+    )
+    passed = {r.name: (r.passed, r.flaky) for r in verdict.results}
+    assert passed == {
+        "build": (True, True),
+        "use": (True, False),
+        "then": (True, False),
+        "broken": (False, False),
+        "held": (False, False),
+    }
+    assert sorted(seen) == sorted(passed), "each check is reported exactly once"

@@ -85,15 +85,24 @@ def _rerun(
 
 
 def _schedule(
-    plan: SweepPlan, env: CheckEnv, jobs: int, finished: Callable[[int, CheckResult], None]
-) -> None:
-    """Run every check once, respecting ``after``; report each result as it is known.
+    plan: SweepPlan,
+    env: CheckEnv,
+    jobs: int,
+    finished: Callable[[int, CheckResult], None],
+    results: dict[int, CheckResult],
+    todo: set[int],
+) -> set[int]:
+    """Run the checks in ``todo`` once, respecting ``after`` (``results`` holds what is
+    known, and receives the new results); report each result as it is known, except the
+    checks skipped because a prerequisite failed: their indexes are returned.
 
-    The plan's schema batch runs as one task; a member it brings no result for runs on
-    its own afterwards. With ``jobs == 1`` everything runs in the caller's thread."""
-    results: dict[int, CheckResult] = {}
-    batched = set(plan.batch.members) if plan.batch is not None else set()
-    waiting = [c for c in plan.checks if c.index not in batched]
+    The plan's schema batch runs as one task when all checks are to run; a member it
+    brings no result for runs on its own afterwards. With ``jobs == 1`` everything runs in
+    the caller's thread."""
+    skipped: set[int] = set()
+    everything = len(todo) == len(plan.checks)
+    batched = set(plan.batch.members) if plan.batch is not None and everything else set()
+    waiting = [c for c in plan.checks if c.index in todo and c.index not in batched]
 
     def ready() -> list[CompiledCheck]:
         """The checks whose prerequisites passed; those with a failed one are skipped
@@ -113,7 +122,7 @@ def _schedule(
                     runnable.append(compiled)
                     continue
                 results[compiled.index] = _skipped(compiled, failed[0])
-                finished(compiled.index, results[compiled.index])
+                skipped.add(compiled.index)
                 progressed = True
             waiting = still
         return runnable
@@ -127,16 +136,18 @@ def _schedule(
                 waiting.append(plan.checks[index])
 
     if jobs == 1:
-        if plan.batch is not None:
+        if plan.batch is not None and batched:
             batch_done(plan.batch.run_many(env))
         while runnable := ready():
             for compiled in runnable:
                 results[compiled.index] = compiled.runner.run(env, compiled.label)
                 finished(compiled.index, results[compiled.index])
-        return
+        return skipped
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="zerog-check") as pool:
         running: dict[Future[CheckResult], int] = {}
-        batch = pool.submit(plan.batch.run_many, env) if plan.batch is not None else None
+        batch = None
+        if plan.batch is not None and batched:
+            batch = pool.submit(plan.batch.run_many, env)
         try:
             while True:
                 for compiled in ready():
@@ -157,6 +168,7 @@ def _schedule(
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+    return skipped
 
 
 def sweep(
@@ -187,17 +199,28 @@ def sweep(
     failed: list[int] = []
 
     def finished(index: int, result: CheckResult) -> None:
+        results[index] = result
         if result.passed or not rerun_failures or result.observation.status is Status.EXCEPTION:
-            results[index] = result
             if on_result is not None:
                 on_result(result)
         else:
-            results[index] = result
             failed.append(index)
 
-    _schedule(plan, env, jobs or default_jobs(len(plan)), finished)
-    for index in sorted(failed):
-        results[index] = _rerun(plan.checks[index], results[index], env, hasher)
+    todo = {c.index for c in plan.checks}
+    skipped: set[int] = set()
+    while todo:
+        failed.clear()
+        skipped |= _schedule(plan, env, jobs or default_jobs(len(plan)), finished, results, todo)
+        for index in sorted(failed):
+            results[index] = _rerun(plan.checks[index], results[index], env, hasher)
+            if on_result is not None:
+                on_result(results[index])
+        # A prerequisite that passed on its re-run (flaky) lets the checks it held back run.
+        todo = {i for i in skipped if all(results[d].passed for d in plan.checks[i].after)}
+        skipped -= todo
+        for index in todo:
+            del results[index]
+    for index in sorted(skipped):
         if on_result is not None:
             on_result(results[index])
     ordered = tuple(results[c.index] for c in plan.checks)
