@@ -90,7 +90,7 @@ FAULTS = [
             ("step_check", 1),
             ("validation_started", 1),
             ("check", 1),
-            ("check", 3),
+            ("check", 2),
             ("verdict", 2),
             ("rollback", 1),
             ("rollback", 2),

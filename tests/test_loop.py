@@ -14,6 +14,7 @@ from zerog.errors import ConfigError
 from zerog.sandbox.base import Limits
 from zerog.sandbox.factory import SANDBOXES
 from zerog.trace import read_trace
+from zerog.types import CommandCheck, PredicateCheck, SchemaCheck
 
 FIX = write("app.py", "def answer():\n    return 42\n")
 CHECK = "python3 -c 'import app; assert app.answer() == 42'"
@@ -323,3 +324,79 @@ def test_one_run_at_a_time_per_workspace(workspace: Path) -> None:
             engine(scripted(plan(step("fix", FIX)))).run(make_goal(workspace))
     result = engine(scripted(plan(step("fix", FIX)))).run(make_goal(workspace))
     assert result.status is RunStatus.SUCCESS
+
+
+def _sidecar_goal(root: Path) -> Goal:
+    return Goal(
+        text="write the answer and a valid config",
+        workspace=root,
+        checks=[
+            PredicateCheck(python="from pathlib import Path\nPath('out.txt').read_text() == '42'"),
+            SchemaCheck.model_validate(
+                {"path": "config.json", "schema": {"type": "object", "required": ["answer"],
+                        "properties": {"answer": {"type": "integer"}}}}
+            ),
+        ],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("sidecar", ["wasm", "sandbox"])
+def test_predicate_and_schema_checks_decide_the_run(workspace: Path, sidecar: str) -> None:
+    wrong = plan(step("write", write("out.txt", "41"), write("config.json", '{"answer": "x"}')))
+    right = plan(step("write", write("out.txt", "42"), write("config.json", '{"answer": 42}')))
+    result = engine(scripted(wrong, right), sidecar=sidecar).run(_sidecar_goal(workspace))
+    assert result.status is RunStatus.SUCCESS, result.reason
+    assert result.iterations == 2
+    assert result.verdict is not None
+    assert [r.name for r in result.verdict.results] == [
+        "from pathlib import Path; Path('out.txt').read_text() == '42'",
+        "config.json matches its schema",
+    ]
+    events = read_trace(result.trace_path) if result.trace_path else []
+    first = next(e for e in events if e["kind"] == "verdict")
+    assert first["failures"] == [r.name for r in result.verdict.results]
+
+
+def test_an_unknown_sidecar_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown sidecar"):
+        engine(scripted(), sidecar="host")
+
+
+def test_a_bad_check_is_refused_before_any_model_call(workspace: Path) -> None:
+    model = scripted(plan(step("fix it", FIX)))
+    bad = make_goal(workspace, check=CHECK).model_copy(
+        update={"checks": (CommandCheck(command="true", after=("nope",)),)}
+    )
+    with pytest.raises(ConfigError, match="nope"):
+        engine(model).run(bad)
+    assert model.requests == []
+
+
+def test_a_flaky_goal_check_passes_and_is_listed(workspace: Path) -> None:
+    # Fails on its first run, passes on the immediate re-run. Its counter lives in a tool
+    # cache directory, which flaky detection leaves out of the workspace's state.
+    (workspace / ".pytest_cache").mkdir()
+    flaky = (
+        'python3 -c \'import os,sys; d=".pytest_cache"; n=len(os.listdir(d)); '
+        'open(d+"/"+str(n),"w").close(); sys.exit(n == 0)\''
+    )
+    goal = make_goal(workspace).model_copy(update={"checks": (CommandCheck(command=flaky),)})
+    result = engine(scripted(plan(step("nothing", shell("true"))))).run(goal)
+    assert result.status is RunStatus.SUCCESS
+    assert result.verdict is not None
+    assert [r.name for r in result.verdict.flaky] == [flaky]
+    verdicts = [e for e in read_trace(result.trace_path or Path()) if e["kind"] == "verdict"]
+    assert verdicts[0]["flaky"] == [flaky]
+
+
+def test_a_failed_step_check_rolls_back_before_any_sweep(workspace: Path) -> None:
+    first = plan(step("half a fix", FIX, check="test -f marker"), step("never run", FIX))
+    model = scripted(first, plan(step("fix", FIX)))
+    result = engine(model).run(make_goal(workspace))
+    assert result.status is RunStatus.SUCCESS
+    events = read_trace(result.trace_path or Path())
+    kinds_ = [str(e["kind"]) for e in events]
+    first_rollback = kinds_.index("rollback")
+    assert "validation_started" not in kinds_[:first_rollback]
+    assert kinds_.count("validation_started") == 1
+    assert sum(1 for e in events if e["kind"] == "step_started" and e["iteration"] == 1) == 1

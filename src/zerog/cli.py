@@ -95,6 +95,9 @@ def _summary(console: Console, result: RunResult) -> None:
             f"{spent.usage.input_tokens:,} in / {spent.usage.output_tokens:,} out, "
             f"${spent.cost:.4f}",
         )
+    if result.verdict is not None and result.verdict.flaky:
+        names = ", ".join(one_line(r.name, 60) for r in result.verdict.flaky)
+        table.add_row("flaky", Text(f"passed only on a re-run: {names}", style="yellow"))
     table.add_row("time", f"{result.duration:.2f} s")
     if result.trace_path is not None:
         table.add_row("trace", str(result.trace_path))
@@ -191,6 +194,14 @@ def run(
     network: Annotated[
         bool, typer.Option("--network", help="Let sandboxed commands use the network.")
     ] = False,
+    sidecar: Annotated[
+        str,
+        typer.Option(
+            "--sidecar",
+            help="Where Python predicate and schema checks run: wasm (CPython/WASI, the "
+            "default) or sandbox (python3 in the --sandbox backend).",
+        ),
+    ] = "wasm",
     run_id: Annotated[
         str | None,
         typer.Option(
@@ -271,6 +282,7 @@ def run(
         as_json=as_json,
         sandbox=sandbox,
         network=network,
+        sidecar=sidecar,
     )
 
 
@@ -307,6 +319,7 @@ def _drive(
     otlp_endpoint: str | None = None,
     sandbox: str | None = None,
     network: bool = False,
+    sidecar: str = "wasm",
 ) -> NoReturn:
     """Build the engine, run or resume with live progress, print the summary, exit."""
     console = Console(stderr=as_json, highlight=False)
@@ -331,6 +344,7 @@ def _drive(
                 write_trace=False,
                 sandbox_name=sandbox,
                 network=network,
+                sidecar=sidecar,
             )
             try:
                 result = start(engine)
@@ -387,6 +401,7 @@ def resume(
         otlp_endpoint=otlp_endpoint,
         sandbox=str(row.spec["sandbox"]) if row.spec.get("sandbox") else None,
         network=bool(row.spec.get("network", False)),
+        sidecar=str(row.spec.get("sidecar", "wasm")),
         verbose=verbose,
         quiet=quiet,
         as_json=as_json,

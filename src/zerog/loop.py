@@ -35,18 +35,22 @@ from zerog.trace import JsonlTrace
 from zerog.types import (
     Action,
     CheckResult,
+    FailedTest,
     Goal,
     Observation,
     Plan,
+    PredicateCheck,
     RunResult,
     RunStatus,
-    ShellAction,
+    SchemaCheck,
     Usage,
     Verdict,
     describe_action,
 )
+from zerog.validate.compile import SweepPlan, compile_checks
 from zerog.validate.feedback import summarize
-from zerog.validate.sweep import sweep
+from zerog.validate.sidecar import SIDECARS, PythonRunner, make_sidecar
+from zerog.validate.sweep import flaky_state_hash, run_one, sweep
 
 STATE_DIR = ".zerog"
 STUCK_NOTICE = (
@@ -69,6 +73,33 @@ def _fingerprint(actions: Sequence[Action], feedback: str) -> str:
 
 def _observation_event(observation: Observation) -> dict[str, object]:
     return observation.model_dump(mode="json")
+
+
+def _check_event(result: CheckResult) -> dict[str, object]:
+    return {
+        "name": result.name,
+        "passed": result.passed,
+        "flaky": result.flaky,
+        "failed_tests": [t.model_dump(mode="json") for t in result.failed_tests],
+        "observation": _observation_event(result.observation),
+    }
+
+
+def _check_result(data: Mapping[str, object]) -> CheckResult:
+    tests = data.get("failed_tests") or []
+    return CheckResult(
+        name=str(data["name"]),
+        passed=bool(data["passed"]),
+        flaky=bool(data.get("flaky", False)),
+        failed_tests=tuple(
+            FailedTest.model_validate(t) for t in (tests if isinstance(tests, list) else [])
+        ),
+        observation=_observation(data["observation"]),
+    )
+
+
+def _needs_sidecar(plan: SweepPlan) -> bool:
+    return any(isinstance(c.check, PredicateCheck | SchemaCheck) for c in plan.checks)
 
 
 def _observation(data: object) -> Observation:
@@ -103,6 +134,7 @@ class Engine:
         *,
         sandbox_name: str | None = None,
         network: bool = False,
+        sidecar: str = "wasm",
         sinks: Sequence[EventSink] = (),
         store: Store | None = None,
         environ: Mapping[str, str] | None = None,
@@ -116,11 +148,14 @@ class Engine:
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
+        if sidecar not in SIDECARS:
+            raise ConfigError(f"unknown sidecar {sidecar!r}: choose one of {', '.join(SIDECARS)}")
         self.model = model
         self.environ = dict(os.environ if environ is None else environ)
         self.sandbox = sandbox
         self.sandbox_name = sandbox_name or default_sandbox_name()
         self.network = network
+        self.sidecar_name = sidecar
         self.sinks = tuple(sinks)
         self.store = store
         self.limits = limits or Limits()
@@ -156,11 +191,15 @@ class Engine:
             raise ConfigError(f"workspace {goal.workspace} is not a directory")
         root = goal.workspace.resolve()
         goal = goal.model_copy(update={"workspace": root})
+        checks = compile_checks(goal.checks, where="goal")  # bad checks: before any model call
+        env = sandbox_env(self.environ, goal.env_allow, home=str(root))
         sandbox = self.sandbox or make_sandbox(
-            self.sandbox_name,
-            sandbox_env(self.environ, goal.env_allow, home=str(root.resolve())),
-            environ=self.environ,
-            network=self.network,
+            self.sandbox_name, env, environ=self.environ, network=self.network
+        )
+        sidecar = (
+            make_sidecar(self.sidecar_name, sandbox, env, environ=self.environ)
+            if _needs_sidecar(checks)
+            else None
         )
         state = root / STATE_DIR
         state.mkdir(exist_ok=True)
@@ -181,6 +220,7 @@ class Engine:
                         "stuck_after": self.stuck_after,
                         "sandbox": sandbox.name,
                         "network": self.network,
+                        "sidecar": self.sidecar_name,
                     }
                     self.store.create_run(
                         run_id, goal.text, str(root), full_spec, self.wall_clock()
@@ -190,7 +230,8 @@ class Engine:
             )
             workspace = Workspace(root, state / "snapshots")
             try:
-                return _Run(self, goal, sandbox, recorder, workspace, trace, journal).execute()
+                run = _Run(self, goal, sandbox, recorder, workspace, trace, journal)
+                return run.with_checks(checks, sidecar).execute()
             finally:
                 if trace is not None:
                     trace.close()
@@ -217,6 +258,9 @@ class _Run:
         self.trace = trace
         self.journal = journal
         self.durable = engine.store is not None
+        self.checks: SweepPlan = compile_checks(goal.checks, where="goal")
+        self.sidecar: PythonRunner | None = None
+        self.state_hash = flaky_state_hash(workspace)
         self.meter = Meter(goal.budget, engine.clock)
         self.model = MeteredModel(
             engine.model,
@@ -228,6 +272,11 @@ class _Run:
         self.replaying = journal is not None
         self.meter.replaying = self.replaying
         self.recorder_muted(self.replaying)
+
+    def with_checks(self, checks: SweepPlan, sidecar: PythonRunner | None) -> _Run:
+        """Use the checks the engine compiled up front and their sidecar."""
+        self.checks, self.sidecar = checks, sidecar
+        return self
 
     # ------------------------------------------------------------- resume plumbing
 
@@ -323,16 +372,18 @@ class _Run:
                     steps=[s.model_dump(mode="json") for s in plan.steps],
                 )
                 taken: list[Action] = []
-                step_failure = self.execute_plan(iteration, plan, context, taken)
-                verdict = self.validate(iteration)
-                if verdict.passed:
-                    status, reason = RunStatus.SUCCESS, f"all checks passed (iteration {iteration})"
-                    break
+                step_failure, step_check_failed = self.execute_plan(iteration, plan, context, taken)
+                failures: tuple[CheckResult, ...] = ()
+                if not step_check_failed:  # a bad step is rolled back without a final sweep
+                    verdict = self.validate(iteration)
+                    if verdict.passed:
+                        status = RunStatus.SUCCESS
+                        reason = f"all checks passed (iteration {iteration})"
+                        break
+                    failures = verdict.failures
                 self.rollback(good, iteration)
                 # Paths relative to the workspace: shorter, and the same in every copy of it.
-                feedback = summarize(step_failure, verdict.failures).replace(
-                    f"{goal.workspace}/", ""
-                )
+                feedback = summarize(step_failure, failures).replace(f"{goal.workspace}/", "")
                 fingerprint = _fingerprint(taken, feedback)
                 repeats = repeats + 1 if fingerprint == last_print else 0
                 last_print = fingerprint
@@ -386,35 +437,34 @@ class _Run:
         """The validation sweep of one iteration (replayed from the journal if recorded)."""
         journal = self.journal
         if self.replaying and journal is not None and iteration in journal.verdicts:
-            results = tuple(
-                CheckResult(
-                    name=str(c["name"]),
-                    passed=bool(c["passed"]),
-                    observation=_observation(c["observation"]),
-                )
-                for c in journal.checks.get(iteration, [])
+            # Recorded as each check finished; the verdict lists them in declaration order.
+            order = {c.label: c.index for c in reversed(self.checks.checks)}
+            recorded = [_check_result(c) for c in journal.checks.get(iteration, [])]
+            recorded.sort(key=lambda r: order.get(r.name, len(order)))
+            return Verdict(
+                passed=bool(journal.verdicts[iteration]["passed"]), results=tuple(recorded)
             )
-            return Verdict(passed=bool(journal.verdicts[iteration]["passed"]), results=results)
         self.go_live(f"validation of iteration {iteration}")
         self.rec.emit("validation_started", iteration=iteration)
 
         def on_result(result: CheckResult) -> None:
-            self.rec.emit(
-                "check",
-                iteration=iteration,
-                name=result.name,
-                passed=result.passed,
-                observation=_observation_event(result.observation),
-            )
+            self.rec.emit("check", iteration=iteration, **_check_event(result))
 
         verdict = sweep(
-            self.goal.checks, self.goal.workspace, self.sandbox, self.limits(), on_result=on_result
+            self.checks,
+            self.goal.workspace,
+            self.sandbox,
+            self.limits(),
+            on_result=on_result,
+            sidecar=self.sidecar,
+            state_hash=self.state_hash,
         )
         self.rec.emit(
             "verdict",
             iteration=iteration,
             passed=verdict.passed,
             failures=[r.name for r in verdict.failures],
+            flaky=[r.name for r in verdict.flaky],
         )
         return verdict
 
@@ -462,29 +512,41 @@ class _Run:
         )
         return observation
 
-    def run_step_check(self, iteration: int, step: int, command: str) -> Observation:
+    def run_step_check(self, iteration: int, step: int, command: str) -> tuple[bool, Observation]:
+        """A step's own check, right after the step (a flaky pass counts as a pass)."""
         journal = self.journal
         if self.replaying and journal is not None:
             done = journal.step_checks.get((iteration, step))
             if done is not None:
-                return _observation(done["observation"])
+                return bool(done["passed"]), _observation(done["observation"])
         self.go_live(f"check of step {step + 1}")
-        check = ShellAction(command=command)
-        observation = self.sandbox.run(check, self.goal.workspace, self.limits())
+        result = run_one(
+            command,
+            self.goal.workspace,
+            self.sandbox,
+            self.limits(),
+            sidecar=self.sidecar,
+            state_hash=self.state_hash,
+        )
         self.rec.emit(
             "step_check",
             iteration=iteration,
             step=step,
             command=command,
-            passed=observation.ok,
-            observation=_observation_event(observation),
+            passed=result.passed,
+            flaky=result.flaky,
+            observation=_observation_event(result.observation),
         )
-        return observation
+        return result.passed, result.observation
 
     def execute_plan(
         self, iteration: int, plan: Plan, context: ctx.Context, taken: list[Action]
-    ) -> StepFailure | None:
-        """Run each step's actions and step check; stop at the first failure."""
+    ) -> tuple[StepFailure | None, bool]:
+        """Run each step's actions and step check; stop at the first failure.
+
+        The flag is true when a step's own check failed: the step is known bad, and the
+        loop rolls back without running the final sweep.
+        """
         for index, step in enumerate(plan.steps):
             self.rec.emit("step_started", iteration=iteration, step=index, intent=step.intent)
             actions = step.actions or worker.act(self.model, context, plan, index)
@@ -493,11 +555,11 @@ class _Run:
                 taken.append(action)
                 if not observation.ok:
                     self.rec.emit("step_failed", iteration=iteration, step=index)
-                    return step.intent, describe_action(action), observation
+                    return (step.intent, describe_action(action), observation), False
             if step.check:
-                observation = self.run_step_check(iteration, index, step.check)
-                if not observation.ok:
-                    self.rec.emit("step_failed", iteration=iteration, step=index)
-                    return step.intent, f"step check: {step.check}", observation
+                passed, observation = self.run_step_check(iteration, index, step.check)
+                if not passed:
+                    self.rec.emit("step_failed", iteration=iteration, step=index, check=True)
+                    return (step.intent, f"step check: {step.check}", observation), True
             self.rec.emit("step_done", iteration=iteration, step=index)
-        return None
+        return None, False

@@ -1,9 +1,12 @@
 """`zerog bench overhead`: what the engine itself costs per iteration.
 
 Each iteration of the measured run makes one model call (scripted, instant), runs one
-trivial action (`true`) and one failing check (`false`), rolls the workspace back and
-builds feedback. The baseline runs the same two commands with bare ``subprocess.run`` in
-the same process; the difference divided by the iterations is the engine's overhead.
+trivial action (`true`) and one failing check (`false`, which the sweep runs twice: a
+failed check is re-run once to tell a flaky one from a real failure), rolls the
+workspace back and builds feedback. The run uses the ``local`` sandbox, so that what is
+measured is the engine, not the isolation (``zerog bench sandbox`` measures that). The
+baseline runs the same three commands with bare ``subprocess.run`` in the same process;
+the difference divided by the iterations is the engine's overhead.
 """
 
 from __future__ import annotations
@@ -60,11 +63,11 @@ class OverheadReport:
         table.add_column("measure")
         table.add_column("ms / iteration", justify="right")
         table.add_row(
-            "zerog loop (plan call, `true`, check `false`, rollback)",
+            "zerog loop (plan call, `true`, check `false` + re-run, rollback)",
             f"{self.engine_per_iteration_ms:.3f}",
         )
         table.add_row(
-            "bare subprocess.run of the same two commands", f"{self.bare_per_iteration_ms:.3f}"
+            "bare subprocess.run of the same three commands", f"{self.bare_per_iteration_ms:.3f}"
         )
         table.add_row("engine overhead", f"{self.overhead_ms:.3f}")
         table.add_row("ratio engine / bare", f"{self.ratio:.2f}x")
@@ -84,6 +87,7 @@ def _engine_round(root: Path, iterations: int) -> float:
     )
     engine = Engine(
         model,
+        sandbox_name="local",
         environ={"PATH": "/usr/bin:/bin"},
         stuck_after=iterations + 1,
         trace_dir=root / "traces",
@@ -100,22 +104,15 @@ def _bare_round(root: Path, iterations: int) -> float:
     env = {"PATH": "/usr/bin:/bin"}
     started = time.perf_counter()
     for _ in range(iterations):
-        subprocess.run(
-            ["/bin/sh", "-c", "true"],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            check=False,
-            timeout=10,
-        )
-        subprocess.run(
-            ["/bin/sh", "-c", "false"],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            check=False,
-            timeout=10,
-        )
+        for command in ("true", "false", "false"):
+            subprocess.run(
+                ["/bin/sh", "-c", command],
+                cwd=root,
+                env=env,
+                capture_output=True,
+                check=False,
+                timeout=10,
+            )
     return (time.perf_counter() - started) / iterations
 
 
