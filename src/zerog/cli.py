@@ -298,6 +298,11 @@ def _fail(exc: Exception) -> NoReturn:
     raise typer.Exit(EXIT_USAGE)
 
 
+def _note(message: str) -> None:
+    """A progress note on stderr (first-use work that takes a while)."""
+    Console(stderr=True, highlight=False).print(message, markup=False, style="dim")
+
+
 def _open_store(path: Path | None) -> Store:
     try:
         return Store(path or default_store_path(os.environ))
@@ -332,7 +337,11 @@ def _drive(
 
             provider = otlp_provider(otlp_endpoint)
             sinks.append(OtelSink(provider.get_tracer("zerog")))
-        backend = load_model(model, base_dir=Path.cwd())
+        backend = load_model(
+            model,
+            base_dir=Path.cwd(),
+            on_progress=None if quiet else lambda note: _note(note),
+        )
         with _open_store(store_path) as store:
             engine = Engine(
                 backend,
