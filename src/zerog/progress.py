@@ -154,12 +154,14 @@ class ConsoleProgress:
             self._line(
                 (f"      {'✓' if ok else '✗'} step check ", "green" if ok else "red"),
                 (one_line(str(d["command"]), 80), ""),
+                ("  (flaky: passed on its re-run)" if d.get("flaky") else "", "yellow"),
             )
         elif kind == "check":
             ok = bool(d["passed"])
             self._line(
                 (f"   {'✓' if ok else '✗'} check ", "green" if ok else "red"),
                 (one_line(str(d["name"]), 80), ""),
+                ("  (flaky: passed on its re-run)" if d.get("flaky") else "", "yellow"),
             )
             if not ok:
                 for line in _tail_lines(d.get("observation"), 3):
