@@ -343,6 +343,16 @@ for reuse in (True, False):
 """
 
 
+PACKAGES_OF_ZEROG_CORE = (
+    "zerog",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_extensions",
+    "typing_inspection",
+)
+
+
 def test_unprivileged_user_gets_the_limits_from_rlimits() -> None:
     """Not root, no writable cgroup: RLIMIT_NPROC (counted per user namespace) and
     RLIMIT_DATA carry the process and memory limits, with their own statuses."""
@@ -363,15 +373,22 @@ def test_unprivileged_user_gets_the_limits_from_rlimits() -> None:
         pytest.skip("the system Python cannot load this venv's compiled packages")
     import tempfile
 
-    import pydantic
-
-    import zerog
-
-    paths = [str(Path(zerog.__file__).parents[1]), str(Path(pydantic.__file__).parents[1])]
     with tempfile.TemporaryDirectory(dir="/tmp", prefix="zerog-nobody-") as tmp:
+        os.chmod(tmp, 0o755)  # pytest's own temporary directories are private to root
+        # The checkout and its venv may sit in a directory only root can read (a private
+        # temporary clone): the unprivileged user gets a copy of the packages it imports.
+        lib = Path(tmp) / "lib"
+        for name in PACKAGES_OF_ZEROG_CORE:
+            module = sys.modules.get(name) or __import__(name)
+            source = Path(str(module.__file__))
+            if source.name == "__init__.py":
+                shutil.copytree(source.parent, lib / name, ignore=shutil.ignore_patterns("*.pyc"))
+            else:
+                lib.mkdir(exist_ok=True)
+                shutil.copy2(source, lib / source.name)
+        paths = [str(lib)]
         ws = Path(tmp) / "ws"
         ws.mkdir()
-        os.chmod(tmp, 0o755)  # pytest's own temporary directories are private to root
         os.chown(ws, 65534, 65534)
         done = subprocess.run(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(system_python)],

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from zerog.sandbox.limits import (
     rlimits,
     settle,
     signal_status,
+    tree_usage,
     ulimit_lines,
 )
 from zerog.sandbox.local import LocalSandbox
@@ -188,3 +191,38 @@ def test_factory_builds_each_backend_by_name(tmp_path: Path) -> None:
 def test_default_is_bwrap_on_linux_and_never_local() -> None:
     assert default_sandbox_name("linux") == "bwrap"
     assert default_sandbox_name("darwin") == "wasm"
+
+
+def test_another_writer_on_the_same_file_system_does_not_count(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    other = tmp_path / "other-writer.bin"
+
+    def write_elsewhere() -> None:
+        time.sleep(0.3)  # after the watch's first reading, while the command runs
+        with other.open("wb") as handle:
+            handle.write(os.urandom(12 * MIB))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    writer = threading.Thread(target=write_elsewhere)
+    writer.start()
+    try:
+        obs = LocalSandbox(ENV).run(
+            ShellAction(command="head -c 1000000 /dev/zero > mine; sleep 1.5"),
+            workspace,
+            Limits(max_disk_bytes=4 * MIB),
+        )
+    finally:
+        writer.join()
+    assert other.stat().st_size == 12 * MIB
+    assert obs.status is Status.SUCCESS, obs.stderr
+
+
+def test_tree_usage_counts_blocks_and_entries(tmp_path: Path) -> None:
+    empty = tree_usage(tmp_path)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(os.urandom(MIB))
+    (tmp_path / "link").symlink_to("/usr")  # not followed
+    grown = tree_usage(tmp_path) - empty
+    assert MIB + 3 * 4096 <= grown < MIB + 64 * 4096

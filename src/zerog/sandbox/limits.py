@@ -13,10 +13,13 @@ Three mechanisms, used by the backends that spawn processes:
   created under the cgroup this process is in, and every process left in it is killed
   afterwards. Cgroup v1 hierarchies and delegated v2 trees are used when writable.
 - a disk watch: the free space and inodes of the workspace's file system are read every
-  50 ms while the command runs; consuming more than ``max_disk_bytes`` (each new inode
-  counts as 4 KiB) kills it. This is a bound on what one command may take, not a quota:
-  another writer on the same file system counts too, and a burst between two reads can
-  overshoot by what the disk writes in 50 ms.
+  50 ms while the command runs. When more than ``max_disk_bytes`` (each new inode counts
+  as 4 KiB) has gone, the workspace itself is measured against its size at the first
+  read, and only its growth kills the command: other writers on the same file system
+  (another run, a parallel check, a package install) do not count. This is a bound on
+  what one command may take, not a quota: a burst can overshoot by what the disk writes
+  in 50 ms, and writes outside the workspace are not counted (bwrap and wasm give a
+  command no other writable place but a size-limited /tmp; ``local`` does).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import math
 import os
 import resource
 import signal
+import stat
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -178,24 +183,84 @@ def settle(
 # ---------------------------------------------------------------------- disk
 
 
-class DiskWatch:
-    """Watches the free space and inodes of the file system holding ``path``."""
+def tree_usage(root: Path) -> int:
+    """Bytes allocated under ``root`` (and 4 KiB per entry), symlinks not followed."""
+    total = 0
+    pending = [str(root)]
+    while pending:
+        try:
+            entries = os.scandir(pending.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += st.st_blocks * 512 + INODE_BYTES
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append(entry.path)
+    return total
 
-    def __init__(self, path: Path, limits: Limits) -> None:
+
+class DiskWatch:
+    """Watches the disk one command consumes in the workspace at ``path``.
+
+    Reading the file system's free space is cheap and is done on every call; the
+    workspace is walked only to confirm that a large drop is its own growth. The
+    workspace's size at the start is measured in a background thread from the first
+    call (50 ms into a command), so a short command never pays for it.
+    """
+
+    def __init__(
+        self, path: Path, limits: Limits, usage: Callable[[Path], int] = tree_usage
+    ) -> None:
         self._path = path
         self._budget = limits.max_disk_bytes
+        self._usage = usage
         self._start = self._free()
+        self._base: list[int] = []
+        self._baseline: threading.Thread | None = None
 
     def _free(self) -> tuple[int, int]:
         st = os.statvfs(self._path)
         return st.f_bavail * st.f_frsize, st.f_favail
 
-    def consumed(self) -> int:
-        """Bytes (and 4 KiB per inode) consumed since the watch started."""
+    def _measure_base(self) -> None:
+        self._base.append(self._usage(self._path))
+
+    def _file_system_drop(self) -> tuple[int, tuple[int, int]]:
         space, inodes = self._free()
-        return max(self._start[0] - space, 0) + max(self._start[1] - inodes, 0) * INODE_BYTES
+        drop = max(self._start[0] - space, 0) + max(self._start[1] - inodes, 0) * INODE_BYTES
+        return drop, (space, inodes)
+
+    def consumed(self) -> int:
+        """Bytes (and 4 KiB per inode) the workspace grew by since the watch started.
+
+        Until the drop in free space passes the budget it is the answer (cheap, and an
+        upper bound). Past it, the workspace's growth is measured instead, and the drop
+        caused by other writers is forgotten. Without a baseline (a command shorter than
+        one watch interval) the drop is all there is to go by.
+        """
+        drop, now = self._file_system_drop()
+        if drop <= self._budget or self._baseline is None:
+            return drop
+        self._baseline.join()
+        if not self._base:
+            return drop
+        grown = max(self._usage(self._path) - self._base[0], 0)
+        self._start = (now[0] + grown, now[1])
+        return grown
 
     def __call__(self) -> Status | None:
+        if self._baseline is None:
+            if self._file_system_drop()[0] > self._budget:
+                return Status.DISK_LIMIT  # before any baseline: nothing tells whose it is
+            self._baseline = threading.Thread(
+                target=self._measure_base, name="zerog-disk-baseline", daemon=True
+            )
+            self._baseline.start()
         return Status.DISK_LIMIT if self.consumed() > self._budget else None
 
 
