@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 # The local model (llama-cpp-python is built from source on first install: a few minutes),
-# its OpenAI-compatible server and the API SDKs: the tests use all of them.
-EXTRAS := dev,local,local-server,openai,anthropic,wasm,otel
+# its OpenAI-compatible server, the API SDKs and Ray (batch executor): the tests use all of them.
+EXTRAS := dev,local,local-server,openai,anthropic,wasm,otel,ray
 
 .PHONY: demo demo-scripted test lint typecheck bench clean
 

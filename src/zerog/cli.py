@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from zerog import cli_batch
 from zerog.errors import ConfigError, ZerogError
 from zerog.events import Event, EventSink
 from zerog.loop import Engine
@@ -687,6 +688,9 @@ def bench_models(
         console.print(table)
     for line in report.skipped:
         console.print(Text(f"skipped {one_line(line, 300)}"))
+
+
+cli_batch.register(app, bench_app)
 
 
 @app.command()

@@ -162,6 +162,15 @@ def load_goal(path: Path, overrides: Mapping[str, object] | None = None) -> tupl
     :class:`~zerog.types.Budget` field. Returns the goal and its compiled checks.
     """
     data = _parse(path, _read(path, MAX_GOAL_FILE_BYTES, "goal file"))
+    return goal_from_table(data, path, overrides)
+
+
+def goal_from_table(
+    data: object, path: Path, overrides: Mapping[str, object] | None = None
+) -> tuple[Goal, SweepPlan]:
+    """Validate and compile a goal given as parsed data (a goal file's table, or one line
+    of a batch's JSONL). Relative paths in it resolve against ``path``'s directory, and
+    errors name ``path``."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the goal file must be a table of {', '.join(TOP_LEVEL)}")
     for key in data:

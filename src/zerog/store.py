@@ -48,6 +48,38 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, seq)
     ) WITHOUT ROWID;
     """,
+    # Batches (zerog.batch): a batch, its goals and their outcome, the spend shared by its
+    # goals, and the output tokens reserved by the model call each goal has in flight.
+    """
+    CREATE TABLE IF NOT EXISTS batches (
+        id TEXT PRIMARY KEY,
+        created REAL NOT NULL,
+        spec TEXT NOT NULL,
+        max_input_tokens INTEGER,
+        max_output_tokens INTEGER,
+        max_cost REAL,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost REAL NOT NULL DEFAULT 0,
+        calls INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE IF NOT EXISTS batch_goals (
+        batch_id TEXT NOT NULL REFERENCES batches (id),
+        idx INTEGER NOT NULL,
+        run_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        updated REAL NOT NULL,
+        PRIMARY KEY (batch_id, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS batch_reservations (
+        batch_id TEXT NOT NULL REFERENCES batches (id),
+        run_id TEXT NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        PRIMARY KEY (batch_id, run_id)
+    ) WITHOUT ROWID;
+    """,
 )
 RUNNING = "running"
 
@@ -169,6 +201,13 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A short ``BEGIN IMMEDIATE`` transaction for the modules that keep their own
+        tables here (batches): atomic across every process using this store."""
+        with self._write() as db:
+            yield db
 
     def _migrate(self) -> None:
         with self._write() as db:
