@@ -163,11 +163,12 @@ class BatchLedger:
                 (now, self.batch_id, index),
             )
             row = db.execute(
-                "SELECT attempts FROM batch_goals WHERE batch_id = ? AND idx = ?",
+                "SELECT attempts, run_id FROM batch_goals WHERE batch_id = ? AND idx = ?",
                 (self.batch_id, index),
             ).fetchone()
-        if row is None:
-            raise ConfigError(f"batch {self.batch_id} has no goal {index}")
+            if row is None:
+                raise ConfigError(f"batch {self.batch_id} has no goal {index}")
+            self._release(db, str(row[1]))  # whatever a dead worker of this goal held
         return int(row[0])
 
     def finish(self, index: int, result: Mapping[str, object], now: float) -> None:
@@ -178,6 +179,7 @@ class BatchLedger:
                 "WHERE batch_id = ? AND idx = ?",
                 (DONE, json.dumps(result), now, self.batch_id, index),
             )
+            self._release(db, str(result.get("run_id", "")))
 
     def run_status(self, run_id: str) -> str | None:
         """The status of run ``run_id`` (exactly that id), or ``None`` if it does not exist."""
@@ -189,7 +191,8 @@ class BatchLedger:
         """Let one model call of ``run_id`` start, or raise :class:`BudgetExhausted`.
 
         Returns how many output tokens the call may produce: ``wanted_output``, or less
-        when the shared output budget has less left after the other calls in flight."""
+        when the shared output budget has less left after the other calls in flight, or
+        0 when those calls hold all that is left (ask again once they are done)."""
         with self.store.transaction() as db:
             row = db.execute(
                 "SELECT max_input_tokens, max_output_tokens, max_cost, input_tokens, "
@@ -216,13 +219,15 @@ class BatchLedger:
                     "WHERE batch_id = ? AND run_id != ?",
                     (self.batch_id, run_id),
                 ).fetchone()[0]
-                room = int(max_out) - int(spent_out) - int(others)
-                if room <= 0:
+                if spent_out >= max_out:
                     raise BudgetExhausted(
                         RunStatus.MAX_OUTPUT_TOKENS,
-                        f"the batch's shared budget of {max_out} output tokens is spent or "
-                        f"reserved ({spent_out} spent, {others} reserved by calls in flight)",
+                        f"the batch's shared budget of {max_out} output tokens is spent "
+                        f"({spent_out})",
                     )
+                room = int(max_out) - int(spent_out) - int(others)
+                if room <= 0:
+                    return 0  # what is left is reserved by calls in flight: wait for them
                 granted = min(wanted_output, room)
             db.execute(
                 "INSERT OR REPLACE INTO batch_reservations (batch_id, run_id, output_tokens) "

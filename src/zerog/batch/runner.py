@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +29,10 @@ from zerog.batch.worker import ERROR, GoalOutcome, GoalTask
 from zerog.errors import ConfigError
 from zerog.store import Store
 
+Execute = Callable[
+    [Mapping[int, str], Callable[[int], int], Callable[[str], None], Callable[[int, str], None]],
+    None,
+]
 BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
@@ -92,8 +97,15 @@ def run_batch(
     store_path: Path,
     progress: BatchProgress | None = None,
     clock: Callable[[], float] = time.time,
+    execute: Execute | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> BatchReport:
+    """Run (or resume) the batch of ``goals``. ``execute`` replaces the executor that
+    ``options.executor`` names (it gets the tasks, ``attempts``, ``on_done``, ``on_lost``).
+    The variables each goal allows (its ``env``) are taken from ``environ`` here and sent
+    with the goal, so a worker on another machine sees what the coordinator saw."""
     started = time.perf_counter()
+    environ = os.environ if environ is None else environ
     batch_id = options.batch_id or default_batch_id(goals, options.model)
     if not BATCH_ID.fullmatch(batch_id):
         raise ConfigError("a batch id takes 1-40 letters, digits, '-' or '_'")
@@ -141,6 +153,7 @@ def run_batch(
                 network=options.network,
                 timeout=options.timeout,
                 stuck_after=options.stuck_after,
+                env={k: environ[k] for k in goal.goal.env_allow if k in environ},
             ).model_dump_json()
 
         def on_done(outcome_json: str) -> None:
@@ -164,7 +177,10 @@ def run_batch(
 
         if tasks:
             out_dir.mkdir(parents=True, exist_ok=True)
-            _execute(tasks, options, attempts, on_done, on_lost)
+            if execute is None:
+                _execute(tasks, options, attempts, on_done, on_lost)
+            else:
+                execute(tasks, attempts, on_done, on_lost)
         outcomes = _outcomes(ledger, run_ids)
         spend = ledger.spend()
     out_dir.mkdir(parents=True, exist_ok=True)

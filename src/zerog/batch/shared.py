@@ -9,15 +9,25 @@ like any other budget.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from zerog.batch.ledger import BatchLedger
 from zerog.models.base import Model, Request, Response, Stateful
 
 
 class SharedBudgetModel:
-    def __init__(self, model: Model, ledger: BatchLedger, run_id: str) -> None:
+    def __init__(
+        self,
+        model: Model,
+        ledger: BatchLedger,
+        run_id: str,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._model = model
         self._ledger = ledger
         self._run_id = run_id
+        self._sleep = sleep
 
     @property
     def name(self) -> str:
@@ -30,6 +40,11 @@ class SharedBudgetModel:
 
     def complete(self, request: Request) -> Response:
         granted = self._ledger.reserve(self._run_id, request.max_tokens)
+        pause = 0.01
+        while granted == 0:  # the output budget left is held by calls in flight
+            self._sleep(pause)
+            pause = min(pause * 2, 0.25)
+            granted = self._ledger.reserve(self._run_id, request.max_tokens)
         if granted != request.max_tokens:
             request = request.model_copy(update={"max_tokens": granted})
         try:

@@ -13,12 +13,16 @@ stateful one (a script has a position): that is built afresh for each goal.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from pydantic import Field
 
 from zerog.batch.ledger import BatchLedger
 from zerog.batch.shared import SharedBudgetModel
@@ -29,6 +33,7 @@ from zerog.sandbox.base import Limits
 from zerog.store import RUNNING, Store
 from zerog.types import Frozen, Goal, RunResult
 
+PR_SET_PDEATHSIG = 1
 ERROR = "error"  # the status of a goal that could not run (bad workspace, worker deaths)
 
 
@@ -46,6 +51,9 @@ class GoalTask(Frozen):
     network: bool = False
     timeout: float = 120.0
     stuck_after: int = 2
+    env: dict[str, str] = Field(
+        default_factory=dict
+    )  # the goal's allowed variables, as the coordinator saw them
 
 
 class GoalOutcome(Frozen):
@@ -139,7 +147,7 @@ def _run(task: GoalTask, state: WorkerState, ledger: BatchLedger, attempts: int)
     engine = Engine(
         model,
         store=store,
-        environ=state.environ,
+        environ={**state.environ, **task.env},
         limits=Limits(timeout=task.timeout),
         stuck_after=task.stuck_after,
         write_trace=False,
@@ -192,9 +200,21 @@ def init_process(model: str, base_dir: str) -> None:
     """Pool initializer: leave Ctrl-C to the coordinator, and load the model once."""
     os.setsid()  # the terminal's Ctrl-C reaches the coordinator only; it stops the workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     state = WorkerState()
     state.model(model, base_dir)
     _PROCESS["state"] = state
+
+
+def _die_with_parent() -> None:
+    """On Linux, end this worker when the coordinator dies (even by SIGKILL), so that a
+    resumed batch never races a stray worker of the old one for the same goal."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the coordinator died before the line above
+        os._exit(1)
 
 
 def goal_in_process(task_json: str) -> str:

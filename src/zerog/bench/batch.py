@@ -1,0 +1,406 @@
+"""`zerog bench batch`: goals per second through the local pool and Ray, and dispatch cost.
+
+The workload is a batch of trivial goals: the scripted model answers one plan (write a
+file, append a tag to a log outside the workspace) and a one-command check proves it.
+Throughput is measured at several worker counts on each executor. The dispatch overhead
+per goal is the batch's time per goal at one worker minus the time the same goal takes
+run directly in this process (the goal's own work), set beside the round trip of a bare
+no-op task through the same executor.
+
+The same workload, with some goals whose worker kills itself mid-goal (once), is what the
+tests use to prove that a killed worker's goal is retried without duplicating its side
+effects: :func:`check_side_effects` counts every goal's tags in the log against the
+retries recorded in the store.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import multiprocessing
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.table import Table
+
+from zerog.batch.goals import read_goals
+from zerog.batch.ledger import SharedBudget, Spend
+from zerog.batch.runner import BatchOptions, BatchProgress, BatchReport, run_batch
+from zerog.batch.worker import GoalOutcome, WorkerState, run_goal
+from zerog.store import Store
+
+LOG_VAR = "ZEROG_BATCH_LOG"
+TAGS = ("i1s1a2", "i1s1a4")  # the marking actions of the plan (iteration, step, action)
+CHECK = "test -f done.txt"
+
+
+def _mark(tag: str) -> dict[str, object]:
+    return {"kind": "shell", "command": f'echo "$(basename "$PWD") {tag}" >> "${LOG_VAR}"'}
+
+
+# Kills the process running the goal (the sandbox shell's parent: the pool or Ray worker)
+# the first time it runs in a workspace that holds a KILL file; mkdir makes it once only.
+KILL_ONCE = (
+    f'if [ -f KILL ] && mkdir "${LOG_VAR}.kills/$(basename "$PWD")" 2>/dev/null; '
+    "then kill -9 $PPID; sleep 1; fi"
+)
+
+
+def script_lines(usage: dict[str, int] | None = None) -> list[dict[str, object]]:
+    plan: dict[str, object] = {
+        "purpose": "plan",
+        "json": {
+            "steps": [
+                {
+                    "intent": "do the work",
+                    "actions": [
+                        {"kind": "write_file", "path": "a.txt", "content": "one\n"},
+                        _mark(TAGS[0]),
+                        {"kind": "shell", "command": KILL_ONCE},
+                        _mark(TAGS[1]),
+                        {"kind": "write_file", "path": "done.txt", "content": "ok\n"},
+                    ],
+                }
+            ]
+        },
+    }
+    if usage is not None:
+        plan["usage"] = usage
+    return [plan]
+
+
+@dataclass(frozen=True)
+class Workload:
+    root: Path
+    goals_file: Path
+    script: Path
+    log: Path
+    killed: frozenset[int]  # goals whose worker is killed once
+
+    def model(self) -> str:
+        return f"scripted:{self.script}"
+
+
+def prepare(
+    root: Path, goals: int, kill_every: int = 0, usage: dict[str, int] | None = None
+) -> Workload:
+    """``goals`` goals in ``root``; with ``kill_every`` = k, every k-th goal's worker is
+    killed once in the middle of the goal."""
+    for name in ("plain", "kill"):
+        source = root / "src" / name
+        source.mkdir(parents=True)
+        (source / "README.md").write_text("batch workload\n", encoding="utf-8")
+    (root / "src" / "kill" / "KILL").write_text("", encoding="utf-8")
+    script = root / "script.jsonl"
+    script.write_text("\n".join(json.dumps(x) for x in script_lines(usage)) + "\n")
+    log = root / "side-effects.log"
+    log.write_text("")
+    (root / "side-effects.log.kills").mkdir()
+    killed = set()
+    lines = []
+    for index in range(1, goals + 1):
+        kill = kill_every > 0 and index % kill_every == 0
+        if kill:
+            killed.add(index)
+        lines.append(
+            {
+                "text": f"goal {index}: create done.txt",
+                "workspace": "src/kill" if kill else "src/plain",
+                "checks": [CHECK],
+                "env": [LOG_VAR],
+                "budget": {"max_iterations": 2, "max_seconds": 120},
+            }
+        )
+    goals_file = root / "goals.jsonl"
+    goals_file.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    return Workload(root, goals_file, script, log, frozenset(killed))
+
+
+@dataclass
+class SideEffects:
+    lost: list[str] = field(default_factory=list)  # goal:tag never run
+    duplicated: list[str] = field(default_factory=list)  # run more than once + retries
+    retries: int = 0  # interrupted actions retried (recorded in the store)
+
+
+def check_side_effects(workload: Workload, report: BatchReport, store_path: Path) -> SideEffects:
+    """Every goal's tags in the log, against the action retries its run recorded."""
+    ran = collections.Counter(
+        tuple(line.split()) for line in workload.log.read_text().splitlines() if line.strip()
+    )
+    result = SideEffects()
+    with Store(store_path) as store:
+        for outcome in report.outcomes:
+            name = Path(outcome.workspace).name
+            retried = collections.Counter(
+                f"i{e.data['iteration']}s{int(str(e.data['step'])) + 1}"
+                f"a{int(str(e.data['index'])) + 1}"
+                for e in store.events(outcome.run_id)
+                if e.kind == "action_retried"
+            )
+            result.retries += sum(retried.values())
+            for tag in TAGS:
+                count = ran[(name, tag)]
+                if count == 0:
+                    result.lost.append(f"{name}:{tag}")
+                elif count > 1 + retried[tag]:
+                    result.duplicated.append(f"{name}:{tag} x{count}")
+    return result
+
+
+def environ_for(workload: Workload) -> dict[str, str]:
+    return {**os.environ, LOG_VAR: str(workload.log)}
+
+
+def run_workload(
+    workload: Workload,
+    *,
+    executor: str,
+    jobs: int,
+    store_path: Path,
+    shared: SharedBudget | None = None,
+    batch_id: str = "bench",
+    progress: BatchProgress | None = None,
+) -> BatchReport:
+    """Run the workload's batch (the log's variable must be in this process's
+    environment: workers inherit it)."""
+    options = _options(workload, executor, jobs, batch_id, shared)
+    return run_batch(read_goals(workload.goals_file), options, store_path, progress)
+
+
+def _options(
+    workload: Workload,
+    executor: str,
+    jobs: int,
+    batch_id: str,
+    shared: SharedBudget | None = None,
+) -> BatchOptions:
+    return BatchOptions(
+        model=workload.model(),
+        out_dir=workload.root / "out",
+        batch_id=batch_id,
+        jobs=jobs,
+        executor=executor,
+        shared=shared or SharedBudget(),
+        sandbox="local",
+        base_dir=workload.root,
+    )
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+def _noop(value: str) -> str:
+    return value
+
+
+def _bare_pool(tasks: int) -> float:
+    """Seconds per no-op task through a warm one-process spawn pool, one at a time."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        pool.submit(_noop, "warm").result()
+        started = time.perf_counter()
+        for n in range(tasks):
+            pool.submit(_noop, str(n)).result()
+        return (time.perf_counter() - started) / tasks
+
+
+def _bare_ray(tasks: int) -> float:
+    import ray
+
+    remote = ray.remote(_noop).options(num_cpus=1)
+    ray.get(remote.remote("warm"))
+    started = time.perf_counter()
+    for n in range(tasks):
+        ray.get(remote.remote(str(n)))
+    return (time.perf_counter() - started) / tasks
+
+
+def _direct(root: Path, goals: int) -> float:
+    """Seconds per goal run directly in this process: the same batch, its goals handed
+    to :func:`run_goal` here instead of to an executor."""
+    workload = prepare(root, goals)
+    state = WorkerState()
+
+    def inline(
+        tasks: Mapping[int, str],
+        attempts: Callable[[int], int],
+        on_done: Callable[[str], None],
+        on_lost: Callable[[int, str], None],
+    ) -> None:
+        for task in tasks.values():
+            on_done(run_goal(task, state))
+
+    options = _options(workload, "local", 1, "direct")
+    timer = _Timer()
+    run_batch(read_goals(workload.goals_file), options, root / "runs.db", timer, execute=inline)
+    return timer.steady()
+
+
+class _Timer(BatchProgress):
+    """When each goal finished: the steady rate leaves out the workers' start-up."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def goal_done(self, outcome: GoalOutcome, spend: Spend) -> None:
+        self.times.append(time.perf_counter())
+
+    def steady(self) -> float:
+        """Seconds per goal from the first goal's end to the last's."""
+        if len(self.times) < 2:
+            raise RuntimeError("the benchmark needs at least 2 goals")
+        return (self.times[-1] - self.times[0]) / (len(self.times) - 1)
+
+
+@dataclass
+class Row:
+    executor: str
+    workers: int
+    goals: int
+    per_goal: float  # steady state: seconds between goal completions
+    total: float  # the whole batch, with the workers' start-up
+
+    @property
+    def rate(self) -> float:
+        return 1 / self.per_goal
+
+
+@dataclass
+class BatchBenchReport:
+    goals: int
+    cores: int
+    direct_per_goal: float
+    bare_pool: float
+    bare_ray: float | None
+    rows: list[Row]
+
+    def per_goal(self, executor: str) -> float | None:
+        ones = [r for r in self.rows if r.executor == executor and r.workers == 1]
+        return ones[0].per_goal if ones else None
+
+    def overhead(self, executor: str) -> float | None:
+        per_goal = self.per_goal(executor)
+        return None if per_goal is None else per_goal - self.direct_per_goal
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "goals": self.goals,
+            "cores": self.cores,
+            "direct_ms_per_goal": round(self.direct_per_goal * 1000, 3),
+            "bare_pool_task_ms": round(self.bare_pool * 1000, 3),
+            "bare_ray_task_ms": None if self.bare_ray is None else round(self.bare_ray * 1000, 3),
+            "dispatch_overhead_ms": {
+                e: round(o * 1000, 3)
+                for e in ("local", "ray")
+                if (o := self.overhead(e)) is not None
+            },
+            "throughput": [
+                {
+                    "executor": r.executor,
+                    "workers": r.workers,
+                    "goals_per_s": round(r.rate, 2),
+                    "wall_s": round(r.total, 3),
+                    "speedup": round(r.rate / self._base(r.executor), 2),
+                }
+                for r in self.rows
+            ],
+        }
+
+    def _base(self, executor: str) -> float:
+        ones = [r.rate for r in self.rows if r.executor == executor and r.workers == 1]
+        return ones[0] if ones else statistics.mean(r.rate for r in self.rows)
+
+    def tables(self) -> list[Table]:
+        rates = Table(title=f"batch throughput: {self.goals} goals, {self.cores} cores")
+        for column in ("executor", "workers", "goals/s", "vs 1 worker", "wall (with start-up)"):
+            rates.add_column(column, justify="right" if column != "executor" else "left")
+        for r in self.rows:
+            rates.add_row(
+                r.executor,
+                str(r.workers),
+                f"{r.rate:.1f}",
+                f"{r.rate / self._base(r.executor):.2f}x",
+                f"{r.total:.1f} s",
+            )
+        cost = Table(title="dispatch overhead per goal (1 worker)")
+        for column in ("executor", "ms per goal", "goal run directly", "overhead", "bare task"):
+            cost.add_column(column, justify="right" if column != "executor" else "left")
+        for executor, bare in (("local", self.bare_pool), ("ray", self.bare_ray)):
+            per_goal, overhead = self.per_goal(executor), self.overhead(executor)
+            if per_goal is None or overhead is None:
+                continue
+            cost.add_row(
+                executor,
+                f"{per_goal * 1000:.1f}",
+                f"{self.direct_per_goal * 1000:.1f}",
+                f"{overhead * 1000:.1f}",
+                "-" if bare is None else f"{bare * 1000:.2f}",
+            )
+        return [rates, cost]
+
+
+def measure(
+    goals: int = 40,
+    workers: Sequence[int] = (1, 2, 4),
+    executors: Sequence[str] = ("local", "ray"),
+    bare_tasks: int = 200,
+    progress: Callable[[str], None] | None = None,
+) -> BatchBenchReport:
+    """Run the benchmark in a temporary directory; Ray (if asked for) starts locally
+    with as many CPUs as the largest worker count."""
+    say = progress or (lambda _line: None)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="zerog-bench-batch-") as tmp:
+        base = Path(tmp)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        say(f"direct: {goals} goals in this process")
+        direct = _direct(base / "direct", goals)
+        bare_pool = _bare_pool(bare_tasks)
+        bare_ray: float | None = None
+        ray_started = False
+        if "ray" in executors:
+            import ray
+
+            say("starting a local Ray")
+            if not ray.is_initialized():
+                ray.init(num_cpus=max(workers), include_dashboard=False, log_to_driver=False)
+                ray_started = True
+            bare_ray = _bare_ray(bare_tasks)
+        try:
+            for executor in executors:
+                for count in workers:
+                    root = base / f"{executor}-{count}"
+                    workload = prepare(root, goals)
+                    os.environ[LOG_VAR] = str(workload.log)
+                    say(f"{executor}, {count} workers: {goals} goals")
+                    timer = _Timer()
+                    report = run_workload(
+                        workload,
+                        executor=executor,
+                        jobs=count,
+                        store_path=root / "runs.db",
+                        progress=timer,
+                    )
+                    if not report.ok:
+                        raise RuntimeError(f"the benchmark batch failed: {report.counts()}")
+                    rows.append(Row(executor, count, goals, timer.steady(), report.seconds))
+        finally:
+            if ray_started:
+                import ray
+
+                ray.shutdown()
+    return BatchBenchReport(
+        goals=goals,
+        cores=os.cpu_count() or 1,
+        direct_per_goal=direct,
+        bare_pool=bare_pool,
+        bare_ray=bare_ray,
+        rows=rows,
+    )
