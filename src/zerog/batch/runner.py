@@ -258,7 +258,7 @@ def _write_results(path: Path, outcomes: list[GoalOutcome], goals: GoalsFile) ->
                 "goal": outcome.index,
                 "line": lines.get(outcome.index),
                 "text": texts.get(outcome.index, ""),
-                **outcome.model_dump(mode="json", exclude={"index", "pid"}),
+                **outcome.model_dump(mode="json", exclude={"index", "pid", "seconds"}),
             }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     tmp.replace(path)

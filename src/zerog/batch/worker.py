@@ -70,6 +70,7 @@ class GoalOutcome(Frozen):
     resumed: bool = False
     workspace: str = ""
     pid: int = 0
+    seconds: float = 0.0  # this attempt's time in the worker, from task to outcome
 
 
 class WorkerState:
@@ -168,6 +169,7 @@ def _run(task: GoalTask, state: WorkerState, ledger: BatchLedger, attempts: int)
 def run_goal(task_json: str, state: WorkerState, clock: Callable[[], float] = time.time) -> str:
     """Run (or resume) one goal; record and return its outcome as JSON. Never raises for
     a goal's own failure: a bad goal is an outcome with status ``error``."""
+    started = time.perf_counter()
     task = GoalTask.model_validate_json(task_json)
     ledger = BatchLedger(state.store(task.store), task.batch_id)
     attempts = ledger.start_attempt(task.index, clock())
@@ -183,6 +185,7 @@ def run_goal(task_json: str, state: WorkerState, clock: Callable[[], float] = ti
             workspace=task.workspace,
             pid=os.getpid(),
         )
+    outcome = outcome.model_copy(update={"seconds": time.perf_counter() - started})
     ledger.finish(task.index, outcome.model_dump(mode="json"), clock())
     return outcome.model_dump_json()
 
