@@ -26,11 +26,13 @@ from pydantic import Field
 
 from zerog.batch.ledger import BatchLedger
 from zerog.batch.shared import SharedBudgetModel
+from zerog.errors import ZerogError
 from zerog.loop import STATE_DIR, Engine
 from zerog.models.base import Model, Stateful
 from zerog.models.spec import load_model
 from zerog.sandbox.base import Limits
 from zerog.store import RUNNING, Store
+from zerog.text import one_line
 from zerog.types import Frozen, Goal, RunResult
 
 PR_SET_PDEATHSIG = 1
@@ -205,7 +207,12 @@ def init_process(model: str, base_dir: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     state = WorkerState()
-    state.model(model, base_dir)
+    try:
+        state.model(model, base_dir)
+    except ZerogError as exc:  # said once, plainly; the coordinator stops the batch
+        sys.stderr.write(f"error: a worker cannot load the model: {one_line(str(exc), 500)}\n")
+        sys.stderr.flush()
+        os._exit(2)
     _PROCESS["state"] = state
 
 
