@@ -209,6 +209,11 @@ class Store:
         with self._write() as db:
             yield db
 
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Rows of one read-only statement on those tables (takes no write lock)."""
+        with self._guard():
+            return list(self._db.execute(sql, params).fetchall())
+
     def _migrate(self) -> None:
         with self._write() as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])

@@ -133,11 +133,15 @@ def run_ray(
     remote = ray.remote(goal_in_process).options(
         num_cpus=1, max_retries=retries, retry_exceptions=False
     )
+    # On the local Ray started here (``jobs`` CPUs) a second task per worker can wait,
+    # queued, so that a worker finishing a goal finds the next one at hand; on a cluster,
+    # ``jobs`` tasks at most are handed over at once.
+    window = 2 * jobs if started and not address else jobs
     queue = list(tasks.items())
     in_flight: dict[object, int] = {}
     try:
         while queue or in_flight:
-            while queue and len(in_flight) < jobs:
+            while queue and len(in_flight) < window:
                 index, task = queue.pop(0)
                 in_flight[remote.remote(task)] = index
             ready, _ = ray.wait(list(in_flight), num_returns=1)

@@ -121,36 +121,33 @@ class BatchLedger:
             return False
 
     def goals(self) -> list[GoalRow]:
-        with self.store.transaction() as db:
-            rows = db.execute(
-                "SELECT idx, run_id, state, attempts, result FROM batch_goals "
-                "WHERE batch_id = ? ORDER BY idx",
-                (self.batch_id,),
-            ).fetchall()
+        rows = self.store.query(
+            "SELECT idx, run_id, state, attempts, result FROM batch_goals "
+            "WHERE batch_id = ? ORDER BY idx",
+            (self.batch_id,),
+        )
         return [
             GoalRow(
-                index=int(r[0]),
+                index=int(str(r[0])),
                 run_id=str(r[1]),
                 state=str(r[2]),
-                attempts=int(r[3]),
+                attempts=int(str(r[3])),
                 result=json.loads(str(r[4])) if r[4] is not None else None,
             )
             for r in rows
         ]
 
     def spend(self) -> Spend:
-        with self.store.transaction() as db:
-            row = db.execute(
-                "SELECT input_tokens, output_tokens, cost, calls FROM batches WHERE id = ?",
-                (self.batch_id,),
-            ).fetchone()
-            reserved = db.execute(
-                "SELECT COALESCE(SUM(output_tokens), 0) FROM batch_reservations WHERE batch_id = ?",
-                (self.batch_id,),
-            ).fetchone()[0]
-        if row is None:
+        rows = self.store.query(
+            "SELECT b.input_tokens, b.output_tokens, b.cost, b.calls, "
+            "(SELECT COALESCE(SUM(r.output_tokens), 0) FROM batch_reservations r "
+            "WHERE r.batch_id = b.id) FROM batches b WHERE b.id = ?",
+            (self.batch_id,),
+        )
+        if not rows:
             return Spend(0, 0, 0.0, 0, 0)
-        return Spend(int(row[0]), int(row[1]), float(row[2]), int(row[3]), int(reserved))
+        i, o, cost, calls, reserved = (str(v) for v in rows[0])
+        return Spend(int(i), int(o), float(cost), int(calls), int(reserved))
 
     # ------------------------------------------------------------ the workers
 
@@ -183,9 +180,8 @@ class BatchLedger:
 
     def run_status(self, run_id: str) -> str | None:
         """The status of run ``run_id`` (exactly that id), or ``None`` if it does not exist."""
-        with self.store.transaction() as db:
-            row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return None if row is None else str(row[0])
+        rows = self.store.query("SELECT status FROM runs WHERE id = ?", (run_id,))
+        return str(rows[0][0]) if rows else None
 
     def reserve(self, run_id: str, wanted_output: int) -> int:
         """Let one model call of ``run_id`` start, or raise :class:`BudgetExhausted`.

@@ -363,52 +363,45 @@ def measure(
     bare_tasks: int = 200,
     progress: Callable[[str], None] | None = None,
 ) -> BatchBenchReport:
-    """Run the benchmark in a temporary directory; Ray (if asked for) starts locally
-    with as many CPUs as the largest worker count."""
+    """Run the benchmark in a temporary directory. Each Ray measurement starts its own
+    local Ray with as many CPUs as workers, as `zerog batch --executor ray` does (its
+    start-up is left out of the steady rate); the bare Ray task runs on a one-CPU Ray."""
     say = progress or (lambda _line: None)
     rows: list[Row] = []
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     with tempfile.TemporaryDirectory(prefix="zerog-bench-batch-") as tmp:
         base = Path(tmp)
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         say(f"direct: {goals} goals in this process")
         direct = _direct(base / "direct", goals)
         bare_pool = _bare_pool(bare_tasks)
         bare_ray: float | None = None
-        ray_started = False
         if "ray" in executors:
             import ray
 
-            say("starting a local Ray")
-            if not ray.is_initialized():
-                ray.init(num_cpus=max(workers), include_dashboard=False, log_to_driver=False)
-                ray_started = True
-            bare_ray = _bare_ray(bare_tasks)
-        try:
-            for executor in executors:
-                for count in workers:
-                    root = base / f"{executor}-{count}"
-                    workload = prepare(root, goals)
-                    os.environ[LOG_VAR] = str(workload.log)
-                    say(f"{executor}, {count} workers: {goals} goals")
-                    timer = _Timer()
-                    report = run_workload(
-                        workload,
-                        executor=executor,
-                        jobs=count,
-                        store_path=root / "runs.db",
-                        progress=timer,
-                    )
-                    if not report.ok:
-                        raise RuntimeError(f"the benchmark batch failed: {report.counts()}")
-                    in_worker = statistics.mean(timer.in_worker[1:])
-                    rows.append(
-                        Row(executor, count, goals, timer.steady(), report.seconds, in_worker)
-                    )
-        finally:
-            if ray_started:
-                import ray
-
+            say("bare Ray tasks on a local one-CPU Ray")
+            ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+            try:
+                bare_ray = _bare_ray(bare_tasks)
+            finally:
                 ray.shutdown()
+        for executor in executors:
+            for count in workers:
+                root = base / f"{executor}-{count}"
+                workload = prepare(root, goals)
+                os.environ[LOG_VAR] = str(workload.log)
+                say(f"{executor}, {count} workers: {goals} goals")
+                timer = _Timer()
+                report = run_workload(
+                    workload,
+                    executor=executor,
+                    jobs=count,
+                    store_path=root / "runs.db",
+                    progress=timer,
+                )
+                if not report.ok:
+                    raise RuntimeError(f"the benchmark batch failed: {report.counts()}")
+                in_worker = statistics.mean(timer.in_worker[1:])
+                rows.append(Row(executor, count, goals, timer.steady(), report.seconds, in_worker))
     return BatchBenchReport(
         goals=goals,
         cores=os.cpu_count() or 1,
