@@ -72,7 +72,7 @@ class GoalOutcome(Frozen):
     resumed: bool = False
     workspace: str = ""
     pid: int = 0
-    seconds: float = 0.0  # this attempt's time in the worker, from task to outcome
+    seconds: float = 0.0  # this attempt's time in the worker, from task to recorded outcome
 
 
 class WorkerState:
@@ -187,9 +187,8 @@ def run_goal(task_json: str, state: WorkerState, clock: Callable[[], float] = ti
             workspace=task.workspace,
             pid=os.getpid(),
         )
-    outcome = outcome.model_copy(update={"seconds": time.perf_counter() - started})
     ledger.finish(task.index, outcome.model_dump(mode="json"), clock())
-    return outcome.model_dump_json()
+    return outcome.model_copy(update={"seconds": time.perf_counter() - started}).model_dump_json()
 
 
 # ---------------------------------------------------------------- process entry points
