@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 # The local model (llama-cpp-python is built from source on first install: a few minutes),
 # its OpenAI-compatible server, the API SDKs and Ray (batch executor): the tests use all of them.
-EXTRAS := dev,local,local-server,openai,anthropic,wasm,otel,ray
+EXTRAS := dev,local,local-server,openai,anthropic,wasm,otel,ray,serve
 
 .PHONY: demo demo-scripted test lint typecheck bench clean
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from zerog import cli_batch
+from zerog import cli_batch, cli_serve
 from zerog.errors import ConfigError, ZerogError
 from zerog.events import Event, EventSink
 from zerog.loop import Engine
@@ -65,6 +65,7 @@ bench_app = typer.Typer(
     help="Benchmarks that print ratios against a baseline run.", no_args_is_help=True
 )
 app.add_typer(bench_app, name="bench")
+cli_serve.register(app, bench_app)
 
 
 def _exit_code(result: RunResult) -> int:

@@ -301,11 +301,13 @@ class Store:
 
     # ---------------------------------------------------------------- reading
 
-    def events(self, run_id: str) -> list[Event]:
+    def events(self, run_id: str, after: int = 0) -> list[Event]:
+        """The run's events in order; with ``after``, only those numbered above it."""
         with self._guard():
             rows = self._db.execute(
-                "SELECT run_id, seq, ts, kind, data FROM events WHERE run_id = ? ORDER BY seq",
-                (run_id,),
+                "SELECT run_id, seq, ts, kind, data FROM events WHERE run_id = ? AND seq > ? "
+                "ORDER BY seq",
+                (run_id, after),
             ).fetchall()
         return [Event(r[0], int(r[1]), float(r[2]), str(r[3]), json.loads(r[4])) for r in rows]
 

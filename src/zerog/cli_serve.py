@@ -1,0 +1,151 @@
+"""`zerog serve`: the HTTP API and the web dashboard (needs the ``serve`` extra)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from zerog.errors import ConfigError, ZerogError
+from zerog.store import Store, default_store_path
+from zerog.text import one_line
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True, highlight=False).print(
+        f"error: {one_line(message, 500)}", style="red", markup=False
+    )
+    return typer.Exit(EXIT_USAGE)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add the `serve` command to the `zerog` command line."""
+
+    @app.command()
+    def serve(
+        host: Annotated[
+            str,
+            typer.Option(help="Address to bind. Anything but loopback requires a bearer token."),
+        ] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8321,
+        workspaces: Annotated[
+            Path | None,
+            typer.Option(
+                help="The root directory runs may use: a run's workspace must be a directory "
+                "under it, and scripted model files too (default: $ZEROG_WORKSPACES, else the "
+                "current directory).",
+                show_default=False,
+            ),
+        ] = None,
+        store: Annotated[
+            Path | None,
+            typer.Option(
+                help="The SQLite run store (default: $ZEROG_STORE, else "
+                "~/.local/share/zerog/runs.db).",
+                show_default=False,
+            ),
+        ] = None,
+        workers: Annotated[int, typer.Option(help="Runs executing at once.", min=1)] = 2,
+        queue: Annotated[
+            int, typer.Option(help="Runs waiting for a worker; beyond that, 429.", min=0)
+        ] = 16,
+        token_file: Annotated[
+            Path | None,
+            typer.Option(
+                help="Where the bearer token is kept (default: "
+                "$XDG_CONFIG_HOME/zerog/serve-token or ~/.config/zerog/serve-token).",
+                show_default=False,
+            ),
+        ] = None,
+        require_token: Annotated[
+            bool,
+            typer.Option("--require-token", help="Require the bearer token on loopback binds too."),
+        ] = False,
+        allow_local_sandbox: Annotated[
+            bool,
+            typer.Option(
+                "--allow-local-sandbox",
+                help="Accept runs with sandbox=local (commands run without isolation).",
+            ),
+        ] = False,
+        allow_model_urls: Annotated[
+            bool,
+            typer.Option(
+                "--allow-model-urls",
+                help="Accept openai-compatible:URL models (the server will call that URL).",
+            ),
+        ] = False,
+        openapi: Annotated[
+            bool, typer.Option("--openapi", help="Print the OpenAPI spec as JSON and exit.")
+        ] = False,
+    ) -> None:
+        """Serve the HTTP API and the live dashboard of runs.
+
+        Runs execute in worker processes (--workers at once, --queue waiting), in the
+        sandbox, on workspaces under --workspaces. Open http://HOST:PORT/ in a browser.
+        """
+        from zerog.serve.auth import default_token_path, is_loopback, load_or_create_token
+        from zerog.serve.build import build_app
+
+        console = Console(highlight=False, stderr=True)
+        environ = dict(os.environ)
+        root = (workspaces or Path(environ.get("ZEROG_WORKSPACES") or ".")).resolve()
+        if not root.is_dir():
+            raise _fail(f"--workspaces {root} is not a directory")
+        if openapi:
+            sys.stdout.write(json.dumps(build_openapi(), indent=2) + "\n")
+            return
+        token: str | None = None
+        if require_token or not is_loopback(host):
+            path = token_file or default_token_path(environ)
+            try:
+                token, created = load_or_create_token(path)
+            except ConfigError as exc:
+                raise _fail(str(exc)) from None
+            if created:
+                console.print(f"new bearer token (kept in {path}, mode 600):", markup=False)
+                console.print(f"  {token}", markup=False)
+            else:
+                console.print(f"bearer token: in {path}", markup=False)
+        try:
+            opened = Store(store or default_store_path(environ))
+        except ZerogError as exc:
+            raise _fail(str(exc)) from None
+        import uvicorn
+
+        with opened:
+            built = build_app(
+                opened,
+                root,
+                token=token,
+                workers=workers,
+                queue=queue,
+                allow_local_sandbox=allow_local_sandbox,
+                allow_model_urls=allow_model_urls,
+                environ=environ,
+                wall_clock=time.time,
+            )
+            shown = f"[{host}]" if ":" in host else host
+            console.print(
+                f"zerog serve: http://{shown}:{port}/  workspaces {root}  store {opened.path}",
+                markup=False,
+            )
+            try:
+                uvicorn.run(built.app, host=host, port=port, log_level="warning")
+            finally:
+                built.close()
+
+
+def build_openapi() -> dict[str, object]:
+    """The API's OpenAPI document (the same for every server: no state is needed)."""
+    from zerog.serve.build import openapi_spec
+
+    return openapi_spec()

@@ -1,0 +1,276 @@
+"""The FastAPI application: the JSON API under ``/api``, server-sent events of a run, and
+the dashboard (static files written for zerog, no build step, nothing from a CDN).
+
+Every error answer is ``{"error": ..., "details": [...]}`` with a 4xx status; an
+unexpected exception is logged by the server and answered with a bare 500, never a stack
+trace. No CORS headers are sent, so browsers keep other origins out; without a token, only
+requests addressed to a loopback host name are served (a DNS-rebinding page cannot reach
+the API through the user's browser).
+"""
+
+import asyncio
+import hmac
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from zerog import __version__
+from zerog.serve.auth import is_loopback
+from zerog.serve.jobs import QueueFull
+from zerog.serve.schema import ErrorBody, Health, RunDetail, RunList, RunRequest, RunSummary
+from zerog.serve.service import RequestError, Service
+from zerog.text import one_line
+
+RUN_ID = r"^[A-Za-z0-9_-]{1,64}$"
+STATIC = {
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorBody, "description": "A bearer token is required."},
+    404: {"model": ErrorBody, "description": "No such run."},
+    422: {"model": ErrorBody, "description": "The request is invalid."},
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str | None  # None: no token needed (loopback only)
+    poll_seconds: float = 0.25
+    keepalive_seconds: float = 15.0
+
+
+def _error(status: int, message: str, details: list[str] | None = None) -> JSONResponse:
+    body = ErrorBody(error=one_line(message, 2000), details=details or [])
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
+def _asset(name: str) -> bytes:
+    return (resources.files("zerog.serve") / "static" / name).read_bytes()
+
+
+def create_app(service: Service, settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="zerog",
+        version=__version__,
+        description="Submit goals to zerog's reasoning loop, watch runs live, cancel and "
+        "resume them. See docs/serve.md.",
+        docs_url=None,  # the interactive docs load scripts from a CDN: not served
+        redoc_url=None,
+    )
+    bearer = HTTPBearer(auto_error=False, description="The server's token (docs/serve.md).")
+
+    def authorize(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if settings.token is None:
+            return
+        given = credentials.credentials if credentials is not None else ""
+        if not hmac.compare_digest(given.encode(), settings.token.encode()):
+            raise StarletteHTTPException(
+                401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    @app.middleware("http")
+    async def guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if settings.token is None:
+            host = request.headers.get("host", "").rsplit(":", 1)[0] if request.headers else ""
+            if not is_loopback(host):
+                response: Response = _error(
+                    421, "this server answers only requests addressed to a loopback host"
+                )
+            else:
+                response = await call_next(request)
+        else:
+            response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = []
+        for error in exc.errors()[:20]:
+            where = ".".join(str(p) for p in error.get("loc", ()))
+            details.append(one_line(f"{where}: {error.get('msg', 'invalid')}", 300))
+        return _error(422, "invalid request", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = _error(exc.status_code, str(exc.detail))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(RequestError)
+    async def refused(request: Request, exc: RequestError) -> JSONResponse:
+        return _error(exc.status, exc.message)
+
+    @app.exception_handler(QueueFull)
+    async def full(request: Request, exc: QueueFull) -> JSONResponse:
+        response = _error(429, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, "internal error (see the server's log)")
+
+    api = [Depends(authorize)]
+
+    @app.get("/api/health", response_model=Health, dependencies=api, responses=ERRORS)
+    def health() -> Health:
+        return Health(
+            workers=service.pool.workers, queue=service.pool.capacity, auth=bool(settings.token)
+        )
+
+    @app.post(
+        "/api/runs",
+        status_code=202,
+        response_model=RunSummary,
+        dependencies=api,
+        responses={
+            **ERRORS,
+            409: {"model": ErrorBody, "description": "The workspace is in use."},
+            429: {
+                "model": ErrorBody,
+                "description": "The queue is full; retry after Retry-After seconds.",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            },
+        },
+    )
+    def submit(body: RunRequest) -> RunSummary:
+        """Queue a goal; the run starts when a worker is free."""
+        return service.submit(body)
+
+    @app.get("/api/runs", response_model=RunList, dependencies=api, responses=ERRORS)
+    def runs(limit: Annotated[int, Query(ge=1, le=500)] = 50) -> RunList:
+        """Runs, newest first: those in the store and those queued in this server."""
+        return RunList(runs=service.runs(limit))
+
+    @app.get("/api/runs/{run_id}", response_model=RunDetail, dependencies=api, responses=ERRORS)
+    def run(
+        run_id: Annotated[str, Path(pattern=RUN_ID)],
+        after: Annotated[int, Query(ge=0, description="Only events numbered above it.")] = 0,
+    ) -> RunDetail:
+        """One run and its events."""
+        summary = service.summary(run_id)
+        return RunDetail(run=summary, events=service.event_out(service.events(run_id, after)))
+
+    @app.get(
+        "/api/runs/{run_id}/events",
+        dependencies=api,
+        response_class=StreamingResponse,
+        responses={
+            **ERRORS,
+            200: {
+                "description": "Server-sent events: one message per run event (id: its "
+                "seq, data: the event as JSON), then an `end` event with the final status.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+        },
+    )
+    async def stream(
+        request: Request,
+        run_id: Annotated[str, Path(pattern=RUN_ID)],
+        after: Annotated[int, Query(ge=0, description="Start after this event number.")] = 0,
+    ) -> StreamingResponse:
+        """Follow a run live. Reconnecting clients send Last-Event-ID (or ?after=)."""
+        await asyncio.to_thread(service.summary, run_id)  # 404 before the stream starts
+        last_id = request.headers.get("last-event-id", "")
+        start = int(last_id) if last_id.isdigit() else after
+        return StreamingResponse(
+            _follow(service, settings, request, run_id, start),
+            media_type="text/event-stream",
+            headers={"X-Accel-Buffering": "no"},
+        )
+
+    @app.post(
+        "/api/runs/{run_id}/cancel",
+        status_code=202,
+        response_model=RunSummary,
+        dependencies=api,
+        responses={**ERRORS, 409: {"model": ErrorBody, "description": "Not active here."}},
+    )
+    def cancel(run_id: Annotated[str, Path(pattern=RUN_ID)]) -> RunSummary:
+        """Stop a run: a queued run is dropped; a running one is interrupted, its workspace
+        rolled back, and it ends as `interrupted`."""
+        return service.cancel(run_id)
+
+    @app.post(
+        "/api/runs/{run_id}/resume",
+        status_code=202,
+        response_model=RunSummary,
+        dependencies=api,
+        responses={
+            **ERRORS,
+            403: {"model": ErrorBody, "description": "Workspace outside the root."},
+            409: {"model": ErrorBody, "description": "Finished, or already active."},
+            429: {"model": ErrorBody, "description": "The queue is full."},
+        },
+    )
+    def resume(run_id: Annotated[str, Path(pattern=RUN_ID)]) -> RunSummary:
+        """Continue an unfinished run (one whose process died, e.g. with an earlier server)."""
+        return service.resume(run_id)
+
+    # ------------------------------------------------------------ the dashboard
+
+    def page() -> Response:
+        return Response(_asset("index.html"), media_type="text/html; charset=utf-8")
+
+    app.add_api_route("/", page, include_in_schema=False)
+    app.add_api_route("/runs/{run_id}", page, include_in_schema=False)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        kind = STATIC.get(name)
+        if kind is None:
+            return _error(404, "no such file")
+        return Response(_asset(name), media_type=kind)
+
+    return app
+
+
+async def _follow(
+    service: Service, settings: Settings, request: Request, run_id: str, after: int
+) -> AsyncIterator[str]:
+    last = after
+    quiet = 0.0
+    yield "retry: 2000\n\n"
+    while not await request.is_disconnected():
+        summary = await asyncio.to_thread(service.summary, run_id)
+        events = await asyncio.to_thread(service.events, run_id, last)
+        for event in events:
+            record = {"seq": event.seq, "ts": event.ts, "kind": event.kind, "data": event.data}
+            yield f"id: {event.seq}\ndata: {json.dumps(record, ensure_ascii=True)}\n\n"
+            last = event.seq
+        finished = any(e.kind == "run_finished" for e in events)
+        if finished or not summary.active:
+            summary = await asyncio.to_thread(service.summary, run_id)  # its final state
+            end = {"status": summary.status, "reason": summary.reason}
+            yield f"event: end\ndata: {json.dumps(end, ensure_ascii=True)}\n\n"
+            return
+        quiet = 0.0 if events else quiet + settings.poll_seconds
+        if quiet >= settings.keepalive_seconds:
+            quiet = 0.0
+            yield ": keepalive\n\n"
+        await asyncio.sleep(settings.poll_seconds)

@@ -1,0 +1,102 @@
+"""One run of `zerog serve`, in its own process: ``python -m zerog.serve.job`` reads a job
+(JSON on standard input), runs or resumes it with the store, and exits.
+
+A process per run makes cancellation real: SIGINT stops the loop wherever it is (the
+running command's process tree is killed, the workspace rolled back, the run recorded as
+interrupted), and SIGKILL of the process group is the last resort. Errors that stop the
+run before it starts (a busy workspace, a missing sandbox, a bad model spec) are written
+to standard output as one JSON line ``{"error": "..."}`` with exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from zerog.errors import ZerogError
+from zerog.loop import Engine
+from zerog.models.spec import load_model
+from zerog.sandbox.base import Limits
+from zerog.store import Store
+from zerog.text import one_line
+from zerog.types import Goal, RunResult
+
+EXIT_ERROR = 2
+
+
+class JobSpec(BaseModel):
+    """What the server hands a worker process (already validated and confined)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Literal["run", "resume"]
+    run_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    store: Path
+    model: str
+    base_dir: Path
+    goal: Goal | None = None
+    sandbox: str | None = None
+    sidecar: str = "wasm"
+    timeout: float = 120.0
+    stuck_after: int = 2
+
+
+def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
+    """Build the engine the way ``zerog run`` does and run (or resume) the job."""
+    backend = load_model(spec.model, base_dir=spec.base_dir, environ=environ)
+    with Store(spec.store) as store:
+        if spec.action == "resume":
+            row = store.find(spec.run_id)
+            limits = Limits.model_validate(row.spec.get("limits", {}))
+            engine = Engine(
+                backend,
+                store=store,
+                environ=environ,
+                limits=limits,
+                stuck_after=int(str(row.spec.get("stuck_after", 2))),
+                write_trace=False,
+                sandbox_name=str(row.spec["sandbox"]) if row.spec.get("sandbox") else None,
+                sidecar=str(row.spec.get("sidecar", "wasm")),
+            )
+            return engine.resume(row.id)
+        if spec.goal is None:
+            raise ZerogError("a run job needs a goal")
+        engine = Engine(
+            backend,
+            store=store,
+            environ=environ,
+            limits=Limits(timeout=spec.timeout),
+            stuck_after=spec.stuck_after,
+            write_trace=False,
+            sandbox_name=spec.sandbox,
+            sidecar=spec.sidecar,
+        )
+        return engine.run(spec.goal, spec={"model": spec.model}, run_id=spec.run_id)
+
+
+def main(stdin: str, environ: Mapping[str, str]) -> int:
+    try:
+        spec = JobSpec.model_validate_json(stdin)
+        result = execute(spec, environ)
+    except (ValidationError, ZerogError) as exc:
+        message = str(exc)
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            message = f"invalid {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        sys.stdout.write(json.dumps({"error": one_line(message, 2000)}) + "\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:  # cancelled before the loop took over
+        sys.stdout.write(json.dumps({"error": "cancelled"}) + "\n")
+        return 130
+    sys.stdout.write(json.dumps({"status": result.status.value}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.stdin.read(), os.environ))

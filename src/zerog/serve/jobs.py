@@ -1,0 +1,265 @@
+"""A bounded pool of worker processes: at most ``workers`` runs at once, at most ``queue``
+waiting; a submission beyond that is refused (the API answers 429).
+
+Each job is one process (see :mod:`zerog.serve.job`), started in its own session so that
+signals aimed at the server do not reach it and a cancel can reach all of it. Cancelling a
+queued job drops it; cancelling a running one sends SIGINT (the loop stops, kills the
+command it was running, rolls the workspace back and records the run as interrupted) and,
+if the process is still there after ``grace`` seconds, SIGKILL to its process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zerog.text import one_line
+
+MAX_OUTPUT = 64 * 1024
+KEEP_FINISHED = 1000
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"  # the process ended; the store tells how the run ended
+    FAILED = "failed"  # the run could not start (see ``error``)
+    CANCELLED = "cancelled"  # cancelled while queued: it never started
+
+
+@dataclass
+class Job:
+    id: str
+    action: str  # run | resume
+    payload: str  # the JSON a worker process reads on stdin
+    workspace: Path
+    goal: str
+    model: str
+    created: float
+    state: JobState = JobState.QUEUED
+    error: str = ""
+    cancel_requested: bool = False
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def active(self) -> bool:
+        return self.state in (JobState.QUEUED, JobState.RUNNING)
+
+
+class QueueFull(Exception):
+    """No room for another job; try again after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the run queue is full; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+Launcher = Callable[[Job], "subprocess.Popen[bytes]"]
+
+
+def launch_worker(python: str, environ: dict[str, str]) -> Launcher:
+    """Start ``python -m zerog.serve.job`` for a job, its spec on stdin."""
+
+    def launch(job: Job) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [python, "-m", "zerog.serve.job"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=environ,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+    return launch
+
+
+class Pool:
+    """Worker threads, each driving one job process at a time."""
+
+    def __init__(
+        self,
+        launch: Launcher,
+        *,
+        workers: int = 2,
+        queue_size: int = 16,
+        grace: float = 10.0,
+        retry_after: int = 5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if workers < 1 or queue_size < 0:
+            raise ValueError("a pool needs at least one worker and a queue of size >= 0")
+        self._launch = launch
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._capacity = queue_size
+        self._grace = grace
+        self._retry_after = retry_after
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"zerog-serve-worker-{n}", daemon=True)
+            for n in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def workers(self) -> int:
+        return len(self._threads)
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    # ---------------------------------------------------------------- the API's view
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job``; :class:`QueueFull` when the queue is at capacity."""
+        with self._lock:
+            if self._closed:
+                raise QueueFull(self._retry_after)
+            active = sum(1 for j in self._jobs.values() if j.active)
+            if active >= self._capacity + len(self._threads):
+                raise QueueFull(self._retry_after)
+            self._jobs[job.id] = job
+            self._prune()
+        self._queue.put(job)
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def busy_workspace(self, workspace: Path) -> Job | None:
+        """The active job (queued or running) that uses ``workspace``, if any."""
+        with self._lock:
+            for job in self._jobs.values():
+                if job.active and job.workspace == workspace:
+                    return job
+        return None
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Stop a job: drop it if queued, interrupt it if running. None if not active."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or not job.active:
+                return None
+            job.cancel_requested = True
+            if job.state is JobState.QUEUED:
+                job.state = JobState.CANCELLED
+                job.error = "cancelled before it started"
+                return job
+            process = job.process
+        if process is not None:
+            self._interrupt(process)
+        return job
+
+    def close(self, *, kill: bool = True) -> None:
+        """Stop taking jobs; drop the queued ones; kill the running ones' process groups
+        (``kill``: their runs stay unfinished and can be resumed) or interrupt them."""
+        with self._lock:
+            self._closed = True
+            running = [j.process for j in self._jobs.values() if j.process is not None]
+            for job in self._jobs.values():
+                if job.state is JobState.QUEUED:
+                    job.state = JobState.CANCELLED
+                    job.error = "the server stopped before it started"
+        for process in running:
+            if process.poll() is None:
+                if kill:
+                    _kill_group(process)
+                else:
+                    self._interrupt(process)
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=self._grace + 5)
+
+    # ---------------------------------------------------------------- workers
+
+    def _prune(self) -> None:
+        finished = [j for j in self._jobs.values() if not j.active]
+        for job in finished[: max(len(finished) - KEEP_FINISHED, 0)]:
+            del self._jobs[job.id]
+
+    def _interrupt(self, process: subprocess.Popen[bytes]) -> None:
+        try:
+            process.send_signal(signal.SIGINT)
+        except ProcessLookupError:
+            return
+
+        def reap() -> None:
+            try:
+                process.wait(timeout=self._grace)
+            except subprocess.TimeoutExpired:
+                _kill_group(process)
+
+        threading.Thread(target=reap, name="zerog-serve-reaper", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            with self._lock:
+                if job.state is not JobState.QUEUED or self._closed:
+                    continue
+                try:
+                    job.process = self._launch(job)
+                except OSError as exc:
+                    job.state, job.error = JobState.FAILED, f"cannot start a worker: {exc}"
+                    continue
+                job.state = JobState.RUNNING
+            self._drive(job, job.process)
+
+    def _drive(self, job: Job, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        try:
+            process.stdin.write(job.payload.encode())
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+        output = process.stdout.read(MAX_OUTPUT)
+        process.stdout.close()
+        code = process.wait()
+        error = _error_line(output)
+        with self._lock:
+            job.process = None
+            if error and not (job.cancel_requested and error == "cancelled"):
+                job.state, job.error = JobState.FAILED, error
+            elif code not in (0, 130) and not job.cancel_requested:
+                job.state, job.error = JobState.FAILED, f"the worker process ended with {code}"
+            else:
+                job.state = JobState.DONE
+
+
+def _error_line(output: bytes) -> str:
+    for line in output.decode("utf-8", "replace").splitlines():
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            return one_line(data["error"], 2000)
+    return ""
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)

@@ -1,0 +1,116 @@
+"""The API's request and response bodies (pydantic: validated in, documented in OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from zerog.types import Budget, Check
+
+RunState = Literal[
+    "queued",
+    "starting",
+    "running",
+    "unfinished",
+    "cancelled",
+    "failed_to_start",
+    "success",
+    "max_iterations",
+    "max_input_tokens",
+    "max_output_tokens",
+    "max_cost",
+    "max_time",
+    "stuck",
+    "model_error",
+    "interrupted",
+]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunRequest(Body):
+    """A goal to run: the fields of a goal file, plus how to run it."""
+
+    text: str = Field(min_length=1, max_length=100_000, description="What to achieve.")
+    workspace: str = Field(
+        min_length=1,
+        max_length=1_000,
+        description="A directory under the server's workspaces root (relative to it).",
+    )
+    checks: list[Check | str] = Field(
+        min_length=1,
+        max_length=100,
+        description="How success is proven: check objects of any kind, or command strings.",
+    )
+    budget: Budget = Budget()
+    env: list[str] = Field(
+        default=[],
+        max_length=50,
+        description="Environment variables the sandbox and the planner may see.",
+    )
+    model: str = Field(
+        default="local",
+        min_length=1,
+        max_length=1_000,
+        description="Model spec: local, local:1.5b, openai:MODEL, anthropic:MODEL, "
+        "scripted:FILE (FILE under the workspaces root), openai-compatible:URL#MODEL "
+        "(only if the server allows model URLs).",
+    )
+    sandbox: Literal["bwrap", "wasm", "local"] | None = Field(
+        default=None,
+        description="Where actions run (default: bwrap on Linux). local only if the server "
+        "allows it.",
+    )
+    sidecar: Literal["wasm", "sandbox"] = "wasm"
+    timeout: float = Field(
+        default=120.0, gt=0, le=86_400, description="Seconds one action or check may run."
+    )
+    stuck_after: int = Field(default=2, ge=1, le=100)
+
+
+class RunSummary(Body):
+    id: str
+    status: RunState
+    goal: str
+    workspace: str
+    model: str
+    iterations: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    duration: float
+    created: float
+    updated: float
+    reason: str
+    active: bool = Field(description="Queued or running in this server.")
+
+
+class EventOut(Body):
+    seq: int
+    ts: float
+    kind: str
+    data: dict[str, JsonValue]
+
+
+class RunDetail(Body):
+    run: RunSummary
+    events: list[EventOut]
+
+
+class RunList(Body):
+    runs: list[RunSummary]
+
+
+class ErrorBody(Body):
+    error: str
+    details: list[str] = []
+
+
+class Health(Body):
+    status: Literal["ok"] = "ok"
+    workers: int
+    queue: int
+    auth: bool

@@ -1,0 +1,313 @@
+"""What the API does, without HTTP: validate and confine a submission, queue it, and
+describe runs by merging the store (what happened) with the pool (what is queued or
+running in this server).
+
+Confinement: a run's workspace must be a directory strictly under the workspaces root
+(symlinks resolved); a ``scripted:FILE`` or ``local:FILE.gguf`` model file must be under
+it too; ``openai-compatible:URL`` models (the server would call any URL) and the
+unisolated ``local`` sandbox are refused unless the server was started allowing them.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import get_args
+
+from pydantic import ValidationError
+
+from zerog.errors import ZerogError
+from zerog.events import Event
+from zerog.journal import read_journal
+from zerog.serve.job import JobSpec
+from zerog.serve.jobs import Job, JobState, Pool
+from zerog.serve.schema import EventOut, RunRequest, RunState, RunSummary
+from zerog.store import RUNNING, RunRow, Store, StoreError
+from zerog.types import Goal
+from zerog.validate.compile import compile_checks
+
+MAX_LISTED = 500
+
+
+class RequestError(Exception):
+    """A request the server refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What submissions may ask for."""
+
+    workspaces: Path  # resolved
+    allow_local_sandbox: bool = False
+    allow_model_urls: bool = False
+
+
+def _confined(root: Path, relative: str, what: str) -> Path:
+    if "\x00" in relative:
+        raise RequestError(422, f"{what}: may not contain NUL")
+    candidate = Path(relative)
+    path = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if path == root or not path.is_relative_to(root):
+        raise RequestError(422, f"{what}: must be under the workspaces root {root}")
+    return path
+
+
+def confine_model(spec: str, root: Path, policy: Policy) -> str:
+    """The model spec with any file it names resolved and confined to ``root``."""
+    kind, _, rest = spec.partition(":")
+    if kind == "scripted":
+        path = _confined(root, rest, "model")
+        if not path.is_file():
+            raise RequestError(422, f"model: script {rest!r} is not a file under the root")
+        return f"scripted:{path}"
+    if kind == "local" and rest.endswith(".gguf"):
+        path = _confined(root, rest, "model")
+        return f"local:{path}"
+    if kind == "openai-compatible" and not policy.allow_model_urls:
+        raise RequestError(
+            422, "model: openai-compatible URLs are refused by this server (--allow-model-urls)"
+        )
+    if kind in ("local", "local-1.5b", "openai", "anthropic", "openai-compatible"):
+        return spec
+    raise RequestError(
+        422,
+        "model: expected local, local:1.5b, openai:MODEL, anthropic:MODEL, scripted:FILE "
+        "or openai-compatible:URL#MODEL",
+    )
+
+
+def _status(row: RunRow | None, job: Job | None, finished: str | None) -> RunState:
+    if job is not None and job.state is JobState.QUEUED:
+        return "queued"
+    if job is not None and job.state is JobState.CANCELLED:
+        return "cancelled"
+    if row is None:
+        if job is not None and job.state is JobState.FAILED:
+            return "failed_to_start"
+        if job is not None and job.state is JobState.RUNNING:
+            return "starting"
+        return "cancelled" if job is not None and job.cancel_requested else "failed_to_start"
+    for state in get_args(RunState):
+        if finished == state:
+            return state  # type: ignore[no-any-return]
+    if row.status == RUNNING and job is not None and job.state is JobState.RUNNING:
+        return "running"
+    return "unfinished"
+
+
+class Service:
+    """The API's operations. The store is shared by threads, so reads hold a lock."""
+
+    def __init__(
+        self,
+        store: Store,
+        pool: Pool,
+        policy: Policy,
+        *,
+        wall_clock: Callable[[], float],
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:12],
+    ) -> None:
+        self.store = store
+        self.pool = pool
+        self.policy = policy
+        self._clock = wall_clock
+        self._new_id = new_id
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- submitting
+
+    def submit(self, request: RunRequest) -> RunSummary:
+        root = self.policy.workspaces
+        workspace = _confined(root, request.workspace, "workspace")
+        if not workspace.is_dir():
+            raise RequestError(422, f"workspace: {request.workspace!r} is not a directory")
+        if request.sandbox == "local" and not self.policy.allow_local_sandbox:
+            raise RequestError(
+                422, "sandbox: local runs commands without isolation; this server refuses it"
+            )
+        model = confine_model(request.model, root, self.policy)
+        try:
+            goal = Goal.model_validate(
+                {
+                    "text": request.text,
+                    "workspace": workspace,
+                    "checks": request.checks,
+                    "budget": request.budget,
+                    "env_allow": request.env,
+                }
+            )
+            compile_checks(goal.checks, where="goal")
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "goal"
+            raise RequestError(422, f"{where}: {first['msg']}") from None
+        except ZerogError as exc:
+            raise RequestError(422, str(exc)) from None
+        busy = self.pool.busy_workspace(workspace)
+        if busy is not None:
+            raise RequestError(409, f"workspace is in use by run {busy.id}")
+        run_id = self._new_id()
+        spec = JobSpec(
+            action="run",
+            run_id=run_id,
+            store=self.store.path,
+            model=model,
+            base_dir=root,
+            goal=goal,
+            sandbox=request.sandbox,
+            sidecar=request.sidecar,
+            timeout=request.timeout,
+            stuck_after=request.stuck_after,
+        )
+        job = Job(
+            id=run_id,
+            action="run",
+            payload=spec.model_dump_json(),
+            workspace=workspace,
+            goal=request.text,
+            model=request.model,
+            created=self._clock(),
+        )
+        self.pool.submit(job)  # QueueFull: the API answers 429
+        return self.summary(run_id)
+
+    def resume(self, run_id: str) -> RunSummary:
+        row = self._find(run_id)
+        job = self.pool.get(row.id)
+        if job is not None and job.active:
+            raise RequestError(409, f"run {row.id} is already {job.state.value}")
+        finished = self._journal_finished(row.id)
+        if finished:
+            raise RequestError(409, f"run {row.id} already finished ({finished})")
+        workspace = Path(row.workspace)
+        if not workspace.resolve().is_relative_to(self.policy.workspaces):
+            raise RequestError(403, "the run's workspace is outside this server's root")
+        busy = self.pool.busy_workspace(workspace)
+        if busy is not None:
+            raise RequestError(409, f"workspace is in use by run {busy.id}")
+        model = str(row.spec.get("model", "local"))
+        sandbox = row.spec.get("sandbox")
+        if sandbox == "local" and not self.policy.allow_local_sandbox:
+            raise RequestError(409, "the run used the local sandbox, which this server refuses")
+        spec = JobSpec(
+            action="resume",
+            run_id=row.id,
+            store=self.store.path,
+            model=confine_model(model, self.policy.workspaces, self.policy),
+            base_dir=self.policy.workspaces,
+        )
+        job = Job(
+            id=row.id,
+            action="resume",
+            payload=spec.model_dump_json(),
+            workspace=workspace,
+            goal=row.goal,
+            model=model,
+            created=row.created,
+        )
+        self.pool.submit(job)
+        return self.summary(row.id)
+
+    def cancel(self, run_id: str) -> RunSummary:
+        job = self.pool.get(run_id)
+        if job is None:
+            self._find(run_id)  # 404 for an unknown id
+            raise RequestError(409, f"run {run_id} is not queued or running in this server")
+        if self.pool.cancel(run_id) is None:
+            raise RequestError(409, f"run {run_id} is not queued or running")
+        return self.summary(run_id)
+
+    # ---------------------------------------------------------------- reading
+
+    def _find(self, run_id: str) -> RunRow:
+        row = self._row(run_id)
+        if row is None:
+            raise RequestError(404, f"no run {run_id!r}")
+        return row
+
+    def _row(self, run_id: str) -> RunRow | None:
+        """The run with exactly this id (no prefix matching), if the store has it."""
+        with self._lock:
+            try:
+                row = self.store.find(run_id)
+            except StoreError:
+                return None
+        return row if row.id == run_id else None
+
+    def _journal_finished(self, run_id: str) -> str | None:
+        return read_journal(self.events(run_id)).finished
+
+    def events(self, run_id: str, after: int = 0) -> list[Event]:
+        with self._lock:
+            return self.store.events(run_id, after=after)
+
+    def summary(self, run_id: str) -> RunSummary:
+        job = self.pool.get(run_id)
+        row = self._row(run_id)
+        if row is None and job is None:
+            raise RequestError(404, f"no run {run_id!r}")
+        return self._summary(row, job)
+
+    def _summary(self, row: RunRow | None, job: Job | None) -> RunSummary:
+        finished = row.status if row is not None and row.status != RUNNING else None
+        status = _status(row, job, finished)
+        active = job is not None and job.active
+        if row is None:
+            assert job is not None
+            return RunSummary(
+                id=job.id,
+                status=status,
+                goal=job.goal,
+                workspace=str(job.workspace),
+                model=job.model,
+                iterations=0,
+                input_tokens=0,
+                output_tokens=0,
+                cost=0.0,
+                duration=0.0,
+                created=job.created,
+                updated=job.created,
+                reason=job.error,
+                active=active,
+            )
+        reason = row.reason or (job.error if job is not None else "")
+        return RunSummary(
+            id=row.id,
+            status=status,
+            goal=row.goal,
+            workspace=row.workspace,
+            model=str(row.spec.get("model", "")),
+            iterations=row.iterations,
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            cost=row.cost,
+            duration=row.duration if finished else max(row.updated - row.created, 0.0),
+            created=row.created,
+            updated=row.updated,
+            reason=reason,
+            active=active,
+        )
+
+    def runs(self, limit: int) -> list[RunSummary]:
+        with self._lock:
+            rows = self.store.runs(min(limit, MAX_LISTED))
+        jobs = {j.id: j for j in self.pool.jobs()}
+        listed = [self._summary(r, jobs.pop(r.id, None)) for r in rows]
+        pending = [
+            self._summary(None, j)
+            for j in jobs.values()
+            if j.action == "run" and j.state is not JobState.DONE and self._row(j.id) is None
+        ]
+        every = sorted(pending + listed, key=lambda s: s.created, reverse=True)
+        return every[:limit]
+
+    def event_out(self, events: list[Event]) -> list[EventOut]:
+        return [EventOut(seq=e.seq, ts=e.ts, kind=e.kind, data=dict(e.data)) for e in events]
