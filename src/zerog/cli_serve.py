@@ -95,7 +95,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         from zerog.serve.auth import default_token_path, is_loopback, load_or_create_token
         from zerog.serve.build import build_app
 
-        console = Console(highlight=False, stderr=True)
+        def say(line: str) -> None:  # plain lines: a token must never be wrapped
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
         environ = dict(os.environ)
         root = (workspaces or Path(environ.get("ZEROG_WORKSPACES") or ".")).resolve()
         if not root.is_dir():
@@ -111,10 +114,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             except ConfigError as exc:
                 raise _fail(str(exc)) from None
             if created:
-                console.print(f"new bearer token (kept in {path}, mode 600):", markup=False)
-                console.print(f"  {token}", markup=False)
+                say(f"new bearer token (kept in {path}, mode 600):")
+                say(f"  {token}")
             else:
-                console.print(f"bearer token: in {path}", markup=False)
+                say(f"bearer token: in {path}")
         try:
             opened = Store(store or default_store_path(environ))
         except ZerogError as exc:
@@ -134,10 +137,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 wall_clock=time.time,
             )
             shown = f"[{host}]" if ":" in host else host
-            console.print(
-                f"zerog serve: http://{shown}:{port}/  workspaces {root}  store {opened.path}",
-                markup=False,
-            )
+            say(f"zerog serve: http://{shown}:{port}/  workspaces {root}  store {opened.path}")
             try:
                 uvicorn.run(built.app, host=host, port=port, log_level="warning")
             finally:

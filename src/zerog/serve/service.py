@@ -221,6 +221,9 @@ class Service:
         if job is None:
             self._find(run_id)  # 404 for an unknown id
             raise RequestError(409, f"run {run_id} is not queued or running in this server")
+        row = self._row(run_id)
+        if row is not None and row.status != RUNNING:
+            raise RequestError(409, f"run {run_id} already finished ({row.status})")
         if self.pool.cancel(run_id) is None:
             raise RequestError(409, f"run {run_id} is not queued or running")
         return self.summary(run_id)
@@ -259,7 +262,7 @@ class Service:
     def _summary(self, row: RunRow | None, job: Job | None) -> RunSummary:
         finished = row.status if row is not None and row.status != RUNNING else None
         status = _status(row, job, finished)
-        active = job is not None and job.active
+        active = job is not None and job.active and finished is None
         if row is None:
             assert job is not None
             return RunSummary(

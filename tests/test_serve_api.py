@@ -1,0 +1,390 @@
+"""`zerog serve`'s API against the real app on a loopback port: real worker processes, the
+real store, the bwrap sandbox, the scripted model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serve_server import DEMO, Server, demo_goal, follow, serving, wait_for, write_script
+from zerog.errors import ConfigError
+from zerog.serve.auth import is_loopback, load_or_create_token
+from zerog.serve.build import openapi_spec
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the tests that only get refusals (nothing runs)."""
+    base = tmp_path_factory.mktemp("shared")
+    with serving(base / "root", base / "runs.db") as server:
+        (server.root / "ws").mkdir()
+        (server.root / "escape").symlink_to(base)
+        yield server
+
+
+def _slow_script(root: Path, seconds: float, name: str = "slow.jsonl") -> str:
+    """One plan: write a marker file, then a long command; its check passes."""
+    plan = {
+        "purpose": "plan",
+        "json": {
+            "steps": [
+                {
+                    "intent": "Write a marker and wait",
+                    "actions": [
+                        {"kind": "write_file", "path": "marker.txt", "content": "here\n"},
+                        {"kind": "shell", "command": f"sleep {seconds}"},
+                    ],
+                }
+            ]
+        },
+    }
+    return "scripted:" + write_script(root / name, plan)
+
+
+def _slow_goal(workspace: str, model: str) -> dict[str, object]:
+    return {
+        "text": "Write a marker and wait",
+        "workspace": workspace,
+        "checks": [{"kind": "file", "path": "marker.txt"}],
+        "model": model,
+        "budget": {"max_iterations": 1, "max_seconds": 120},
+        "timeout": 60,
+    }
+
+
+def test_submit_stream_list_and_get(tmp_path: Path) -> None:
+    with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
+        workspace = server.demo_workspace("demo")
+        shutil.copy(DEMO / "script.jsonl", server.root / "script.jsonl")
+        response = client.post("/api/runs", json=demo_goal("demo"))
+        assert response.status_code == 202, response.text
+        run = response.json()
+        assert run["status"] in ("queued", "starting", "running")
+        assert run["active"] is True
+
+        events, end = follow(client, run["id"])
+        assert end["status"] == "success"
+        kinds = [e["kind"] for e in events]
+        assert kinds[0] == "run_started"
+        assert kinds[-1] == "run_finished"
+        assert "rollback" in kinds
+        assert "verdict" in kinds
+        assert [e["seq"] for e in events] == sorted({e["seq"] for e in events})
+
+        detail = client.get(f"/api/runs/{run['id']}").json()
+        assert detail["run"]["status"] == "success"
+        assert detail["run"]["iterations"] == 2
+        assert detail["run"]["input_tokens"] > 0
+        assert [e["seq"] for e in detail["events"]] == [e["seq"] for e in events]
+        later = client.get(f"/api/runs/{run['id']}", params={"after": events[-2]["seq"]}).json()
+        assert [e["kind"] for e in later["events"]] == ["run_finished"]
+        # A stream opened after the end replays from Last-Event-ID and ends at once.
+        tail, end2 = follow(client, run["id"], after=events[-3]["seq"])
+        assert [e["seq"] for e in tail] == [e["seq"] for e in events[-2:]]
+        assert end2["status"] == "success"
+
+        listed = client.get("/api/runs").json()["runs"]
+        assert [r["id"] for r in listed] == [run["id"]]
+        assert listed[0]["goal"] == "Fix restock() so the inventory tests pass"
+        assert "updated.get(item, 0) + count" in (workspace / "inventory.py").read_text()
+        assert client.post(f"/api/runs/{run['id']}/resume").status_code == 409
+
+
+def test_cancel_stops_a_running_run_and_rolls_back(tmp_path: Path) -> None:
+    with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
+        workspace = server.root / "ws"
+        workspace.mkdir()
+        model = _slow_script(server.root, 41.5)
+        run = client.post("/api/runs", json=_slow_goal("ws", model)).json()
+        wait_for(client, run["id"], "action")
+        deadline = time.monotonic() + 10
+        while "sleep 41.5" not in _processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "sleep 41.5" in _processes()
+        started = time.monotonic()
+        cancelled = client.post(f"/api/runs/{run['id']}/cancel")
+        assert cancelled.status_code == 202, cancelled.text
+        _, end = follow(client, run["id"])
+        assert time.monotonic() - started < 10
+        assert end["status"] == "interrupted"
+        assert not (workspace / "marker.txt").exists()  # rolled back to the start
+        assert "sleep 41.5" not in _processes()  # the command's process tree is gone
+        assert client.post(f"/api/runs/{run['id']}/cancel").status_code == 409
+
+
+def _processes() -> str:
+    return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+
+
+def test_cancel_a_queued_run_and_the_flood_gets_429(tmp_path: Path) -> None:
+    with (
+        serving(tmp_path / "root", tmp_path / "runs.db", workers=1, queue=2) as server,
+        server.client() as client,
+    ):
+        model = _slow_script(server.root, 42.5)
+        for n in range(12):
+            (server.root / f"ws{n}").mkdir()
+
+        def submit(n: int) -> httpx.Response:
+            with server.client() as own:
+                return own.post("/api/runs", json=_slow_goal(f"ws{n}", model))
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            answers = list(pool.map(submit, range(12)))
+        accepted = [a.json()["id"] for a in answers if a.status_code == 202]
+        refused = [a for a in answers if a.status_code == 429]
+        assert len(accepted) == 3  # one running, two waiting
+        assert len(refused) == 9
+        assert all(int(a.headers["Retry-After"]) > 0 for a in refused)
+        assert all("queue is full" in a.json()["error"] for a in refused)
+
+        statuses = {r["id"]: r["status"] for r in client.get("/api/runs").json()["runs"]}
+        queued = [i for i in accepted if statuses[i] == "queued"]
+        assert len(queued) == 2
+        assert client.post(f"/api/runs/{queued[0]}/cancel").json()["status"] == "cancelled"
+        for run_id in accepted:
+            client.post(f"/api/runs/{run_id}/cancel")
+        # Room again once cancelled runs have left the pool.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if not any(r["active"] for r in client.get("/api/runs").json()["runs"]):
+                break
+            time.sleep(0.1)
+        again = client.post("/api/runs", json=_slow_goal("ws11", model))
+        assert again.status_code == 202
+        client.post(f"/api/runs/{again.json()['id']}/cancel")
+
+
+def test_resume_after_the_server_stopped_mid_run(tmp_path: Path) -> None:
+    root, store = tmp_path / "root", tmp_path / "runs.db"
+    with serving(root, store) as first, first.client() as client:
+        (root / "ws").mkdir()
+        model = _slow_script(root, 1.5)
+        run = client.post("/api/runs", json=_slow_goal("ws", model)).json()
+        wait_for(client, run["id"], "action")
+        time.sleep(0.3)  # inside the sleep: the process dies mid-action
+    with serving(root, store) as second, second.client() as client:
+        assert client.get(f"/api/runs/{run['id']}").json()["run"]["status"] == "unfinished"
+        resumed = client.post(f"/api/runs/{run['id']}/resume")
+        assert resumed.status_code == 202, resumed.text
+        events, end = follow(client, run["id"])
+        assert end["status"] == "success"
+        kinds = [e["kind"] for e in events]
+        assert "resumed" in kinds
+        assert "action_retried" in kinds
+        assert (root / "ws" / "marker.txt").read_text() == "here\n"
+        assert client.post(f"/api/runs/{run['id']}/resume").status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"text": "x", "workspace": "ws", "checks": []}, 422, "checks"),
+        ({"workspace": "ws", "checks": ["true"]}, 422, "text"),
+        ({"text": "x", "workspace": "ws", "checks": ["true"], "oops": 1}, 422, "oops"),
+        ({"text": "x", "workspace": "../..", "checks": ["true"]}, 422, "under the workspaces root"),
+        ({"text": "x", "workspace": "/etc", "checks": ["true"]}, 422, "under the workspaces root"),
+        ({"text": "x", "workspace": ".", "checks": ["true"]}, 422, "under the workspaces root"),
+        (
+            {"text": "x", "workspace": "escape", "checks": ["true"]},
+            422,
+            "under the workspaces root",
+        ),
+        ({"text": "x", "workspace": "missing", "checks": ["true"]}, 422, "not a directory"),
+        (
+            {"text": "x", "workspace": "ws", "checks": ["true"], "sandbox": "local"},
+            422,
+            "isolation",
+        ),
+        (
+            {"text": "x", "workspace": "ws", "checks": ["true"], "model": "scripted:/etc/passwd"},
+            422,
+            "under the workspaces root",
+        ),
+        (
+            {
+                "text": "x",
+                "workspace": "ws",
+                "checks": ["true"],
+                "model": "openai-compatible:http://10.0.0.1/v1#m",
+            },
+            422,
+            "allow-model-urls",
+        ),
+        ({"text": "x", "workspace": "ws", "checks": ["true"], "model": "gpt"}, 422, "expected"),
+        (
+            {"text": "x", "workspace": "ws", "checks": [{"kind": "file", "path": "../x"}]},
+            422,
+            "leaves the workspace",
+        ),
+        (
+            {"text": "x", "workspace": "ws", "checks": [{"kind": "predicate", "python": "1 +"}]},
+            422,
+            "not valid Python",
+        ),
+        (
+            {"text": "x", "workspace": "ws", "checks": ["true"], "budget": {"max_iterations": 0}},
+            422,
+            "max_iterations",
+        ),
+    ],
+)
+def test_bad_submissions_get_clear_4xx(
+    shared: Server, body: dict[str, object], status: int, fragment: str
+) -> None:
+    with shared.client() as client:
+        response = client.post("/api/runs", json=body)
+    assert response.status_code == status, response.text
+    assert fragment in json.dumps(response.json())
+    assert "Traceback" not in response.text
+
+
+def test_other_bad_requests(shared: Server) -> None:
+    with shared.client() as client:
+        assert client.get("/api/runs/nope").status_code == 404
+        assert client.get("/api/runs/nope/events").status_code == 404
+        assert client.post("/api/runs/nope/cancel").status_code == 404
+        assert client.post("/api/runs/nope/resume").status_code == 404
+        assert client.get("/api/runs/a%20b").status_code == 422
+        assert client.get("/api/runs", params={"limit": 0}).status_code == 422
+        not_json = client.post(
+            "/api/runs", content=b"text=x", headers={"content-type": "text/plain"}
+        )
+        assert not_json.status_code == 422
+        broken = client.post(
+            "/api/runs", content=b"{", headers={"content-type": "application/json"}
+        )
+        assert broken.status_code == 422
+        assert broken.json()["error"] == "invalid request"
+        rebinding = client.get("/api/runs", headers={"host": "attacker.example"})
+        assert rebinding.status_code == 421
+        page = client.get("/")
+        assert page.status_code == 200
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert (
+            "access-control-allow-origin"
+            not in client.options(
+                "/api/runs",
+                headers={"origin": "http://evil.example", "access-control-request-method": "POST"},
+            ).headers
+        )
+        assert client.get("/docs").status_code == 404  # the CDN-loading docs are not served
+        assert client.get("/static/../app.py").status_code == 404
+
+
+def test_busy_workspace_is_a_conflict(tmp_path: Path) -> None:
+    with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
+        (server.root / "ws").mkdir()
+        model = _slow_script(server.root, 43.5)
+        first = client.post("/api/runs", json=_slow_goal("ws", model)).json()
+        second = client.post("/api/runs", json=_slow_goal("ws", model))
+        assert second.status_code == 409
+        assert first["id"] in second.json()["error"]
+        client.post(f"/api/runs/{first['id']}/cancel")
+
+
+def test_token_is_required_when_configured(tmp_path: Path) -> None:
+    token = "t" * 40
+    with serving(tmp_path / "root", tmp_path / "runs.db", token=token) as server:
+        with httpx.Client(base_url=server.url) as anonymous:
+            denied = anonymous.get("/api/runs")
+            assert denied.status_code == 401
+            assert denied.headers["www-authenticate"] == "Bearer"
+            assert anonymous.post("/api/runs", json={}).status_code == 401
+            assert anonymous.get("/").status_code == 200  # the page itself holds no data
+        with server.client(token="x" * 40) as wrong:
+            assert wrong.get("/api/runs").status_code == 401
+        with server.client() as right:
+            assert right.get("/api/runs").status_code == 200
+            assert right.get("/api/health").json()["auth"] is True
+
+
+def test_token_file_is_created_private_and_reused(tmp_path: Path) -> None:
+    path = tmp_path / "config" / "zerog" / "serve-token"
+    token, created = load_or_create_token(path)
+    assert created
+    assert len(token) >= 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create_token(path) == (token, False)
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_or_create_token(path)
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("0.0.0.0")
+    assert not is_loopback("192.168.1.2")
+
+
+def test_cli_non_loopback_bind_prints_and_requires_a_token(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "zerog",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(port),
+            "--workspaces",
+            str(root),
+            "--store",
+            str(tmp_path / "runs.db"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stderr is not None
+        lines = [process.stderr.readline() for _ in range(3)]
+        token = lines[1].strip()
+        token_file = tmp_path / "config" / "zerog" / "serve-token"
+        assert "new bearer token" in lines[0]
+        assert token_file.read_text().strip() == token
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                denied = httpx.get(f"{url}/api/runs")
+                break
+            except httpx.ConnectError:
+                time.sleep(0.05)
+        assert denied.status_code == 401
+        allowed = httpx.get(f"{url}/api/runs", headers={"Authorization": f"Bearer {token}"})
+        assert allowed.status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_checked_in_openapi_matches_the_app() -> None:
+    checked_in = json.loads((REPO / "docs" / "openapi.json").read_text(encoding="utf-8"))
+    assert checked_in == openapi_spec(), "regenerate: zerog serve --openapi > docs/openapi.json"
