@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from zerog import __version__
 from zerog.serve.auth import is_loopback
@@ -119,6 +120,8 @@ def create_app(service: Service, settings: Settings) -> FastAPI:
         response = _error(exc.status_code, str(exc.detail))
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            response.headers["Allow"] = ", ".join(_methods(app, request))
         return response
 
     @app.exception_handler(RequestError)
@@ -248,6 +251,15 @@ def create_app(service: Service, settings: Settings) -> FastAPI:
         return Response(_asset(name), media_type=kind)
 
     return app
+
+
+def _methods(app: FastAPI, request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE and isinstance(route, BaseRoute):
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _follow(

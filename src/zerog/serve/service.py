@@ -54,10 +54,21 @@ def _confined(root: Path, relative: str, what: str) -> Path:
     if "\x00" in relative:
         raise RequestError(422, f"{what}: may not contain NUL")
     candidate = Path(relative)
-    path = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    try:
+        path = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
+        raise RequestError(422, f"{what}: cannot be resolved ({exc})") from None
     if path == root or not path.is_relative_to(root):
         raise RequestError(422, f"{what}: must be under the workspaces root {root}")
     return path
+
+
+def _is(test: Callable[[], bool]) -> bool:
+    """A file-type test that says no instead of raising (e.g. a name too long)."""
+    try:
+        return test()
+    except OSError:
+        return False
 
 
 def confine_model(spec: str, root: Path, policy: Policy) -> str:
@@ -65,7 +76,7 @@ def confine_model(spec: str, root: Path, policy: Policy) -> str:
     kind, _, rest = spec.partition(":")
     if kind == "scripted":
         path = _confined(root, rest, "model")
-        if not path.is_file():
+        if not _is(path.is_file):
             raise RequestError(422, f"model: script {rest!r} is not a file under the root")
         return f"scripted:{path}"
     if kind == "local" and rest.endswith(".gguf"):
@@ -127,7 +138,7 @@ class Service:
     def submit(self, request: RunRequest) -> RunSummary:
         root = self.policy.workspaces
         workspace = _confined(root, request.workspace, "workspace")
-        if not workspace.is_dir():
+        if not _is(workspace.is_dir):
             raise RequestError(422, f"workspace: {request.workspace!r} is not a directory")
         if request.sandbox == "local" and not self.policy.allow_local_sandbox:
             raise RequestError(
