@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -35,7 +36,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_every_answer_matches_the_spec(case: schemathesis.Case, live: Server) -> None:
+def test_every_answer_matches_the_spec(case: schemathesis.Case[Any], live: Server) -> None:
     # Schema-valid bodies may still be refused by policy (a workspace that does not exist
     # under the root), so acceptance of positive data is not required; all else is.
     case.call_and_validate(
