@@ -49,9 +49,16 @@ $(SANDBOXES): $(STAMP) src/zerog/sandbox/wasm.py
 	$(BIN)/zerog sandbox setup
 	touch $(SANDBOXES)
 
-setup: $(SANDBOXES)
+# Headless Chromium for the dashboard's browser test (Playwright drives the system one;
+# no browser is downloaded).
+BROWSER := $(VENV)/.installed-browser
+$(BROWSER): $(STAMP)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	touch $(BROWSER)
 
-test: $(SANDBOXES) lint typecheck
+setup: $(SANDBOXES) $(BROWSER)
+
+test: $(SANDBOXES) $(BROWSER) lint typecheck
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
