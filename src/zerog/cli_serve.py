@@ -139,7 +139,13 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             shown = f"[{host}]" if ":" in host else host
             say(f"zerog serve: http://{shown}:{port}/  workspaces {root}  store {opened.path}")
             try:
-                uvicorn.run(built.app, host=host, port=port, log_level="warning")
+                uvicorn.run(
+                    built.app,
+                    host=host,
+                    port=port,
+                    log_level="warning",
+                    timeout_graceful_shutdown=3,
+                )
             finally:
                 built.close()
 
