@@ -129,4 +129,9 @@ def test_dashboard_asks_for_the_token(browser: Browser, tmp_path: Path) -> None:
         form.locator("button").click()
         expect(page.locator("main")).to_contain_text("No runs yet")
         assert httpx.get(server.url + "/api/runs").status_code == 401
+        # The form posts the same JSON as the API and shows its refusal.
+        page.locator("#new-run summary").click()
+        page.locator("#goal-json").fill('{"text": "x", "workspace": "nowhere", "checks": ["true"]}')
+        page.locator("form.submit button").click()
+        expect(page.locator("#submit-error")).to_contain_text("not a directory")
         page.close()

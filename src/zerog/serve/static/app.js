@@ -57,7 +57,7 @@
   }
 
   class ApiError extends Error {
-    constructor(status, message) { super(message); this.status = status; }
+    constructor(status, message, details) { super(message); this.status = status; this.details = details || []; }
   }
 
   async function api(path, options) {
@@ -65,7 +65,7 @@
     let body = null;
     try { body = await response.json(); } catch (e) { body = null; }
     if (!response.ok) {
-      throw new ApiError(response.status, (body && body.error) || ("HTTP " + response.status));
+      throw new ApiError(response.status, (body && body.error) || ("HTTP " + response.status), body && body.details);
     }
     return body;
   }
@@ -99,8 +99,43 @@
 
   let timer = null;
 
+  const TEMPLATE = {
+    text: "Make the failing tests pass",
+    workspace: "my-project",
+    checks: [{ kind: "command", command: "python3 -m pytest -q" }],
+    budget: { max_iterations: 5, max_cost: 0.5, max_seconds: 900 },
+    model: "local",
+  };
+
+  // A goal as JSON, the same body as POST /api/runs (docs/serve.md).
+  function submitForm() {
+    const area = el("textarea", { id: "goal-json", rows: 12, spellcheck: false });
+    area.value = sessionStorage.getItem("zerog-draft") || JSON.stringify(TEMPLATE, null, 2);
+    const message = el("div", { class: "bad", id: "submit-error" });
+    const form = el("form", { class: "submit" }, area,
+      el("div", {}, el("button", { type: "submit" }, "Submit"), " ", message));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      message.textContent = "";
+      let body;
+      try { body = JSON.parse(area.value); } catch (e) { message.textContent = "not JSON: " + e.message; return; }
+      sessionStorage.setItem("zerog-draft", area.value);
+      try {
+        const run = await api("/api/runs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+        history.pushState(null, "", "/runs/" + encodeURIComponent(run.id));
+        route();
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 401) return askToken();
+        message.textContent = err.message + (err.details && err.details.length ? ": " + err.details.join("; ") : "");
+      }
+    });
+    return el("details", { class: "card", id: "new-run" }, el("summary", {}, "New run"), form);
+  }
+
   async function showRuns() {
     document.title = "zerog · runs";
+    const list = el("div", { id: "runs" });
+    main.replaceChildren(submitForm(), list);
     const render = async () => {
       const data = await api("/api/runs?limit=100");
       const rows = data.runs.map((r) => el("tr", { "data-run": r.id },
@@ -117,7 +152,7 @@
           el("th", { class: "num" }, "iter"), el("th", { class: "num" }, "tokens in / out"),
           el("th", { class: "num" }, "cost"), el("th", { class: "num" }, "time"), el("th", { class: "num" }, "started"))),
         el("tbody", {}, ...rows));
-      main.replaceChildren(rows.length ? table : el("p", { class: "muted" }, "No runs yet. Submit one with POST /api/runs (docs/serve.md)."));
+      list.replaceChildren(rows.length ? table : el("p", { class: "muted" }, "No runs yet. Submit one above, or with POST /api/runs (docs/serve.md)."));
       conn.textContent = "updated " + new Date().toLocaleTimeString();
     };
     await render();
@@ -404,6 +439,8 @@
   }
 
   // ------------------------------------------------------------------ routing
+
+  window.addEventListener("popstate", () => route());
 
   function route() {
     if (timer) { clearInterval(timer); timer = null; }
