@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -16,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
-from zerog.serve.build import Built, build_app
+from zerog.serve.build import Built, build_app, in_thread
 from zerog.store import Store
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
@@ -65,24 +62,11 @@ def serving(
             poll_seconds=0.05,
             grace=grace,
         )
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(built.app, log_level="warning", lifespan="off")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-        try:
-            yield Server(f"http://127.0.0.1:{port}", root, built, token)
-        finally:
-            built.close()
-            server.should_exit = True
-            thread.join(timeout=10)
-            sock.close()
+        with in_thread(built.app) as url:
+            try:
+                yield Server(url, root, built, token)
+            finally:
+                built.close()
 
 
 def write_script(path: Path, *lines: Mapping[str, object]) -> str:

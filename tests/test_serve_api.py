@@ -388,3 +388,14 @@ def _free_port() -> int:
 def test_checked_in_openapi_matches_the_app() -> None:
     checked_in = json.loads((REPO / "docs" / "openapi.json").read_text(encoding="utf-8"))
     assert checked_in == openapi_spec(), "regenerate: zerog serve --openapi > docs/openapi.json"
+
+
+def test_bench_serve_smoke() -> None:
+    from zerog.bench.serve import measure
+
+    report = measure(runs=1, poll_seconds=0.05)
+    data = report.as_dict()
+    assert data["engine_run_ms"] > 0
+    assert data["served_run_ms"] > 0
+    assert data["events"] >= 20  # every event of the demo run came over the stream
+    assert 0 <= data["stream_delay_median_ms"] < 5_000

@@ -92,8 +92,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         Runs execute in worker processes (--workers at once, --queue waiting), in the
         sandbox, on workspaces under --workspaces. Open http://HOST:PORT/ in a browser.
         """
-        from zerog.serve.auth import default_token_path, is_loopback, load_or_create_token
-        from zerog.serve.build import build_app
+        try:
+            import uvicorn
+
+            from zerog.serve.auth import default_token_path, is_loopback, load_or_create_token
+            from zerog.serve.build import build_app
+        except ImportError as exc:
+            raise _fail(
+                f"zerog serve needs the serve extra ({exc.name} is missing): "
+                "pip install 'zerog[serve]'"
+            ) from None
 
         def say(line: str) -> None:  # plain lines: a token must never be wrapped
             sys.stderr.write(line + "\n")
@@ -122,7 +130,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             opened = Store(store or default_store_path(environ))
         except ZerogError as exc:
             raise _fail(str(exc)) from None
-        import uvicorn
 
         with opened:
             built = build_app(
@@ -148,6 +155,32 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 )
             finally:
                 built.close()
+
+    @bench_app.command("serve")
+    def bench_serve(
+        runs: Annotated[
+            int, typer.Option(help="Runs each way; the median is reported.", min=1)
+        ] = 10,
+        poll: Annotated[
+            float, typer.Option(help="The event stream's store poll interval, s.", min=0.01)
+        ] = 0.25,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """The demo goal through `zerog serve` (HTTP submit, a worker process, the event
+        stream) against the same goal run by the engine in-process; the stream's delay."""
+        try:
+            from zerog.bench.serve import measure
+        except ImportError as exc:
+            raise _fail(f"needs the serve extra ({exc.name} is missing)") from None
+        console = Console(highlight=False, stderr=as_json)
+        try:
+            report = measure(runs=runs, poll_seconds=poll, progress=console.print)
+        except ZerogError as exc:
+            raise _fail(str(exc)) from None
+        if as_json:
+            sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+            return
+        console.print(report.table())
 
 
 def build_openapi() -> dict[str, object]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +56,32 @@ def build_app(
     service = Service(store, pool, policy, wall_clock=wall_clock)
     app = create_app(service, Settings(token=token, poll_seconds=poll_seconds))
     return Built(app, service)
+
+
+@contextmanager
+def in_thread(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free port of ``host`` from a thread (tests and
+    benchmarks); yields its base URL and stops it on exit."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = int(sock.getsockname()[1])
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 def openapi_spec() -> dict[str, object]:
