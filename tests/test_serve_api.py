@@ -22,6 +22,8 @@ from serve_server import DEMO, Server, demo_goal, follow, serving, wait_for, wri
 from zerog.errors import ConfigError
 from zerog.serve.auth import is_loopback, load_or_create_token
 from zerog.serve.build import openapi_spec
+from zerog.serve.job import JobSpec
+from zerog.types import Goal
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -399,3 +401,68 @@ def test_bench_serve_smoke() -> None:
     assert data["served_run_ms"] > 0
     assert data["events"] >= 20  # every event of the demo run came over the stream
     assert 0 <= data["stream_delay_median_ms"] < 5_000
+
+
+def test_checks_of_every_kind_reach_the_worker_intact(tmp_path: Path) -> None:
+    checks: list[dict[str, object]] = [
+        {"kind": "command", "command": "true", "name": "plain"},
+        {"kind": "tests", "command": "python3 -m pytest -q", "junit": "report.xml"},
+        {"kind": "output", "command": "echo hello", "matches": "^hel", "stream": "stdout"},
+        {"kind": "file", "path": "out.txt", "contains": "42"},
+        {"kind": "schema", "path": "config.json", "schema": {"type": "object"}},
+        {"kind": "predicate", "python": "Path('out.txt').read_text() == '42'"},
+    ]
+    goal = Goal.model_validate(
+        {"text": "every kind", "workspace": tmp_path, "checks": checks, "env_allow": ["LANG"]}
+    )
+    spec = JobSpec(
+        action="run",
+        run_id="r1",
+        store=tmp_path / "s.db",
+        model="local",
+        base_dir=tmp_path,
+        goal=goal,
+    )
+    assert JobSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+def test_a_run_with_file_schema_output_and_predicate_checks(tmp_path: Path) -> None:
+    with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
+        (server.root / "ws").mkdir()
+        plan = {
+            "purpose": "plan",
+            "json": {
+                "steps": [
+                    {
+                        "intent": "Write the answer and the config",
+                        "actions": [
+                            {"kind": "write_file", "path": "out.txt", "content": "42"},
+                            {"kind": "write_file", "path": "config.json", "content": '{"a": 1}'},
+                        ],
+                    }
+                ]
+            },
+        }
+        model = "scripted:" + write_script(server.root / "kinds.jsonl", plan)
+        body = {
+            "text": "Write the answer",
+            "workspace": "ws",
+            "model": model,
+            "checks": [
+                "test -s out.txt",
+                {"kind": "output", "command": "cat out.txt", "matches": "^42$"},
+                {"kind": "file", "path": "out.txt", "contains": "42"},
+                {
+                    "kind": "schema",
+                    "path": "config.json",
+                    "schema": {"type": "object", "required": ["a"]},
+                },
+                {"kind": "predicate", "python": "Path('out.txt').read_text() == '42'"},
+            ],
+            "budget": {"max_iterations": 1},
+        }
+        run = client.post("/api/runs", json=body)
+        assert run.status_code == 202, run.text
+        events, end = follow(client, run.json()["id"])
+        assert end["status"] == "success", [e for e in events if e["kind"] == "check"]
+        assert sum(1 for e in events if e["kind"] == "check" and e["data"]["passed"]) == 5

@@ -56,6 +56,15 @@ class Job:
         return self.state in (JobState.QUEUED, JobState.RUNNING)
 
 
+class Busy(Exception):
+    """The run or its workspace is already queued or running here."""
+
+    def __init__(self, holder: Job) -> None:
+        what = "run" if holder.action == "run" else "resumed run"
+        super().__init__(f"workspace is in use by {what} {holder.id} ({holder.state.value})")
+        self.holder = holder
+
+
 class QueueFull(Exception):
     """No room for another job; try again after ``retry_after`` seconds."""
 
@@ -126,10 +135,15 @@ class Pool:
     # ---------------------------------------------------------------- the API's view
 
     def submit(self, job: Job) -> None:
-        """Queue ``job``; :class:`QueueFull` when the queue is at capacity."""
+        """Queue ``job``: :class:`Busy` if the same run or workspace is active here,
+        :class:`QueueFull` when the queue is at capacity (checked under one lock, so two
+        requests at once cannot both get in)."""
         with self._lock:
             if self._closed:
                 raise QueueFull(self._retry_after)
+            for other in self._jobs.values():
+                if other.active and (other.id == job.id or other.workspace == job.workspace):
+                    raise Busy(other)
             active = sum(1 for j in self._jobs.values() if j.active)
             if active >= self._capacity + len(self._threads):
                 raise QueueFull(self._retry_after)
@@ -144,14 +158,6 @@ class Pool:
     def jobs(self) -> list[Job]:
         with self._lock:
             return list(self._jobs.values())
-
-    def busy_workspace(self, workspace: Path) -> Job | None:
-        """The active job (queued or running) that uses ``workspace``, if any."""
-        with self._lock:
-            for job in self._jobs.values():
-                if job.active and job.workspace == workspace:
-                    return job
-        return None
 
     def cancel(self, job_id: str) -> Job | None:
         """Stop a job: drop it if queued, interrupt it if running. None if not active."""

@@ -23,7 +23,7 @@ from zerog.errors import ZerogError
 from zerog.events import Event
 from zerog.journal import read_journal
 from zerog.serve.job import JobSpec
-from zerog.serve.jobs import Job, JobState, Pool
+from zerog.serve.jobs import Busy, Job, JobState, Pool
 from zerog.serve.schema import EventOut, RunRequest, RunState, RunSummary
 from zerog.store import RUNNING, RunRow, Store, StoreError
 from zerog.types import Goal
@@ -162,9 +162,6 @@ class Service:
             raise RequestError(422, f"{where}: {first['msg']}") from None
         except ZerogError as exc:
             raise RequestError(422, str(exc)) from None
-        busy = self.pool.busy_workspace(workspace)
-        if busy is not None:
-            raise RequestError(409, f"workspace is in use by run {busy.id}")
         run_id = self._new_id()
         spec = JobSpec(
             action="run",
@@ -187,7 +184,7 @@ class Service:
             model=request.model,
             created=self._clock(),
         )
-        self.pool.submit(job)  # QueueFull: the API answers 429
+        self._submit(job)
         return self.summary(run_id)
 
     def resume(self, run_id: str) -> RunSummary:
@@ -201,9 +198,6 @@ class Service:
         workspace = Path(row.workspace)
         if not workspace.resolve().is_relative_to(self.policy.workspaces):
             raise RequestError(403, "the run's workspace is outside this server's root")
-        busy = self.pool.busy_workspace(workspace)
-        if busy is not None:
-            raise RequestError(409, f"workspace is in use by run {busy.id}")
         model = str(row.spec.get("model", "local"))
         sandbox = row.spec.get("sandbox")
         if sandbox == "local" and not self.policy.allow_local_sandbox:
@@ -224,8 +218,14 @@ class Service:
             model=model,
             created=row.created,
         )
-        self.pool.submit(job)
+        self._submit(job)
         return self.summary(row.id)
+
+    def _submit(self, job: Job) -> None:
+        try:
+            self.pool.submit(job)  # QueueFull: the API answers 429
+        except Busy as exc:
+            raise RequestError(409, str(exc)) from None
 
     def cancel(self, run_id: str) -> RunSummary:
         job = self.pool.get(run_id)
