@@ -229,6 +229,11 @@ def test_resume_after_the_server_stopped_mid_run(tmp_path: Path) -> None:
         ),
         ({"text": "x", "workspace": "ws", "checks": ["true"], "model": "gpt"}, 422, "expected"),
         (
+            {"text": "x", "workspace": "ws", "checks": ["true"], "env": ["OPENAI_API_KEY"]},
+            422,
+            "secret",
+        ),
+        (
             {"text": "x", "workspace": "ws", "checks": [{"kind": "file", "path": "../x"}]},
             422,
             "leaves the workspace",

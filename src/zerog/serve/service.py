@@ -10,6 +10,7 @@ unisolated ``local`` sandbox are refused unless the server was started allowing 
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from zerog.errors import ZerogError
 from zerog.events import Event
 from zerog.journal import read_journal
+from zerog.redact import is_secret_name
 from zerog.serve.job import JobSpec
 from zerog.serve.jobs import Busy, Job, JobState, Pool
 from zerog.serve.schema import EventOut, RunRequest, RunState, RunSummary
@@ -145,6 +147,9 @@ class Service:
                 422, "sandbox: local runs commands without isolation; this server refuses it"
             )
         model = confine_model(request.model, root, self.policy)
+        for name in request.env:
+            if is_secret_name(name) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+                raise RequestError(422, f"env: {name!r} is refused (not a name, or a secret)")
         try:
             goal = Goal.model_validate(
                 {
