@@ -303,7 +303,7 @@ class Service:
             status=status,
             goal=row.goal,
             workspace=row.workspace,
-            model=str(row.spec.get("model", "")),
+            model=self._shown_model(str(row.spec.get("model", ""))),
             iterations=row.iterations,
             input_tokens=row.input_tokens,
             output_tokens=row.output_tokens,
@@ -314,6 +314,14 @@ class Service:
             reason=reason,
             active=active,
         )
+
+    def _shown_model(self, spec: str) -> str:
+        """A model file under the root is shown relative to it, as it was submitted."""
+        kind, _, rest = spec.partition(":")
+        root = f"{self.policy.workspaces}/"
+        if kind in ("scripted", "local") and rest.startswith(root):
+            return f"{kind}:{rest.removeprefix(root)}"
+        return spec
 
     def runs(self, limit: int) -> list[RunSummary]:
         with self._lock:
