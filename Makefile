@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-dev
 # its OpenAI-compatible server, the API SDKs and Ray (batch executor): the tests use all of them.
 EXTRAS := dev,local,local-server,openai,anthropic,wasm,otel,ray,serve
 
-.PHONY: demo demo-scripted test lint typecheck bench clean
+.PHONY: demo demo-scripted serve test lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ demo-scripted: $(STAMP)
 		--check "python3 -m unittest -q" \
 		--model scripted:examples/demo/script.jsonl \
 		--max-iterations 4
+
+# The API and dashboard on http://127.0.0.1:8321/ with the scripted demo ready to submit.
+serve: $(SANDBOXES)
+	rm -rf .demo/serve && mkdir -p .demo/serve
+	cp -r examples/demo/workspace .demo/serve/demo && cp examples/demo/script.jsonl .demo/serve/
+	printf '%s\n' '{"text": "Fix restock() so the inventory tests pass", "workspace": "demo",' \
+		'"checks": ["python3 -m unittest -q"], "model": "scripted:script.jsonl"}' > .demo/demo-goal.json
+	@echo "open http://127.0.0.1:8321/ and submit the demo: paste .demo/demo-goal.json in New run, or"
+	@echo "  curl -s -X POST http://127.0.0.1:8321/api/runs -H 'content-type: application/json' -d @.demo/demo-goal.json"
+	$(BIN)/zerog serve --workspaces .demo/serve --store .demo/serve.db
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
