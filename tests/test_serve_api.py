@@ -277,6 +277,10 @@ def test_other_bad_requests(shared: Server) -> None:
         )
         assert broken.status_code == 422
         assert broken.json()["error"] == "invalid request"
+        latin = client.post(
+            "/api/runs", content=b"\xff\xfe", headers={"content-type": "application/json"}
+        )
+        assert latin.status_code == 422
         rebinding = client.get("/api/runs", headers={"host": "attacker.example"})
         assert rebinding.status_code == 421
         page = client.get("/")

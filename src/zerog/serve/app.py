@@ -117,6 +117,8 @@ def create_app(service: Service, settings: Settings) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body FastAPI cannot decode (not UTF-8): as invalid JSON
+            return _error(422, "invalid request", ["body: not valid JSON in UTF-8"])
         response = _error(exc.status_code, str(exc.detail))
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
