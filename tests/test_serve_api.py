@@ -268,6 +268,7 @@ def test_other_bad_requests(shared: Server) -> None:
         assert client.post("/api/runs/nope/resume").status_code == 404
         assert client.get("/api/runs/a%20b").status_code == 422
         assert client.get("/api/runs", params={"limit": 0}).status_code == 422
+        assert client.get("/api/runs", params={"limt": 5}).status_code == 422
         not_json = client.post(
             "/api/runs", content=b"text=x", headers={"content-type": "text/plain"}
         )

@@ -31,6 +31,7 @@ from zerog.serve.service import RequestError, Service
 from zerog.text import one_line
 
 RUN_ID = r"^[A-Za-z0-9_-]{1,64}$"
+QUERY_PARAMETERS = {"limit", "after"}  # every query parameter the API takes
 STATIC = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
@@ -93,14 +94,14 @@ def create_app(service: Service, settings: Settings) -> FastAPI:
     async def guard(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        if settings.token is None:
-            host = request.headers.get("host", "").rsplit(":", 1)[0] if request.headers else ""
-            if not is_loopback(host):
-                response: Response = _error(
-                    421, "this server answers only requests addressed to a loopback host"
-                )
-            else:
-                response = await call_next(request)
+        host = request.headers.get("host", "").rsplit(":", 1)[0]
+        unknown = sorted(set(request.query_params) - QUERY_PARAMETERS)
+        if settings.token is None and not is_loopback(host):
+            response: Response = _error(
+                421, "this server answers only requests addressed to a loopback host"
+            )
+        elif unknown and request.url.path.startswith("/api/"):
+            response = _error(422, "invalid request", [f"query: unknown parameter {unknown[0]!r}"])
         else:
             response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
