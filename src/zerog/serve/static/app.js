@@ -366,10 +366,10 @@
       const { value, done } = await reader.read();
       if (done) return false;
       buffer += decoder.decode(value, { stream: true });
-      let cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
+      let at;
+      while ((at = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, at);
+        buffer = buffer.slice(at + 2);
         let kind = "message", data = "";
         for (const line of block.split("\n")) {
           if (line.startsWith("event: ")) kind = line.slice(7);
