@@ -17,12 +17,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from zerog import cli_batch, cli_serve
+from zerog import cli_batch, cli_routes, cli_serve
 from zerog.errors import ConfigError, ZerogError
 from zerog.events import Event, EventSink
 from zerog.loop import Engine
 from zerog.models.spec import load_model
 from zerog.progress import ConsoleProgress
+from zerog.router.factory import make_router
 from zerog.sandbox.base import Limits
 from zerog.store import Store, default_store_path
 from zerog.text import one_line
@@ -66,6 +67,7 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 cli_serve.register(app, bench_app)
+cli_routes.register(app, bench_app)
 
 
 def _exit_code(result: RunResult) -> int:
@@ -211,6 +213,18 @@ def run(
             "name you chose; default: a random id.",
         ),
     ] = None,
+    router: Annotated[
+        str,
+        typer.Option(
+            "--router",
+            help="Carry out predictable steps without the model: off, builtin (steps the "
+            "planner marks with an op) or compiled (builtin, then --router-file's routes).",
+        ),
+    ] = "builtin",
+    router_file: Annotated[
+        Path | None,
+        typer.Option(help="A router compiled by `zerog routes compile` (--router compiled)."),
+    ] = None,
     otlp_endpoint: OtlpOption = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
@@ -269,10 +283,11 @@ def run(
             )
         except ValidationError as exc:
             _fail(exc)
+    routing = {"router": router, "router_file": str(router_file.resolve()) if router_file else None}
     if run_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):
         _fail(ConfigError("--run-id takes 1-64 letters, digits, '-' or '_'"))
     _drive(
-        lambda engine: engine.run(the_goal, spec={"model": model}, run_id=run_id),
+        lambda engine: engine.run(the_goal, spec={"model": model, **routing}, run_id=run_id),
         model=model,
         store_path=store,
         limits=Limits(timeout=timeout),
@@ -285,6 +300,7 @@ def run(
         sandbox=sandbox,
         network=network,
         sidecar=sidecar,
+        routing=routing,
     )
 
 
@@ -327,6 +343,7 @@ def _drive(
     sandbox: str | None = None,
     network: bool = False,
     sidecar: str = "wasm",
+    routing: dict[str, str | None] | None = None,
 ) -> NoReturn:
     """Build the engine, run or resume with live progress, print the summary, exit."""
     console = Console(stderr=as_json, highlight=False)
@@ -345,7 +362,14 @@ def _drive(
             on_progress=None if quiet else lambda note: _note(note),
         )
         with _open_store(store_path) as store:
+            route = routing or {}
+            file = route.get("router_file")
             engine = Engine(
+                router=make_router(
+                    route.get("router") or "off",
+                    router_file=Path(file) if file else None,
+                    store=store,
+                ),
                 backend,
                 sinks=sinks,
                 store=store,
@@ -413,6 +437,7 @@ def resume(
         sandbox=str(row.spec["sandbox"]) if row.spec.get("sandbox") else None,
         network=bool(row.spec.get("network", False)),
         sidecar=str(row.spec.get("sidecar", "wasm")),
+        routing={k: str(row.spec[k]) if row.spec.get(k) else None for k in ("router", "router_file")},
         verbose=verbose,
         quiet=quiet,
         as_json=as_json,

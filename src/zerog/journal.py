@@ -30,6 +30,7 @@ class Journal:
     checks: dict[int, list[Mapping[str, object]]] = field(default_factory=dict)
     verdicts: dict[int, Mapping[str, object]] = field(default_factory=dict)
     rollbacks: set[int] = field(default_factory=set)
+    routes: dict[StepKey, list[Mapping[str, object]]] = field(default_factory=dict)
     last_seq: int = 0
     elapsed: float = 0.0
     finished: str | None = None
@@ -70,6 +71,8 @@ def read_journal(events: Sequence[Event]) -> Journal:
             journal.verdicts[_int(d, "iteration")] = d
         elif kind == "rollback":
             journal.rollbacks.add(FINAL if d.get("final") else _int(d, "iteration"))
+        elif kind == "route":
+            journal.routes.setdefault((_int(d, "iteration"), _int(d, "step")), []).append(d)
         elif kind == "run_finished":
             journal.finished = str(d.get("status", ""))
     if segment_start is not None:

@@ -27,6 +27,8 @@ from zerog.journal import FINAL, Journal, read_journal
 from zerog.models.base import Model, Response
 from zerog.models.metered import MeteredModel
 from zerog.redact import sandbox_env
+from zerog.router.base import Router
+from zerog.router.gate import RouteGate
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.factory import default_sandbox_name, make_sandbox
 from zerog.sandbox.workspace import Snapshot, Workspace
@@ -43,6 +45,7 @@ from zerog.types import (
     RunResult,
     RunStatus,
     SchemaCheck,
+    Step,
     Usage,
     Verdict,
     describe_action,
@@ -145,6 +148,7 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:12],
+        router: Router | None = None,
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
@@ -165,6 +169,7 @@ class Engine:
         self.clock = clock
         self.wall_clock = wall_clock
         self.new_id = new_id
+        self.router = router  # None: every step without inline actions asks the worker
 
     def run(
         self, goal: Goal, spec: Mapping[str, object] | None = None, run_id: str | None = None
@@ -272,6 +277,7 @@ class _Run:
         self.replaying = journal is not None
         self.meter.replaying = self.replaying
         self.recorder_muted(self.replaying)
+        self.gate = RouteGate(engine.router, self) if engine.router is not None else None
 
     def with_checks(self, checks: SweepPlan, sidecar: PythonRunner | None) -> _Run:
         """Use the checks the engine compiled up front and their sidecar."""
@@ -549,17 +555,45 @@ class _Run:
         """
         for index, step in enumerate(plan.steps):
             self.rec.emit("step_started", iteration=iteration, step=index, intent=step.intent)
+            first = 0  # a routed step that failed is retried by the worker, numbered after it
+            routed = (
+                None if step.actions or not self.gate else self.gate.route(iteration, plan, index)
+            )
+            if routed is not None and self.gate is not None:
+                rs = routed.actions  # empty when a resumed run replays a demotion
+                failed = self.run_step(iteration, step, index, rs, taken) if rs else None
+                if rs and failed is None:
+                    continue
+                first = self.gate.demote(iteration, index, routed, failed[0][1] if failed else "")
             actions = step.actions or worker.act(self.model, context, plan, index)
-            for number, action in enumerate(actions):
-                observation = self.run_action((iteration, index, number), action)
-                taken.append(action)
-                if not observation.ok:
-                    self.rec.emit("step_failed", iteration=iteration, step=index)
-                    return (step.intent, describe_action(action), observation), False
-            if step.check:
-                passed, observation = self.run_step_check(iteration, index, step.check)
-                if not passed:
-                    self.rec.emit("step_failed", iteration=iteration, step=index, check=True)
-                    return (step.intent, f"step check: {step.check}", observation), True
-            self.rec.emit("step_done", iteration=iteration, step=index)
+            bad = self.run_step(iteration, step, index, actions, taken, first)
+            if bad is not None:
+                return bad
         return None, False
+
+    def run_step(
+        self,
+        iteration: int,
+        step: Step,
+        index: int,
+        actions: Sequence[Action],
+        taken: list[Action],
+        first: int = 0,
+    ) -> tuple[StepFailure, bool] | None:
+        """One step's actions (numbered from ``first``) and its check; None when it is done.
+
+        The flag is true when the step's own check failed (see :meth:`execute_plan`).
+        """
+        for number, action in enumerate(actions, start=first):
+            observation = self.run_action((iteration, index, number), action)
+            taken.append(action)
+            if not observation.ok:
+                self.rec.emit("step_failed", iteration=iteration, step=index)
+                return (step.intent, describe_action(action), observation), False
+        if step.check:
+            passed, observation = self.run_step_check(iteration, index, step.check)
+            if not passed:
+                self.rec.emit("step_failed", iteration=iteration, step=index, check=True)
+                return (step.intent, f"step check: {step.check}", observation), True
+        self.rec.emit("step_done", iteration=iteration, step=index)
+        return None

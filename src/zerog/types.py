@@ -278,15 +278,22 @@ def describe_action(action: Action) -> str:
     return f"edit {action.path}"
 
 
+StepOp = Literal["run_tests", "install_deps", "format", "read_file", "rerun_check", "repeat_fix"]
+
+
 class Step(Frozen):
     """One checklist item. ``check`` is an optional shell command proving the step is done.
 
     A planner may inline ``actions`` when they are obvious; the worker is then not asked.
+    ``op`` optionally names a routine step (``target``: its file, check or command), which a
+    router may carry out without the worker (see ``zerog.router``).
     """
 
     intent: str = Field(min_length=1, max_length=2_000)
     check: str | None = Field(default=None, max_length=MAX_COMMAND_CHARS)
     actions: tuple[Action, ...] = Field(default=(), max_length=MAX_ACTIONS_PER_STEP)
+    op: StepOp | None = None
+    target: str | None = Field(default=None, max_length=1_000)
 
 
 class Plan(Frozen):

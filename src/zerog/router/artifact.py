@@ -1,0 +1,158 @@
+"""The compiled router file: versioned JSON with a content digest, checked before use.
+
+    {"format": "zerog-router", "version": 1, "digest": "sha256:<hex>", "router": {...}}
+
+The digest covers the canonical JSON of ``router`` (sorted keys, no spaces). A file whose
+format, version or digest is wrong, or whose body does not validate, is refused with a
+:class:`RouterFileError`; it is never partly trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import Field, ValidationError, model_validator
+
+from zerog.errors import ConfigError
+from zerog.router.features import DIM, FEATURE_VERSION, fill
+from zerog.types import Frozen
+
+FORMAT = "zerog-router"
+VERSION = 1
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+class RouterFileError(ConfigError):
+    """A router file that cannot be used: unreadable, corrupt, or of another version."""
+
+
+class RouteClass(Frozen):
+    """One learned route: an action template and the evidence behind it."""
+
+    name: str = Field(min_length=1, max_length=200)
+    actions: str = Field(min_length=2, max_length=200_000)  # a template (features.template)
+    support: int = Field(ge=1)  # successful steps that took these actions
+    runs: int = Field(ge=1)  # distinct runs among them
+    demotions: int = Field(default=0, ge=0)  # failed routed steps since compile
+
+
+class Calibration(Frozen):
+    """How the threshold was chosen (see docs/routing.md)."""
+
+    target_precision: float = Field(ge=0, le=1)
+    heldout_runs: int = Field(ge=0)
+    heldout_steps: int = Field(ge=0)
+    routed: int = Field(ge=0)  # held-out steps at or above the threshold
+    correct: int = Field(ge=0)  # of those, the ones whose route was right
+    note: str = ""
+
+
+class RouterModel(Frozen):
+    """A multinomial logistic regression over hashed features. Row 0 is 'ask the model'."""
+
+    feature_version: int
+    dim: int
+    classes: tuple[RouteClass, ...]
+    bias: tuple[float, ...]
+    weights: dict[str, tuple[float, ...]]  # feature index (decimal) -> one weight per row
+    threshold: float = Field(ge=0, le=1.01)
+    demotion_factor: float = Field(default=0.5, gt=0, lt=1)
+    max_demotions: int = Field(default=3, ge=1)
+    calibration: Calibration
+    trained_runs: int = Field(ge=0)
+    trained_steps: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RouterModel:
+        rows = len(self.classes) + 1
+        if self.feature_version != FEATURE_VERSION or self.dim != DIM:
+            raise ValueError(
+                f"features v{self.feature_version}/{self.dim} do not match this zerog "
+                f"(v{FEATURE_VERSION}/{DIM}): compile the router again"
+            )
+        if len(self.bias) != rows:
+            raise ValueError(f"bias has {len(self.bias)} rows, expected {rows}")
+        for key, row in self.weights.items():
+            if not key.isdigit() or int(key) >= self.dim or len(row) != rows:
+                raise ValueError(f"weight row {key[:20]!r} is malformed")
+            if not all(math.isfinite(w) for w in row):
+                raise ValueError(f"weight row {key[:20]!r} is not finite")
+        if not all(math.isfinite(b) for b in self.bias):
+            raise ValueError("bias is not finite")
+        if len({c.name for c in self.classes}) != len(self.classes):
+            raise ValueError("route names repeat")
+        for route in self.classes:
+            # A template must make valid actions (with a placeholder target if it has one).
+            if fill(route.actions, "placeholder.txt") is None:
+                raise ValueError(f"route {route.name!r} has invalid actions")
+        return self
+
+
+def _canonical(body: object) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def digest_of(model: RouterModel) -> str:
+    return "sha256:" + hashlib.sha256(_canonical(model.model_dump(mode="json"))).hexdigest()
+
+
+def dumps(model: RouterModel) -> str:
+    body = model.model_dump(mode="json")
+    envelope = {"format": FORMAT, "version": VERSION, "digest": digest_of(model), "router": body}
+    return json.dumps(envelope, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+
+
+def save(model: RouterModel, path: Path) -> None:
+    """Write atomically: a reader sees the old file or the new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(dumps(model))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def loads(text: str, where: str) -> RouterModel:
+    try:
+        envelope = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RouterFileError(f"{where} is not JSON ({exc.msg}): not a router file") from None
+    if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
+        raise RouterFileError(f"{where} is not a zerog router file")
+    if envelope.get("version") != VERSION:
+        raise RouterFileError(
+            f"{where} is a router file of version {envelope.get('version')!r}; this zerog "
+            f"reads version {VERSION}: compile the router again"
+        )
+    body = envelope.get("router")
+    expected = "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
+    if envelope.get("digest") != expected:
+        raise RouterFileError(f"{where} fails its digest check (edited or corrupted)")
+    try:
+        return RouterModel.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "router"
+        raise RouterFileError(f"{where} is invalid at {loc}: {first['msg']}") from None
+
+
+def load(path: Path) -> RouterModel:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise RouterFileError(f"{path} is larger than {MAX_FILE_BYTES} bytes")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RouterFileError(f"cannot read router file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise RouterFileError(f"{path} is not UTF-8 text: not a router file") from None
+    return loads(text, str(path))

@@ -1,0 +1,146 @@
+"""The loop's side of routing: ask the router, record the decision, undo a failed route.
+
+Every decision is a ``route`` event (router, route, confidence, decision, reason, decision
+time): ``model`` (the worker is asked), ``routed`` (with the actions and the snapshot taken
+before them), ``demoted`` (the routed actions failed the step: the workspace is back at that
+snapshot, the route is demoted, and the worker retries the step in the same iteration; its
+actions are numbered after the routed ones). A resumed run replays the recorded decisions,
+so it takes the same path and its model calls line up with the recorded responses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import TypeAdapter, ValidationError
+
+from zerog.events import Recorder
+from zerog.journal import Journal
+from zerog.router.base import Decision, Router, StepView
+from zerog.sandbox.workspace import Snapshot, Workspace
+from zerog.types import Action, Goal, Plan
+
+_ACTIONS: TypeAdapter[list[Action]] = TypeAdapter(list[Action])
+
+
+class RunHooks(Protocol):
+    """What the gate needs of a run (the loop's ``_Run`` has it)."""
+
+    rec: Recorder
+    journal: Journal | None
+    workspace: Workspace
+    goal: Goal
+    replaying: bool
+
+    def go_live(self, where: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A routed step. ``actions`` is empty when a resumed run knows they were demoted."""
+
+    decision: Decision
+    actions: tuple[Action, ...]
+    snapshot: Snapshot | str | None
+    offset: int  # the worker's retry numbers its actions from here
+    replayed_demotion: bool = False
+
+
+class RouteGate:
+    def __init__(
+        self, router: Router, run: RunHooks, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.router = router
+        self.run = run
+        self.clock = clock
+
+    def route(self, iteration: int, plan: Plan, index: int) -> Routed | None:
+        """The routed actions of step ``index``, or None: ask the worker."""
+        run = self.run
+        if run.replaying:
+            return self._replayed(iteration, index)
+        start = self.clock()
+        decision = self.router.decide(StepView(run.goal, plan, index))
+        elapsed_ms = round((self.clock() - start) * 1000, 4)
+        common: dict[str, object] = {
+            "iteration": iteration,
+            "step": index,
+            "router": self.router.name,
+            "route": decision.route,
+            "confidence": decision.confidence,
+            "ms": elapsed_ms,
+        }
+        if not decision.routed:
+            run.rec.emit("route", decision="model", reason=decision.reason, **common)
+            return None
+        snap = run.workspace.snapshot()
+        run.rec.emit(
+            "route",
+            decision="routed",
+            source=decision.source,
+            actions=len(decision.actions),
+            action_list=[a.model_dump(mode="json") for a in decision.actions],
+            snapshot=snap.id,
+            **common,
+        )
+        return Routed(decision, decision.actions, snap, len(decision.actions))
+
+    def _replayed(self, iteration: int, index: int) -> Routed | None:
+        """The recorded decision; without one the original run did not route this step
+        (or stopped right before), and the worker is asked (live from there on)."""
+        journal = self.run.journal
+        records = journal.routes.get((iteration, index), []) if journal else []
+        first: Mapping[str, object] = records[0] if records else {}
+        if first.get("decision") != "routed":
+            return None
+        try:
+            actions = tuple(_ACTIONS.validate_python(first.get("action_list")))
+        except ValidationError:
+            return None
+        demoted = any(r.get("decision") == "demoted" for r in records)
+        decision = Decision(
+            route=str(first.get("route", "")),
+            confidence=float(str(first.get("confidence", 0.0))),
+            routed=True,
+            actions=actions,
+        )
+        snapshot = first.get("snapshot")
+        return Routed(
+            decision,
+            () if demoted else actions,
+            str(snapshot) if snapshot is not None else None,
+            len(actions),
+            replayed_demotion=demoted,
+        )
+
+    def demote(self, iteration: int, index: int, routed: Routed, failure: str) -> int:
+        """Undo a failed routed step and demote its route; returns the retry's first
+        action index."""
+        if routed.replayed_demotion:
+            return routed.offset
+        run = self.run
+        run.go_live(f"demotion of the route of step {index + 1}")
+        snap = routed.snapshot
+        if isinstance(snap, str):
+            snap = run.workspace.load(snap)
+        written = removed = 0
+        if snap is not None:
+            stats = run.workspace.restore(snap)
+            written, removed = stats.written, stats.removed
+        self.router.demote(routed.decision.route)
+        run.rec.emit(
+            "route",
+            iteration=iteration,
+            step=index,
+            router=self.router.name,
+            route=routed.decision.route,
+            confidence=routed.decision.confidence,
+            decision="demoted",
+            reason=failure,
+            written=written,
+            removed=removed,
+        )
+        return routed.offset
