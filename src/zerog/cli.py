@@ -364,13 +364,12 @@ def _drive(
         with _open_store(store_path) as store:
             route = routing or {}
             file = route.get("router_file")
+            router = make_router(
+                route.get("router") or "off", router_file=Path(file) if file else None, store=store
+            )
             engine = Engine(
-                router=make_router(
-                    route.get("router") or "off",
-                    router_file=Path(file) if file else None,
-                    store=store,
-                ),
                 backend,
+                router=router,
                 sinks=sinks,
                 store=store,
                 limits=limits,
@@ -437,7 +436,9 @@ def resume(
         sandbox=str(row.spec["sandbox"]) if row.spec.get("sandbox") else None,
         network=bool(row.spec.get("network", False)),
         sidecar=str(row.spec.get("sidecar", "wasm")),
-        routing={k: str(row.spec[k]) if row.spec.get(k) else None for k in ("router", "router_file")},
+        routing={
+            k: str(row.spec[k]) if row.spec.get(k) else None for k in ("router", "router_file")
+        },
         verbose=verbose,
         quiet=quiet,
         as_json=as_json,

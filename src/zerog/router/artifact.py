@@ -104,7 +104,7 @@ def digest_of(model: RouterModel) -> str:
 def dumps(model: RouterModel) -> str:
     body = model.model_dump(mode="json")
     envelope = {"format": FORMAT, "version": VERSION, "digest": digest_of(model), "router": body}
-    return json.dumps(envelope, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+    return json.dumps(envelope, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
 def save(model: RouterModel, path: Path) -> None:

@@ -1,0 +1,171 @@
+"""`zerog routes compile | show` and `zerog bench router` (see docs/routing.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from zerog.errors import ZerogError
+from zerog.store import Store, default_store_path
+from zerog.text import one_line, sanitize
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> NoReturn:
+    Console(stderr=True, highlight=False).print(
+        f"error: {one_line(message, 500)}", style="red", markup=False
+    )
+    raise typer.Exit(EXIT_USAGE)
+
+
+def compile_command(
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            help="The run store to learn from (default: $ZEROG_STORE, else "
+            "~/.local/share/zerog/runs.db).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the router.")] = Path(
+        "router.json"
+    ),
+    runs: Annotated[int, typer.Option(help="Learn from this many newest runs.", min=1)] = 1000,
+    min_support: Annotated[
+        int, typer.Option(help="Successful steps a route needs at least.", min=1)
+    ] = 3,
+    min_runs: Annotated[int, typer.Option(help="Distinct runs a route needs at least.", min=1)] = 2,
+    holdout: Annotated[
+        float, typer.Option(help="Share of runs held out to calibrate.", min=0.05, max=0.9)
+    ] = 0.25,
+    target_precision: Annotated[
+        float,
+        typer.Option(help="Held-out precision the threshold must reach.", min=0.5, max=1.0),
+    ] = 0.99,
+) -> None:
+    """Learn a router from the recorded runs of a store and write it to --out."""
+    import os
+
+    from zerog.router.artifact import dumps, save
+    from zerog.router.history import store_steps
+    from zerog.router.learn import Settings, compile_router
+
+    path = store or default_store_path(os.environ)
+    if not path.exists():
+        _fail(f"no run store at {path}: record some runs first (zerog run)")
+    settings = Settings(
+        min_support=min_support,
+        min_runs=min_runs,
+        holdout=holdout,
+        target_precision=target_precision,
+    )
+    console = Console(stderr=True, highlight=False)
+    try:
+        with Store(path) as opened:
+            console.print(f"reading up to {runs} runs from {path} ...", markup=False)
+            steps = store_steps(opened, runs)
+        compiled = compile_router(steps, settings)
+        save(compiled.model, out)
+    except (ZerogError, OSError) as exc:
+        _fail(str(exc))
+    model = compiled.model
+    cal = model.calibration
+    console.print(
+        f"{len(model.classes)} routes from {compiled.examples} worker steps "
+        f"({compiled.train_examples} trained, {compiled.heldout_examples} held out); "
+        f"threshold {model.threshold:.3f} ({cal.note}); "
+        f"{len(dumps(model).encode())} bytes -> {out}",
+        markup=False,
+    )
+
+
+def show_command(
+    file: Annotated[Path, typer.Argument(help="A router file (zerog routes compile).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole file as JSON.")] = False,
+) -> None:
+    """Check a router file (format, version, digest) and print its routes."""
+    from zerog.router.artifact import digest_of, dumps, load
+
+    try:
+        model = load(file)
+    except ZerogError as exc:
+        _fail(str(exc))
+    if as_json:
+        sys.stdout.write(dumps(model))
+        return
+    console = Console(highlight=False)
+    cal = model.calibration
+    console.print(f"router      {file}  ({digest_of(model)[:23]}...)", markup=False)
+    console.print(
+        f"threshold   {model.threshold:.3f}  (target precision {cal.target_precision}, "
+        f"{cal.heldout_steps} held-out steps of {cal.heldout_runs} runs: {cal.correct}/"
+        f"{cal.routed} routed right; {cal.note})",
+        markup=False,
+    )
+    console.print(
+        f"trained on  {model.trained_steps} steps of {model.trained_runs} runs; "
+        f"{len(model.weights)} weight rows",
+        markup=False,
+    )
+    table = Table()
+    for column in ("route", "support", "runs", "demotions", "actions"):
+        table.add_column(column)
+    for route in model.classes:
+        actions = json.loads(route.actions)
+        summary = "; ".join(
+            one_line(str(a.get("command") or f"{a.get('kind')} {a.get('path')}"), 60)
+            for a in actions
+        )
+        table.add_row(
+            sanitize(route.name),
+            str(route.support),
+            str(route.runs),
+            str(route.demotions),
+            sanitize(summary),
+        )
+    console.print(table)
+
+
+def bench_router(
+    train: Annotated[int, typer.Option(help="Recorded runs to compile from.", min=4)] = 120,
+    heldout: Annotated[int, typer.Option(help="New runs to evaluate on.", min=1)] = 40,
+    sandbox: Annotated[str, typer.Option(help="Sandbox of every run.")] = "local",
+    seed: Annotated[int, typer.Option(help="Seed of the workload.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Share of steps routed, routed-step accuracy, tokens and time saved, decision latency."""
+    from zerog.bench.router import measure
+
+    console = Console(stderr=as_json, highlight=False)
+    try:
+        report = measure(
+            train=train,
+            heldout=heldout,
+            sandbox=sandbox,
+            seed=seed,
+            progress=lambda m: console.print(m, markup=False),
+        )
+    except ZerogError as exc:
+        _fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        return
+    console.print(report.table())
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    routes_app = typer.Typer(
+        help="Routers that carry out predictable steps without the model.",
+        no_args_is_help=True,
+    )
+    routes_app.command("compile")(compile_command)
+    routes_app.command("show")(show_command)
+    app.add_typer(routes_app, name="routes")
+    bench_app.command("router")(bench_router)
