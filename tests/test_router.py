@@ -16,6 +16,7 @@ from builders import acts, plan, scripted, shell, step, write, write_script
 from zerog import Engine, Goal, RunStatus
 from zerog.events import Event
 from zerog.journal import read_journal
+from zerog.models.scripted import ScriptedModel
 from zerog.router.artifact import RouterFileError, digest_of, dumps, load, loads, save
 from zerog.router.base import StepView
 from zerog.router.builtin import BuiltinRouter, step_key
@@ -393,3 +394,43 @@ def test_bench_router_smoke(tmp_path: Path) -> None:
     assert report["routed_accuracy"] == 1.0 or report["routed"] == 0
     assert isinstance(report["routed"], int)
     assert report["baseline_runs_ok"] == 2
+
+
+def test_a_resumed_run_replays_its_route_decisions(tmp_path: Path) -> None:
+    with Store(tmp_path / "runs.db") as store:
+        record(store, tmp_path, 8)
+        compiled = compile_router(store_steps(store, 100), Settings(holdout=0.3))
+    path = tmp_path / "router.json"
+    save(compiled.model, path)
+
+    def script() -> ScriptedModel:
+        return scripted(
+            plan(ROUTINE, step("Write done.txt")),
+            acts(write("notes.txt", "made by the model\n")),
+            acts(write("done.txt", "x")),
+        )
+
+    root = tmp_path / "broken"
+    root.mkdir()
+    with Store(tmp_path / "runs.db") as store:
+        router = make_router("compiled", router_file=path, store=store)
+        first = engine(script(), store, router).run(goal(root), run_id="whole")
+        assert first.ok
+        recorded_events = store.events("whole")
+        row = store.find("whole")
+    cut = next(e.seq for e in recorded_events if e.data.get("decision") == "demoted")
+    # A crash right after the demotion: the store holds the events up to it.
+    with Store(tmp_path / "crashed.db") as crashed:
+        crashed.create_run("whole", row.goal, row.workspace, row.spec, row.created)
+        for event in recorded_events:
+            if event.seq <= cut:
+                crashed.emit(event)
+        model = script()
+        router = make_router("compiled", router_file=path, store=crashed)
+        resumed = engine(model, crashed, router).resume("whole")
+        assert resumed.ok, resumed.reason
+        assert model.remaining() == 0
+        after = [e for e in crashed.events("whole") if e.seq > cut]
+        assert [e.data["decision"] for e in after if e.kind == "route"] == ["model"]
+        actions = [(e.data["step"], e.data["index"]) for e in after if e.kind == "action"]
+        assert actions == [(0, 1), (1, 0)]  # the retry keeps its place after the route

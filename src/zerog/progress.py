@@ -170,6 +170,13 @@ class ConsoleProgress:
             self._line(
                 (f"   ↺ rolled back ({d['written']} restored, {d['removed']} removed)", "yellow")
             )
+        elif kind == "route" and d.get("decision") in ("routed", "demoted"):
+            routed = d.get("decision") == "routed"
+            self._line(
+                (f"      {'→ routed' if routed else '↺ route demoted, asking the model'} ", "cyan"),
+                (one_line(str(d.get("route", "")), 60), "dim"),
+                (f"  {float(str(d.get('confidence', 0.0))):.2f}", "dim"),
+            )
         elif kind == "resumed":
             self._line((f"── resumed at {one_line(str(d.get('at', '')), 80)}", "bold magenta"))
         elif kind == "action_retried":
