@@ -17,6 +17,7 @@ from zerog import Engine, Goal, RunStatus
 from zerog.events import Event
 from zerog.journal import read_journal
 from zerog.models.scripted import ScriptedModel
+from zerog.replay import replay_run
 from zerog.router.artifact import RouterFileError, digest_of, dumps, load, loads, save
 from zerog.router.base import StepView
 from zerog.router.builtin import BuiltinRouter, step_key
@@ -418,6 +419,10 @@ def test_a_resumed_run_replays_its_route_decisions(tmp_path: Path) -> None:
         assert first.ok
         recorded_events = store.events("whole")
         row = store.find("whole")
+        # `zerog replay` gives the recorded decisions back: no divergence.
+        replayed = replay_run(store, "whole", environ=ENV, workdir=tmp_path)
+        assert replayed.divergences == []
+        assert replayed.replay.ok
     cut = next(e.seq for e in recorded_events if e.data.get("decision") == "demoted")
     # A crash right after the demotion: the store holds the events up to it.
     with Store(tmp_path / "crashed.db") as crashed:

@@ -16,6 +16,7 @@ from zerog.events import Event
 from zerog.journal import read_journal
 from zerog.loop import STATE_DIR, Engine
 from zerog.models.scripted import ScriptedModel, ScriptLine
+from zerog.router.replayed import recorded_router
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.workspace import Workspace
 from zerog.store import Store, StoreError
@@ -104,6 +105,7 @@ def replay_run(
         write_trace=False,
         sandbox_name=str(recorded_sandbox) if recorded_sandbox else None,
         network=bool(row.spec.get("network", False)),
+        router=recorded_router(events),
     )
     result = engine.run(
         goal.model_copy(update={"workspace": root}), spec={**row.spec, "replay_of": row.id}
