@@ -9,11 +9,15 @@ format, version or digest is wrong, or whose body does not validate, is refused 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import math
 import os
 import tempfile
+from array import array
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import Field, ValidationError, model_validator
@@ -59,7 +63,8 @@ class RouterModel(Frozen):
     dim: int
     classes: tuple[RouteClass, ...]
     bias: tuple[float, ...]
-    weights: dict[str, tuple[float, ...]]  # feature index (decimal) -> one weight per row
+    scale: float = Field(gt=0)  # a weight is its int8 value times this
+    weights: dict[str, str]  # feature index (decimal) -> base64 of one int8 per row
     threshold: float = Field(ge=0, le=1.01)
     demotion_factor: float = Field(default=0.5, gt=0, lt=1)
     max_demotions: int = Field(default=3, ge=1)
@@ -78,11 +83,9 @@ class RouterModel(Frozen):
         if len(self.bias) != rows:
             raise ValueError(f"bias has {len(self.bias)} rows, expected {rows}")
         for key, row in self.weights.items():
-            if not key.isdigit() or int(key) >= self.dim or len(row) != rows:
+            if not key.isdigit() or int(key) >= self.dim or len(_bytes(row)) != rows:
                 raise ValueError(f"weight row {key[:20]!r} is malformed")
-            if not all(math.isfinite(w) for w in row):
-                raise ValueError(f"weight row {key[:20]!r} is not finite")
-        if not all(math.isfinite(b) for b in self.bias):
+        if not all(math.isfinite(b) for b in (*self.bias, self.scale)):
             raise ValueError("bias is not finite")
         if len({c.name for c in self.classes}) != len(self.classes):
             raise ValueError("route names repeat")
@@ -91,6 +94,36 @@ class RouterModel(Frozen):
             if fill(route.actions, "placeholder.txt") is None:
                 raise ValueError(f"route {route.name!r} has invalid actions")
         return self
+
+    def table(self) -> dict[int, tuple[float, ...]]:
+        """The weights decoded: feature index -> one float per row."""
+        return {
+            int(key): tuple(v * self.scale for v in _bytes(row))
+            for key, row in self.weights.items()
+        }
+
+
+def _bytes(row: str) -> array[int]:
+    try:
+        raw = base64.b64decode(row, validate=True)
+    except binascii.Error:
+        raise ValueError("a weight row is not base64") from None
+    return array("b", raw)
+
+
+def quantize(
+    bias: Sequence[float], weights: Mapping[int, Sequence[float]]
+) -> tuple[tuple[float, ...], float, dict[str, str]]:
+    """Bias rounded, weights as int8 rows with one shared scale: a file of a few KB."""
+    largest = max((abs(w) for row in weights.values() for w in row), default=1.0)
+    scale = max(largest, 1e-6) / 127
+    rows = {
+        str(f): base64.b64encode(
+            array("b", (max(-127, min(127, round(w / scale))) for w in row)).tobytes()
+        ).decode()
+        for f, row in sorted(weights.items())
+    }
+    return tuple(round(b, 4) for b in bias), scale, rows
 
 
 def _canonical(body: object) -> bytes:

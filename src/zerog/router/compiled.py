@@ -10,12 +10,14 @@ from zerog.router.artifact import RouterFileError, RouterModel, load, save
 from zerog.router.base import Decision, StepView
 from zerog.router.features import fill, hashed, step_features
 
+Table = dict[int, tuple[float, ...]]
 
-def probabilities(model: RouterModel, indices: Sequence[int]) -> list[float]:
+
+def probabilities(bias: Sequence[float], table: Table, indices: Sequence[int]) -> list[float]:
     """Softmax over the rows (row 0: ask the model) for a step's hashed features."""
-    scores = list(model.bias)
+    scores = list(bias)
     for index in indices:
-        row = model.weights.get(str(index))
+        row = table.get(index)
         if row is not None:
             for k, w in enumerate(row):
                 scores[k] += w
@@ -44,6 +46,7 @@ class CompiledRouter:
         self.path = path
         self.warn = warn
         self.demotions = {c.name: c.demotions for c in model.classes}
+        self.table = model.table()
 
     @classmethod
     def from_file(cls, path: Path, warn: Callable[[str], None] | None = None) -> CompiledRouter:
@@ -57,7 +60,7 @@ class CompiledRouter:
         step = view.step
         checks = [c.label for c in view.goal.checks]
         names = step_features(step, checks, view.index, len(view.plan.steps))
-        probs = probabilities(self.model, hashed(names))
+        probs = probabilities(self.model.bias, self.table, hashed(names))
         if len(probs) == 1:
             return Decision(reason="the router has no routes")
         best = max(range(1, len(probs)), key=probs.__getitem__)

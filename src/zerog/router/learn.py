@@ -9,7 +9,8 @@ when a step is one of them.
 3. Split by run: a run belongs to the held-out part when the hash of its id falls in the
    ``holdout`` share (so the runs that calibrate were never trained on).
 4. Train a multinomial logistic regression (sparse hashed features, L2, AdaGrad, pure
-   Python) on the training part.
+   Python) on the training part, leaving out features seen in fewer than
+   ``min_feature_count`` training steps.
 5. Calibrate: the threshold is the lowest confidence at which the held-out routed
    decisions are at least ``target_precision`` correct (never below ``floor``). With no
    held-out routed decision to learn from, the threshold is ``fallback``; when no threshold
@@ -24,7 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from zerog.router.artifact import Calibration, RouteClass, RouterModel
+from zerog.router.artifact import Calibration, RouteClass, RouterModel, quantize
 from zerog.router.compiled import probabilities
 from zerog.router.features import DIM, FEATURE_VERSION, hashed, step_features, template
 from zerog.router.history import RecordedStep
@@ -44,6 +45,7 @@ class Example:
 class Settings:
     min_support: int = 3
     min_runs: int = 2
+    min_feature_count: int = 3
     holdout: float = 0.25
     target_precision: float = 0.99
     floor: float = 0.5
@@ -147,8 +149,9 @@ class Scored:
 
 def score(model: RouterModel, data: Sequence[tuple[tuple[int, ...], int]]) -> list[Scored]:
     out: list[Scored] = []
+    table = model.table()
     for features, truth in data:
-        probs = probabilities(model, features)
+        probs = probabilities(model.bias, table, features)
         if len(probs) == 1:
             out.append(Scored(probs[0], 0, truth))
             continue
@@ -211,17 +214,20 @@ def compile_router(steps: Sequence[RecordedStep], settings: Settings = Settings(
     held_part = [
         (e.features, rows.get(e.label, 0)) for e in found if heldout(e.run_id, settings.holdout)
     ]
+    seen = Counter(f for features, _ in train_part for f in features)
+    train_part = [  # a feature seen once (a run's own numbers, names) only adds weight rows
+        (tuple(f for f in features if seen[f] >= settings.min_feature_count), row)
+        for features, row in train_part
+    ]
     bias, weights = train(train_part, len(classes) + 1, settings)
+    bias_q, scale, rows_q = quantize(bias, weights)
     draft = RouterModel(
         feature_version=FEATURE_VERSION,
         dim=DIM,
         classes=classes,
-        bias=tuple(round(b, 3) for b in bias),
-        weights={  # 3 decimals, and rows that barely move a score left out: a small file
-            str(f): tuple(round(w, 3) for w in row)
-            for f, row in sorted(weights.items())
-            if max(abs(w) for w in row) >= 0.05
-        },
+        bias=bias_q,
+        scale=scale,
+        weights=rows_q,
         threshold=NEVER,
         calibration=Calibration(
             target_precision=settings.target_precision,
