@@ -52,6 +52,7 @@ MODULES = (
     ("words.py", "count"),
 )
 INSPECT = ("ls", "pwd", "du -s .")
+ROUTINE = ("Read ", "List the files", "Check that", "Run the unit tests")
 _ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 
 
@@ -63,6 +64,7 @@ class Job:
     text: str
     steps: list[dict[str, object]]
     actions: list[list[dict[str, str]]]
+    routine: list[bool]  # the same actions in every run (what a router should take)
 
 
 def shell(command: str) -> dict[str, str]:
@@ -131,6 +133,7 @@ def make_job(seed: int) -> Job:
         f"make {func}() in {module} return {value}",
         [s for s, _ in steps],
         [a for _, a in steps],
+        [str(s["intent"]).startswith(ROUTINE) for s, _ in steps],
     )
 
 
@@ -184,7 +187,9 @@ class RouterReport:
     artifact_bytes: int = 0
     compile_seconds: float = 0.0
     steps: int = 0
+    routine_steps: int = 0
     routed: int = 0
+    routed_routine: int = 0
     routed_same_actions: int = 0
     routed_same_outcome: int = 0
     demoted: int = 0
@@ -209,7 +214,10 @@ class RouterReport:
             "artifact_bytes": self.artifact_bytes,
             "compile_seconds": round(self.compile_seconds, 3),
             "steps": self.steps,
+            "routine_steps": self.routine_steps,
             "routed": self.routed,
+            "routed_routine": self.routed_routine,
+            "routed_other": self.routed - self.routed_routine,
             "routed_share": round(self.routed / max(self.steps, 1), 4),
             "routed_same_actions": self.routed_same_actions,
             "routed_same_outcome": self.routed_same_outcome,
@@ -304,8 +312,10 @@ def measure(
                         if event.data.get("decision") == "demoted":
                             report.demoted += 1
             report.steps += len(plan.steps)
+            report.routine_steps += sum(job.routine)
             for i in skip:
                 report.routed += 1
+                report.routed_routine += job.routine[i]
                 expected = [_ACTION.validate_python(a) for a in job.actions[i]]
                 if list(decisions[i].actions) == expected:
                     report.routed_same_actions += 1
