@@ -266,7 +266,9 @@ def measure(
         with Store(base / "train.db") as store:
             for n in range(train):
                 job = make_job(seed * 100_000 + n)
-                _engine(_model(job, set()), store, sandbox).run(_goal(job, base / f"t{n}"))
+                _engine(_model(job, set()), store, sandbox).run(
+                    _goal(job, base / f"t{n}"), run_id=f"train-{seed}-{n}"
+                )  # fixed ids: the held-out split of the compile, by id, is the same each time
                 if progress and (n + 1) % 10 == 0:
                     say(f"recorded {n + 1}/{train} training runs")
             start = time.perf_counter()
