@@ -373,6 +373,9 @@ def test_cli_routes_compile_show_and_refuse_a_bad_file(tmp_path: Path) -> None:
     needs = zerog(*common, "--sandbox", "local", "--router", "compiled", cwd=tmp_path)
     assert needs.returncode == 2
     assert "--router-file" in needs.stderr
+    unused = zerog(*common, "--router", "builtin", "--router-file", "r.json", cwd=tmp_path)
+    assert unused.returncode == 2
+    assert "only with --router compiled" in unused.stderr
     ok = zerog(
         *common,
         "--sandbox",

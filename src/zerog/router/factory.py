@@ -53,6 +53,8 @@ def make_router(
     file is refused (:class:`RouterFileError`), never half used."""
     if name not in ROUTERS:
         raise ConfigError(f"unknown router {name!r}: choose one of {', '.join(ROUTERS)}")
+    if router_file is not None and name != "compiled":
+        raise ConfigError("--router-file is read only with --router compiled")
     if name == "off":
         return None
     opened = store
