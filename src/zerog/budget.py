@@ -27,6 +27,7 @@ class Meter:
         self.cost = 0.0
         self.iterations = 0
         self.phases: dict[str, PhaseSpend] = {}
+        self.cache_hits: dict[str, int] = {}  # kind (model, tool, plan) -> hits this run
         self.replaying = False  # a resumed run re-walks its past: time is not checked
 
     def resume(self, already_elapsed: float) -> None:

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zerog import context as ctx
 from zerog import planner, worker
@@ -54,6 +55,10 @@ from zerog.validate.compile import SweepPlan, compile_checks
 from zerog.validate.feedback import summarize
 from zerog.validate.sidecar import SIDECARS, PythonRunner, make_sidecar
 from zerog.validate.sweep import flaky_state_hash, run_one, sweep
+
+if TYPE_CHECKING:
+    from zerog.cache.semantic import PlanCache, Reuse
+    from zerog.cache.tools import ToolCache
 
 STATE_DIR = ".zerog"
 STUCK_NOTICE = (
@@ -149,6 +154,8 @@ class Engine:
         wall_clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:12],
         router: Router | None = None,
+        plan_cache: PlanCache | None = None,
+        tool_cache: ToolCache | None = None,
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
@@ -170,6 +177,8 @@ class Engine:
         self.wall_clock = wall_clock
         self.new_id = new_id
         self.router = router  # None: every step without inline actions asks the worker
+        self.plan_cache = plan_cache  # reuse verified plans (cache/semantic.py); off: None
+        self.tool_cache = tool_cache  # serve deterministic actions (cache/tools.py)
 
     def run(
         self, goal: Goal, spec: Mapping[str, object] | None = None, run_id: str | None = None
@@ -236,6 +245,10 @@ class Engine:
             workspace = Workspace(root, state / "snapshots")
             try:
                 run = _Run(self, goal, sandbox, recorder, workspace, trace, journal)
+                if self.tool_cache is not None:  # actions only: checks always really run
+                    run.action_sandbox = self.tool_cache.wrap(
+                        sandbox, env, lambda _: run.state_hash()
+                    )
                 return run.with_checks(checks, sidecar).execute()
             finally:
                 if trace is not None:
@@ -258,6 +271,8 @@ class _Run:
         self.e = engine
         self.goal = goal
         self.sandbox = sandbox
+        self.action_sandbox: Sandbox = sandbox
+        self.resolved: list[Step] = []  # the executed plan's steps with their actions
         self.rec = recorder
         self.workspace = workspace
         self.trace = trace
@@ -311,6 +326,7 @@ class _Run:
                     ),
                     cost=float(str(data.get("cost", 0.0))),
                     model=str(data.get("model", "")),
+                    cache_hit=bool(data.get("cache_hit", False)),
                 )
         self.go_live(f"model call {call}")
         return None
@@ -371,7 +387,8 @@ class _Run:
                 context = ctx.build(
                     goal, self.e.environ, shown, omitted, notice=STUCK_NOTICE if repeats else ""
                 )
-                plan = planner.plan(self.model, context)
+                reuse = self.reuse_plan() if not history else None
+                plan = reuse.plan if reuse else planner.plan(self.model, context)
                 self.rec.emit(
                     "plan",
                     iteration=iteration,
@@ -385,8 +402,12 @@ class _Run:
                     if verdict.passed:
                         status = RunStatus.SUCCESS
                         reason = f"all checks passed (iteration {iteration})"
+                        self.remember_plan(reuse)
                         break
                     failures = verdict.failures
+                if reuse is not None and self.e.plan_cache is not None:  # failed: re-plan
+                    self.e.plan_cache.invalidate(reuse.entry)
+                    self.rec.emit("plan_cache", outcome="invalidated", entry=reuse.entry)
                 self.rollback(good, iteration)
                 # Paths relative to the workspace: shorter, and the same in every copy of it.
                 feedback = summarize(step_failure, failures).replace(f"{goal.workspace}/", "")
@@ -425,6 +446,7 @@ class _Run:
             verdict=verdict,
             trace_path=self.trace.path if self.trace else None,
             phases=dict(self.meter.phases),
+            cache_hits=dict(self.meter.cache_hits),
         )
         self.rec.emit(
             "run_finished",
@@ -436,8 +458,31 @@ class _Run:
             cost=result.cost,
             duration=round(result.duration, 6),
             phases={k: v.model_dump(mode="json") for k, v in result.phases.items()},
+            cache_hits=result.cache_hits,
         )
         return result
+
+    def reuse_plan(self) -> Reuse | None:
+        """A verified plan from the plan cache (first iteration of a live run only)."""
+        if self.e.plan_cache is None or self.journal is not None:
+            return None
+        reuse = self.e.plan_cache.lookup(self.goal)
+        self.rec.emit(
+            "plan_cache",
+            outcome="hit" if reuse else "miss",
+            entry=reuse.entry if reuse else None,
+            similarity=round(reuse.similarity, 4) if reuse else None,
+        )
+        if reuse is not None:
+            self.meter.cache_hits["plan"] = self.meter.cache_hits.get("plan", 0) + 1
+        return reuse
+
+    def remember_plan(self, reuse: Reuse | None) -> None:
+        """After success: store the plan that worked (a reused one is already stored)."""
+        if self.e.plan_cache is None or reuse is not None or self.replaying:
+            return
+        entry = self.e.plan_cache.store(self.goal, Plan(steps=tuple(self.resolved)))
+        self.rec.emit("plan_cache", outcome="stored", entry=entry)
 
     def validate(self, iteration: int) -> Verdict:
         """The validation sweep of one iteration (replayed from the journal if recorded)."""
@@ -508,7 +553,9 @@ class _Run:
             action=action.model_dump(mode="json"),
             snapshot=before,
         )
-        observation = self.sandbox.run(action, self.goal.workspace, limits)
+        observation = self.action_sandbox.run(action, self.goal.workspace, limits)
+        if observation.cached:
+            self.meter.cache_hits["tool"] = self.meter.cache_hits.get("tool", 0) + 1
         self.rec.emit(
             "observation",
             iteration=iteration,
@@ -553,6 +600,7 @@ class _Run:
         The flag is true when a step's own check failed: the step is known bad, and the
         loop rolls back without running the final sweep.
         """
+        self.resolved = []
         for index, step in enumerate(plan.steps):
             self.rec.emit("step_started", iteration=iteration, step=index, intent=step.intent)
             first = 0  # a routed step that failed is retried by the worker, numbered after it
@@ -563,9 +611,11 @@ class _Run:
                 rs = routed.actions  # empty when a resumed run replays a demotion
                 failed = self.run_step(iteration, step, index, rs, taken) if rs else None
                 if rs and failed is None:
+                    self.resolved.append(step.model_copy(update={"actions": tuple(rs)}))
                     continue
                 first = self.gate.demote(iteration, index, routed, failed[0][1] if failed else "")
             actions = step.actions or worker.act(self.model, context, plan, index)
+            self.resolved.append(step.model_copy(update={"actions": tuple(actions)}))
             bad = self.run_step(iteration, step, index, actions, taken, first)
             if bad is not None:
                 return bad

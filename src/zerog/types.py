@@ -335,6 +335,7 @@ class Observation(Frozen):
     stderr: str = ""
     duration: float = 0.0
     truncated: bool = False
+    cached: bool = False  # served from the tool cache: the command did not run again
 
     @property
     def ok(self) -> bool:
@@ -420,6 +421,7 @@ class RunResult(Frozen):
     verdict: Verdict | None = None
     trace_path: Path | None = None
     phases: dict[str, PhaseSpend] = Field(default_factory=dict)
+    cache_hits: dict[str, int] = Field(default_factory=dict)  # kind -> answers from a cache
 
     @property
     def ok(self) -> bool:

@@ -32,6 +32,7 @@ class Response(Frozen):
     usage: Usage = Usage()
     cost: float = 0.0
     model: str = ""
+    cache_hit: bool = False  # answered from an exact cache: no tokens were spent
 
 
 class Model(Protocol):

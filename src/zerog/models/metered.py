@@ -62,6 +62,8 @@ class MeteredModel:
         elif isinstance(self._model, Stateful):
             self._model.skip(request)
         self._meter.record(response.usage, response.cost, request.purpose)
+        if response.cache_hit:
+            self._meter.cache_hits["model"] = self._meter.cache_hits.get("model", 0) + 1
         self._recorder.emit(
             "model_call",
             call=self.calls,
@@ -73,6 +75,7 @@ class MeteredModel:
             output_tokens=response.usage.output_tokens,
             cached_tokens=response.usage.cached_tokens,
             cost=response.cost,
+            cache_hit=response.cache_hit,
             duration=round(self._clock() - started, 6),
         )
         return response
