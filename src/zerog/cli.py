@@ -7,7 +7,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -18,9 +19,11 @@ from rich.table import Table
 from rich.text import Text
 
 from zerog import cli_batch, cli_routes, cli_serve
+from zerog.cli_cache import Caching, caching, register
 from zerog.errors import ConfigError, ZerogError
 from zerog.events import Event, EventSink
 from zerog.loop import Engine
+from zerog.models.base import Model
 from zerog.models.spec import load_model
 from zerog.progress import ConsoleProgress
 from zerog.router.factory import make_router
@@ -68,6 +71,7 @@ bench_app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 cli_serve.register(app, bench_app)
 cli_routes.register(app, bench_app)
+register(app, bench_app)
 
 
 def _exit_code(result: RunResult) -> int:
@@ -92,6 +96,9 @@ def _summary(console: Console, result: RunResult) -> None:
         + (f" ({result.usage.cached_tokens:,} cached)" if result.usage.cached_tokens else ""),
     )
     table.add_row("cost", f"${result.cost:.4f}")
+    if result.cache_hits:
+        hits = ", ".join(f"{kind} {n}" for kind, n in sorted(result.cache_hits.items()))
+        table.add_row("cache hits", hits)
     for phase, spent in sorted(result.phases.items()):
         table.add_row(
             f"  {phase}",
@@ -226,6 +233,30 @@ def run(
         typer.Option(help="A router compiled by `zerog routes compile` (--router compiled)."),
     ] = None,
     otlp_endpoint: OtlpOption = None,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Answer deterministic model calls seen before from the cache (cache.db "
+            "beside the store): no tokens spent. See docs/caching.md.",
+        ),
+    ] = True,
+    plan_cache: Annotated[
+        bool,
+        typer.Option(
+            "--plan-cache",
+            help="Reuse a plan that succeeded for the same goal said differently (same "
+            "checks, same numbers/files/names; still validated). Needs the cache extra.",
+        ),
+    ] = False,
+    cache_command: Annotated[
+        list[str],
+        typer.Option(
+            "--cache-command",
+            help="A deterministic shell action whose result may be served from the cache "
+            "when the workspace and environment are unchanged (repeatable).",
+        ),
+    ] = [],  # noqa: B006
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -301,6 +332,7 @@ def run(
         network=network,
         sidecar=sidecar,
         routing=routing,
+        caches={"exact": cache, "plans": plan_cache, "commands": list(cache_command)},
     )
 
 
@@ -344,6 +376,7 @@ def _drive(
     network: bool = False,
     sidecar: str = "wasm",
     routing: dict[str, str | None] | None = None,
+    caches: dict[str, object] | None = None,
 ) -> NoReturn:
     """Build the engine, run or resume with live progress, print the summary, exit."""
     console = Console(stderr=as_json, highlight=False)
@@ -361,15 +394,17 @@ def _drive(
             base_dir=Path.cwd(),
             on_progress=None if quiet else lambda note: _note(note),
         )
-        with _open_store(store_path) as store:
+        with _open_store(store_path) as store, _caching(backend, store.path, caches) as cached:
             route = routing or {}
             file = route.get("router_file")
             router = make_router(
                 route.get("router") or "off", router_file=Path(file) if file else None, store=store
             )
             engine = Engine(
-                backend,
+                cached.model,
                 router=router,
+                plan_cache=cached.plan_cache,
+                tool_cache=cached.tool_cache,
                 sinks=sinks,
                 store=store,
                 limits=limits,
@@ -395,6 +430,25 @@ def _drive(
         _summary(console, result)
         console.print(f"run id      {result.run_id}  (zerog show {result.run_id})", markup=False)
     raise typer.Exit(_exit_code(result))
+
+
+@contextmanager
+def _caching(backend: Model, store: Path, options: dict[str, object] | None) -> Iterator[Caching]:
+    """The caches a run asked for (none for a resumed run), closed afterwards."""
+    opts = options or {}
+    commands = opts.get("commands")
+    cached = caching(
+        backend,
+        store,
+        exact=bool(opts.get("exact")),
+        plans=bool(opts.get("plans")),
+        commands=[str(c) for c in commands] if isinstance(commands, list) else [],
+        learn=False,
+    )
+    try:
+        yield cached
+    finally:
+        cached.close()
 
 
 @app.command()

@@ -4,7 +4,15 @@ Embeddings see "set the limit to 10 in a.py" and "set the limit to 100 in b.py" 
 the same sentence; they are different goals. Before a cached plan is reused, the numbers,
 file names, identifiers, quoted strings and rare words (words the embedding model's
 vocabulary does not know as a whole word: ``restock``, ``frobnicate``) of the new goal
-must equal the cached goal's, category by category and in order.
+must match the cached goal's:
+
+- quoted strings, file names, numbers and code identifiers (``snake_case``,
+  ``camelCase``, with digits) must be equal, category by category and in order (so that
+  "from 8000 to 9000" and "from 9000 to 8000" differ);
+- rare words are looser, since a paraphrase may add or drop one ("rename" against
+  "change the name"): two goals are incompatible only when *each* has a rare word that
+  the other goal's text does not contain at all, which is what a swapped target looks
+  like ("fix restock" against "fix reorder").
 """
 
 from __future__ import annotations
@@ -30,14 +38,23 @@ class Salient(Frozen):
     files: tuple[str, ...] = ()
     numbers: tuple[str, ...] = ()
     identifiers: tuple[str, ...] = ()
+    rare: frozenset[str] = frozenset()  # lowercase words the vocabulary does not know
+    words: frozenset[str] = frozenset()  # every lowercase word of the text
+
+    def matches(self, other: Salient) -> bool:
+        """Whether two goals may share a plan as far as their salient tokens go."""
+        if (self.quoted, self.files, self.numbers, self.identifiers) != (
+            other.quoted,
+            other.files,
+            other.numbers,
+            other.identifiers,
+        ):
+            return False
+        return not (self.rare - other.words and other.rare - self.words)
 
 
-def _identifier(word: str, is_common: IsCommon) -> bool:
-    if word.endswith("()") or "_" in word or any(c.isdigit() for c in word):
-        return True
-    if _CAMEL.search(word):
-        return True
-    return len(word) >= 3 and not is_common(word.lower())
+def _code(word: str) -> bool:
+    return "_" in word or any(c.isdigit() for c in word) or bool(_CAMEL.search(word))
 
 
 def extract(text: str, is_common: IsCommon) -> Salient:
@@ -50,6 +67,15 @@ def extract(text: str, is_common: IsCommon) -> Salient:
     )
     rest = _FILE.sub(" ", rest)
     numbers = tuple(m.group(0).lstrip("+") for m in _NUMBER.finditer(rest))
-    words = (w for w in _WORD.findall(rest))
-    identifiers = tuple(w.removesuffix("()") for w in words if _identifier(w, is_common))
-    return Salient(quoted=quoted, files=files, numbers=numbers, identifiers=identifiers)
+    words = [w.removesuffix("()") for w in _WORD.findall(rest)]
+    identifiers = tuple(w for w in words if _code(w))
+    plain = {w.lower() for w in words if not _code(w)}
+    rare = frozenset(w for w in plain if len(w) >= 3 and not is_common(w))
+    return Salient(
+        quoted=quoted,
+        files=files,
+        numbers=numbers,
+        identifiers=identifiers,
+        rare=rare,
+        words=frozenset(plain),
+    )

@@ -99,13 +99,20 @@ class PlanCache:
     loaded from the cache file on first use."""
 
     def __init__(
-        self, db: CacheDB, embedder: TextEmbedder, *, threshold: float = DEFAULT_THRESHOLD
+        self,
+        db: CacheDB,
+        embedder: TextEmbedder,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        salient_gate: bool = True,
     ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError("the similarity threshold must be in (0, 1]")
         self.db = db
         self.embedder = embedder
         self.threshold = threshold
+        self.salient_gate = salient_gate  # off only to measure what it prevents
+        self.last_outcome = ""  # why the last lookup missed (or "hit")
         self._index: dict[str, VectorIndex] | None = None
         self._goals: dict[int, str] = {}
 
@@ -129,13 +136,14 @@ class PlanCache:
         index = self._indexes().get(key)
         if index is None:
             self.db.count(KIND, "miss")
+            self.last_outcome = "checks"
             return None
         query = self.embedder.embed([goal.text])[0]
         wanted = self.salient(goal.text)
         outcome = "miss"
         for entry, similarity in index.search(query, self.threshold):
             stored_goal = self._goals.get(entry, "")
-            if self.salient(stored_goal) != wanted:
+            if self.salient_gate and not self.salient(stored_goal).matches(wanted):
                 outcome = "salient_mismatch"
                 continue
             row = self.db.plan(entry)
@@ -151,9 +159,11 @@ class PlanCache:
                 outcome = "precondition"
                 continue
             self.db.count(KIND, "hit")
+            self.last_outcome = "hit"
             self.db.touch_plan(entry)
             return Reuse(entry=entry, plan=plan, similarity=similarity, goal=stored_goal)
         self.db.count(KIND, outcome)
+        self.last_outcome = outcome
         return None
 
     def store(self, goal: Goal, plan: Plan) -> int:
