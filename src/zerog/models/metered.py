@@ -59,8 +59,8 @@ class MeteredModel:
         response = self._replayed(self.calls) if self._replayed else None
         if response is None:
             response = self._model.complete(request)
-        elif isinstance(self._model, Stateful):
-            self._model.skip(request)
+        elif isinstance(self._model, Stateful) and not response.cache_hit:
+            self._model.skip(request)  # a recorded cache hit never reached the backend
         self._meter.record(response.usage, response.cost, request.purpose)
         if response.cache_hit:
             self._meter.cache_hits["model"] = self._meter.cache_hits.get("model", 0) + 1
