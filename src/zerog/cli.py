@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from zerog import cli_batch, cli_routes, cli_serve
+from zerog import cli_batch, cli_humaneval, cli_routes, cli_serve
 from zerog.cli_cache import Caching, caching, register
 from zerog.errors import ConfigError, ZerogError
 from zerog.events import Event, EventSink
@@ -72,6 +72,7 @@ app.add_typer(bench_app, name="bench")
 cli_serve.register(app, bench_app)
 cli_routes.register(app, bench_app)
 register(app, bench_app)
+cli_humaneval.register(app, bench_app)
 
 
 def _exit_code(result: RunResult) -> int:

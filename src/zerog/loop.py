@@ -156,6 +156,7 @@ class Engine:
         router: Router | None = None,
         plan_cache: PlanCache | None = None,
         tool_cache: ToolCache | None = None,
+        plan_with: Callable[[Model, ctx.Context], Plan] | None = None,
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
@@ -179,6 +180,7 @@ class Engine:
         self.router = router  # None: every step without inline actions asks the worker
         self.plan_cache = plan_cache  # reuse verified plans (cache/semantic.py); off: None
         self.tool_cache = tool_cache  # serve deterministic actions (cache/tools.py)
+        self.plan_with = plan_with or planner.plan  # e.g. codeplan.CodePlanner for one file
 
     def run(
         self, goal: Goal, spec: Mapping[str, object] | None = None, run_id: str | None = None
@@ -388,7 +390,7 @@ class _Run:
                     goal, self.e.environ, shown, omitted, notice=STUCK_NOTICE if repeats else ""
                 )
                 reuse = self.reuse_plan() if not history else None
-                plan = reuse.plan if reuse else planner.plan(self.model, context)
+                plan = reuse.plan if reuse else self.e.plan_with(self.model, context)
                 self.rec.emit(
                     "plan",
                     iteration=iteration,

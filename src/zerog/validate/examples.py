@@ -1,0 +1,130 @@
+"""Checks generated from a goal's own text: the ``>>>`` examples in a Python file's docstrings.
+
+A function stub that documents itself with examples (``>>> add(2, 3)`` then ``5``) already
+says how it must behave. :func:`examples_check` turns those examples into a command check
+that imports the file in the sandbox, evaluates each example and compares the value with
+the documented one (as Python values when the documented text is a literal, as text
+otherwise), printing one line per mismatch. The examples are read once, from the file as
+it is when the goal is made, so an answer that rewrites the docstring cannot weaken its
+own check.
+"""
+
+from __future__ import annotations
+
+import ast
+import doctest
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from zerog.errors import ConfigError
+from zerog.types import MAX_COMMAND_CHARS, CommandCheck
+
+EXAMPLE_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Example:
+    """One documented call: the source after ``>>>`` and the text shown as its result."""
+
+    source: str
+    want: str
+
+
+def extract_examples(source: str) -> tuple[Example, ...]:
+    """The ``>>>`` examples of every docstring in ``source`` (a Python module), in order.
+
+    Examples whose expected output is empty (statements such as imports or assignments)
+    are kept: they set up the names later examples use. Unparseable sources give none.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ()
+    parser = doctest.DocTestParser()
+    found: list[Example] = []
+    nodes = [tree, *ast.walk(tree)]
+    seen: set[int] = set()
+    for node in nodes:
+        if not isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        doc = ast.get_docstring(node, clean=True)
+        if not doc:
+            continue
+        try:
+            parsed = parser.get_examples(doc)
+        except ValueError:  # inconsistent indentation and the like: no usable examples
+            continue
+        for ex in parsed:
+            found.append(Example(source=ex.source.strip(), want=ex.want.strip()))
+    return tuple(found)
+
+
+# The script the check runs: stdlib only, output bounded, one line per failed example.
+_RUNNER = """\
+import ast, importlib, json, signal, sys
+sys.path.insert(0, ".")
+cases = json.loads(CASES)
+ns = {}
+try:
+    module = importlib.import_module(MODULE)
+except BaseException as exc:
+    print(f"cannot import {MODULE}: {type(exc).__name__}: {exc}"[:500])
+    sys.exit(1)
+ns.update(vars(module))
+def alarm(signum, frame):
+    raise TimeoutError(f"took longer than {LIMIT} s")
+signal.signal(signal.SIGALRM, alarm)
+failed = 0
+for source, want in cases:
+    signal.alarm(LIMIT)
+    try:
+        if not want:
+            exec(source, ns)
+            continue
+        got = eval(source, ns)
+        try:
+            ok = bool(got == ast.literal_eval(want))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            ok = repr(got) == want or str(got) == want
+        if not ok:
+            failed += 1
+            print(f"{source} returned {got!r:.200}, expected {want:.200}")
+    except BaseException as exc:
+        failed += 1
+        print(f"{source[:200]} raised {type(exc).__name__}: {str(exc)[:200]}")
+    finally:
+        signal.alarm(0)
+print(f"{len(cases) - failed} of {len(cases)} examples pass")
+sys.exit(1 if failed else 0)
+"""
+
+
+def examples_script(module: str, examples: tuple[Example, ...]) -> str:
+    """The Python program that checks ``examples`` against ``module`` (importable name)."""
+    cases = json.dumps([[e.source, e.want] for e in examples])
+    return f"CASES = {cases!r}\nMODULE = {module!r}\nLIMIT = {int(EXAMPLE_TIMEOUT)}\n" + _RUNNER
+
+
+def examples_check(path: str, source: str, *, name: str = "") -> CommandCheck:
+    """A command check running the docstring examples of ``source`` against the module at
+    workspace path ``path`` (a ``.py`` file at the workspace root or in a package dir).
+
+    A file without examples still gets a check: that the module imports cleanly. When
+    the examples would make the command too long, the last ones are left out.
+    """
+    rel = PurePosixPath(path)
+    if rel.suffix != ".py" or rel.is_absolute() or ".." in rel.parts:
+        raise ConfigError(f"examples need a .py file inside the workspace, not {path!r}")
+    module = ".".join(rel.with_suffix("").parts)
+    examples = extract_examples(source)
+    while True:
+        command = f"python3 -c {shlex.quote(examples_script(module, examples))}"
+        if len(command) <= MAX_COMMAND_CHARS or not examples:
+            break
+        examples = examples[:-1]
+    return CommandCheck(command=command, name=name or f"docstring examples of {path}", timeout=60.0)
