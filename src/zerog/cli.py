@@ -7,7 +7,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -258,6 +258,29 @@ def run(
             "when the workspace and environment are unchanged (repeatable).",
         ),
     ] = [],  # noqa: B006
+    answer_file: Annotated[
+        str | None,
+        typer.Option(
+            help="The goal is about this one Python file: the model answers with its code "
+            "in a code block instead of a JSON plan (better for small models).",
+            show_default=False,
+        ),
+    ] = None,
+    examples: Annotated[
+        str | None,
+        typer.Option(
+            help="Also check the >>> docstring examples of this workspace Python file "
+            "(read when the run starts).",
+            show_default=False,
+        ),
+    ] = None,
+    escalate: Annotated[
+        list[str],
+        typer.Option(
+            help="After a failed iteration, move up to this model (repeatable, in order), "
+            "e.g. --model local --escalate local:1.5b.",
+        ),
+    ] = [],  # noqa: B006
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -303,19 +326,23 @@ def run(
     else:
         if not goal:
             _fail(ConfigError("say what to achieve (GOAL), or give a goal file with --goal FILE"))
-        if not check:
+        if not check and not examples:
             _fail(ConfigError("give at least one --check command that proves the goal"))
         try:
             the_goal = Goal(
                 text=goal,
                 workspace=workspace,
-                checks=tuple(CommandCheck(command=c) for c in check),
+                checks=tuple(CommandCheck(command=c) for c in check)
+                or _examples(workspace, examples),
                 budget=Budget.model_validate(budget),
                 env_allow=tuple(env),
             )
         except ValidationError as exc:
             _fail(exc)
     routing = {"router": router, "router_file": str(router_file.resolve()) if router_file else None}
+    if examples and (goal_file is not None or check):
+        extra = _examples(the_goal.workspace, examples)
+        the_goal = the_goal.model_copy(update={"checks": (*the_goal.checks, *extra)})
     if run_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):
         _fail(ConfigError("--run-id takes 1-64 letters, digits, '-' or '_'"))
     _drive(
@@ -334,7 +361,18 @@ def run(
         sidecar=sidecar,
         routing=routing,
         caches={"exact": cache, "plans": plan_cache, "commands": list(cache_command)},
+        answer_file=answer_file,
+        escalate=escalate,
     )
+
+
+def _examples(workspace: Path, path: str | None) -> tuple[CommandCheck, ...]:
+    from zerog.strategies import examples_for
+
+    try:
+        return (examples_for(workspace, path),) if path else ()
+    except ZerogError as exc:
+        _fail(exc)
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -378,6 +416,8 @@ def _drive(
     sidecar: str = "wasm",
     routing: dict[str, str | None] | None = None,
     caches: dict[str, object] | None = None,
+    answer_file: str | None = None,
+    escalate: Sequence[str] = (),
 ) -> NoReturn:
     """Build the engine, run or resume with live progress, print the summary, exit."""
     console = Console(stderr=as_json, highlight=False)
@@ -395,7 +435,22 @@ def _drive(
             base_dir=Path.cwd(),
             on_progress=None if quiet else lambda note: _note(note),
         )
-        with _open_store(store_path) as store, _caching(backend, store.path, caches) as cached:
+        from zerog.strategies import build_strategy
+
+        strategy = build_strategy(
+            backend,
+            lambda spec: load_model(
+                spec,
+                base_dir=Path.cwd(),
+                on_progress=None if quiet else lambda note: _note(note),
+            ),
+            answer_file=answer_file,
+            escalate=escalate,
+        )
+        with (
+            _open_store(store_path) as store,
+            _caching(strategy.model, store.path, caches) as cached,
+        ):
             route = routing or {}
             file = route.get("router_file")
             router = make_router(
@@ -406,7 +461,8 @@ def _drive(
                 router=router,
                 plan_cache=cached.plan_cache,
                 tool_cache=cached.tool_cache,
-                sinks=sinks,
+                sinks=[*sinks, *strategy.sinks],
+                plan_with=strategy.plan_with,
                 store=store,
                 limits=limits,
                 stuck_after=stuck_after,

@@ -98,21 +98,20 @@ class CodePlanner:
 
     def prompt(self, context: Context) -> str:
         current = next((f for f in context.files if f.path == self.path), None)
-        parts = [f"# Goal\n{context.goal}", f"# File {self.path}"]
+        parts = [f"{context.goal}\n"]
         if current is not None and current.content is not None:
-            parts.append(f"```python\n{current.content.rstrip()}\n```")
+            parts.append(f"```python\n{current.content.rstrip()}\n```\n")
         else:
-            parts.append("(the file does not exist yet)")
+            parts.append(f"({self.path} does not exist yet.)\n")
         if context.history and self.feedback:
-            parts.append("# Earlier attempts failed (they were rolled back)")
+            parts.append("Earlier attempts failed (they were rolled back):")
             for attempt in context.history[-2:]:
-                parts.append(
-                    f"## Attempt {attempt.iteration}\n```\n{sanitize(attempt.failure)}\n```"
-                )
+                parts.append(f"```\n{sanitize(attempt.failure)}\n```")
+            parts.append("")
         if context.notice and self.feedback:
-            parts.append(f"# Notice\n{context.notice}")
-        parts.append(f"Write the complete code of {self.path}.")
-        return "\n\n".join(parts)
+            parts.append(f"{context.notice}\n")
+        parts.append(f"Answer with the complete code of {self.path} in one ```python code block.")
+        return "\n".join(parts)
 
     def __call__(self, model: Model, context: Context) -> Plan:
         retry = bool(context.history) and self.retry_temperature > 0

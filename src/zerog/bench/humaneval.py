@@ -280,6 +280,7 @@ def run_task(
         first = models.get(config.model)
         sinks: list[EventSink] = []
         model: Model = first
+        escalating: Escalating | None = None
         if config.strategy == "cascade":
             escalating = Escalating(first, [lambda: models.get(config.escalate)])
             model = escalating
@@ -326,7 +327,7 @@ def run_task(
             answered_by=capture.plan_models[-1] if capture.plan_models else "",
             first_by=capture.plan_models[0] if capture.plan_models else "",
             checks_passed_first=capture.verdicts.get(1, False),
-            escalated=len(set(capture.plan_models)) > 1,
+            escalated=escalating is not None and escalating.level > 0,
             models=capture.models,
             answer=answer,
             first_answer=first_answer,

@@ -1,0 +1,67 @@
+"""Run strategies a user picks on the command line, built from engine parts.
+
+- ``answer_file``: plan with :class:`~zerog.codeplan.CodePlanner` (the model answers with
+  the file's code instead of a JSON plan; for goals about one Python file).
+- ``escalate``: the model specs to move up to, one per failed iteration
+  (:class:`~zerog.models.cascade.Escalating`); each is loaded only when first needed. With
+  an answer file, an escalated model is asked the same fresh question greedily (a small
+  model's failure output does not help a bigger one; see BENCHMARKS.md, HumanEval).
+- ``examples``: a check generated from the ``>>>`` examples of a workspace Python file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from zerog.codeplan import CodePlanner
+from zerog.context import Context
+from zerog.errors import ConfigError
+from zerog.events import EventSink
+from zerog.models.base import Model
+from zerog.models.cascade import Escalating
+from zerog.types import CommandCheck, Plan
+from zerog.validate.examples import examples_check
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """What the engine is built with: its model, planner and extra event sinks."""
+
+    model: Model
+    plan_with: Callable[[Model, Context], Plan] | None
+    sinks: tuple[EventSink, ...]
+
+
+def build_strategy(
+    first: Model,
+    load: Callable[[str], Model],
+    *,
+    answer_file: str | None = None,
+    escalate: Sequence[str] = (),
+) -> Strategy:
+    plan_with: Callable[[Model, Context], Plan] | None = None
+    if answer_file is not None:
+        plan_with = (
+            CodePlanner(answer_file, retry_temperature=0.0, feedback=False)
+            if escalate
+            else CodePlanner(answer_file)
+        )
+    if not escalate:
+        return Strategy(first, plan_with, ())
+    cascade = Escalating(first, [_loader(load, spec) for spec in escalate])
+    return Strategy(cascade, plan_with, (cascade,))
+
+
+def _loader(load: Callable[[str], Model], spec: str) -> Callable[[], Model]:
+    return lambda: load(spec)
+
+
+def examples_for(workspace: Path, path: str) -> CommandCheck:
+    """The docstring-examples check of ``path`` (read now, from the workspace)."""
+    try:
+        source = (workspace / path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path} in {workspace} for its examples: {exc}") from None
+    return examples_check(path, source)

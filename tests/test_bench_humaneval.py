@@ -1,0 +1,197 @@
+"""The HumanEval harness: task loading, the run through the engine, judging, resume and
+the report, on a tiny task file with the scripted model; and a smoke run of two real tasks
+with the real embedded 0.5B model."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from builders import scripted
+from zerog.bench.humaneval import (
+    Config,
+    ModelSpend,
+    TaskResult,
+    default_data_file,
+    load_tasks,
+    markdown,
+    read_results,
+    run_bench,
+    select,
+    summarize,
+)
+from zerog.config import Config as ZerogConfig
+from zerog.config import LocalSettings
+from zerog.errors import ConfigError
+from zerog.models.base import Model
+from zerog.models.scripted import ScriptedModel, parse_line
+from zerog.models.spec import load_model
+
+TASKS = [
+    {
+        "task_id": "Tiny/0",
+        "prompt": 'def add(a, b):\n    """Add.\n    >>> add(1, 2)\n    3\n    """\n',
+        "entry_point": "add",
+        "test": "def check(candidate):\n    assert candidate(2, 2) == 4\n",
+    },
+    {
+        "task_id": "Tiny/1",
+        "prompt": 'def neg(a):\n    """Negate.\n    >>> neg(1)\n    -1\n    """\n',
+        "entry_point": "neg",
+        "test": "def check(candidate):\n    assert candidate(0) == 0\n"
+        "    assert candidate(5) == -5\n",
+    },
+]
+ADD = {"text": "```python\ndef add(a, b):\n    return a + b\n```"}
+NEG_WRONG = {"text": "```python\ndef neg(a):\n    return -1\n```"}  # passes its example only
+NEG_BAD = {"text": "```python\ndef neg(a):\n    return a\n```"}
+NEG = {"text": "```python\ndef neg(a):\n    return -a\n```"}
+
+
+def data_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.jsonl"
+    path.write_text("\n".join(json.dumps(t) for t in TASKS) + "\n", encoding="utf-8")
+    return path
+
+
+def loader(**models: ScriptedModel) -> tuple[list[str], Callable[[str], Model]]:
+    asked: list[str] = []
+
+    def load(spec: str) -> Model:
+        asked.append(spec)
+        return models[spec.replace(":", "_").replace(".", "")]
+
+    return asked, load
+
+
+def test_single_shot_judges_with_the_official_tests_and_resumes(tmp_path: Path) -> None:
+    tasks = load_tasks(data_file(tmp_path))
+    out = tmp_path / "out"
+    config = Config(model="small", sandbox="local")
+    _, load = loader(small=scripted(ADD))
+    summary, results = run_bench(tasks[:1], config, out, load)
+    assert (summary.tasks, summary.passed) == (1, 1)
+    # Resume: Tiny/0 is done and not asked again (the script has only Tiny/1's answer).
+    _, load = loader(small=scripted(NEG_WRONG))
+    seen: list[int] = []
+    summary, results = run_bench(
+        tasks,
+        config,
+        out,
+        load,
+        on_result=lambda done, total: seen.append(len(done)),
+    )
+    assert seen == [1, 2]
+    assert [r.task_id for r in results] == ["Tiny/0", "Tiny/1"]
+    neg = results[1]
+    assert neg.checks_passed_first  # its own example passes...
+    assert not neg.passed  # ...the hidden tests do not
+    assert (summary.passed, summary.signal["check_pass_wrong"]) == (1, 1)
+    assert len(read_results(out / "results.jsonl")) == 2
+    assert "| small | hidden | single | 1 | 2 | 1/2 = 50.0% |" in (out / "summary.md").read_text()
+    with pytest.raises(ConfigError, match="another configuration"):
+        run_bench(tasks, Config(model="other", sandbox="local"), out, load)
+
+
+def test_cascade_escalates_when_the_examples_fail(tmp_path: Path) -> None:
+    tasks = load_tasks(data_file(tmp_path))
+    config = Config(
+        model="small", strategy="cascade", max_iterations=2, escalate="big", sandbox="local"
+    )
+    big = ScriptedModel([parse_line(NEG, "big")], name="big")
+    asked, load = loader(small=scripted(ADD, NEG_BAD), big=big)
+    summary, results = run_bench(tasks, config, tmp_path / "out", load)
+    assert asked == ["small", "big"]  # the big model is loaded only when needed
+    assert [r.passed for r in results] == [True, True]
+    assert [r.first_passed for r in results] == [True, False]
+    assert [r.escalated for r in results] == [False, True]
+    assert summary.solved_by == {"scripted": 1, "big": 1}
+    assert (results[1].first_by, results[1].answered_by) == ("scripted", "big")
+    assert summary.first_passed == 1
+    assert results[1].iterations == 2
+
+
+def test_track_given_uses_the_official_tests_as_the_goal(tmp_path: Path) -> None:
+    tasks = load_tasks(data_file(tmp_path))[1:]
+    config = Config(
+        model="small", track="given", strategy="loop", max_iterations=3, sandbox="local"
+    )
+    _, load = loader(small=scripted(NEG_WRONG, NEG))
+    _, results = run_bench(tasks, config, tmp_path / "out", load)
+    assert results[0].passed
+    assert results[0].iterations == 2  # the example-passing answer failed the real tests
+    assert not results[0].checks_passed_first
+
+
+def test_aggregation_per_task_and_per_solved() -> None:
+    def result(task: str, passed: bool, by: str, tokens: int) -> TaskResult:
+        return TaskResult(
+            task_id=task,
+            passed=passed,
+            first_passed=passed,
+            status="success",
+            iterations=1,
+            input_tokens=tokens,
+            output_tokens=tokens // 2,
+            wall_seconds=2.0,
+            model_seconds=1.5,
+            answered_by=by,
+            first_by="local",
+            checks_passed_first=passed,
+            escalated=by != "local",
+            models={
+                by: ModelSpend(calls=1, input_tokens=tokens, output_tokens=tokens // 2, seconds=1.5)
+            },
+        )
+
+    results = [
+        result("a", True, "local", 100),
+        result("b", True, "local:1.5b", 300),
+        result("c", False, "local", 200),
+    ]
+    summary = summarize(results)
+    assert (summary.tasks, summary.passed, summary.escalated) == (3, 2, 1)
+    assert summary.per_task(summary.input_tokens) == 200
+    assert summary.per_solved(summary.input_tokens) == 300
+    assert summary.solved_by == {"local": 1, "local:1.5b": 1}
+    assert summary.models["local"].seconds == 3.0
+    table = markdown(Config(), summary)
+    assert "2/3 = 66.7%" in table
+    assert "local:1.5b 1 (33.3% of tasks)" in table
+    assert TaskResult.from_json(results[1].to_json()) == results[1]
+
+
+def test_bad_selections_and_configurations_are_refused(tmp_path: Path) -> None:
+    tasks = load_tasks(data_file(tmp_path))
+    assert [t.task_id for t in select(tasks, 1, [])] == ["Tiny/0"]
+    with pytest.raises(ConfigError, match="unknown task ids: Nope/1"):
+        select(tasks, None, ["Nope/1"])
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        Config(strategy="magic").validate()
+    with pytest.raises(ConfigError, match="at least 2 iterations"):
+        Config(strategy="cascade", max_iterations=1).validate()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"task_id": "x"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="without 'prompt'"):
+        load_tasks(bad)
+
+
+def test_smoke_two_real_tasks_with_the_embedded_model_in_bwrap(tmp_path: Path) -> None:
+    """The real thing, CI-sized: the package's data, the 0.5B model, the bwrap sandbox."""
+    tasks = select(load_tasks(default_data_file()), None, ["HumanEval/23", "HumanEval/53"])
+    assert len(tasks) == 2
+    settings = ZerogConfig(local=LocalSettings(n_threads=1))  # robust on a busy machine
+    summary, results = run_bench(
+        tasks,
+        Config(model="local", sandbox="bwrap"),
+        tmp_path / "out",
+        lambda spec: load_model(spec, tmp_path, config=settings, environ=os.environ),
+    )
+    assert summary.tasks == 2
+    assert summary.passed >= 1  # strlen and add: the 0.5B solves both when healthy
+    assert all(r.input_tokens > 50 and r.output_tokens > 5 for r in results)
+    assert summary.models["local"].calls == 2

@@ -1,0 +1,108 @@
+"""The code planner and the escalating model, through the real engine (local sandbox)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from builders import scripted
+from zerog import Budget, Engine, Goal, RunStatus
+from zerog.codeplan import CodePlanner, extract_code, merge
+from zerog.models.base import Model
+from zerog.models.cascade import Escalating
+from zerog.models.scripted import ScriptedModel
+from zerog.sandbox.local import LocalSandbox
+from zerog.types import CommandCheck
+
+STUB = (
+    "import math\n\n\ndef helper(x):\n    return x * 2\n\n\n"
+    "def area(r):\n    '''Area of a circle of radius r, doubled.'''\n"
+)
+
+
+def test_code_is_taken_from_the_longest_fenced_block_or_the_whole_answer() -> None:
+    answer = "Sure!\n```python\ndef f():\n    return 1\n```\nand\n```\nx\n```"
+    assert extract_code(answer) == "def f():\n    return 1\n"
+    assert extract_code("def g():\n    pass\n\n") == "def g():\n    pass\n"
+    assert extract_code("```py\nunclosed = 1\n") == "unclosed = 1\n"
+
+
+def test_merge_keeps_imports_and_helpers_the_answer_does_not_redefine() -> None:
+    merged = merge(STUB, "def area(r):\n    return helper(math.pi * r * r)\n")
+    namespace: dict[str, object] = {}
+    exec(compile(merged, "merged", "exec"), namespace)
+    area = namespace["area"]
+    assert callable(area)
+    assert round(area(1), 4) == round(2 * 3.14159265, 4)
+    assert merged.count("def area") == 1
+    assert merge(STUB, "def broken(:\n") == "def broken(:\n"
+
+
+def goal(root: Path, iterations: int) -> Goal:
+    (root / "calc.py").write_text(STUB, encoding="utf-8")
+    check = CommandCheck(
+        command="python3 -c 'import calc; assert round(calc.area(1), 2) == 6.28'", name="area"
+    )
+    return Goal(
+        text="Implement area()",
+        workspace=root,
+        checks=(check,),
+        budget=Budget(max_iterations=iterations),
+    )
+
+
+def engine(model: Model, *sinks: Escalating, planner: CodePlanner | None = None) -> Engine:
+    return Engine(
+        model,
+        LocalSandbox({"PATH": "/usr/bin:/bin"}),
+        sinks=sinks,
+        write_trace=False,
+        plan_with=planner or CodePlanner("calc.py"),
+    )
+
+
+WRONG = {"text": "```python\ndef area(r):\n    return r\n```"}
+RIGHT = {"text": "```python\ndef area(r):\n    return helper(math.pi * r * r)\n```"}
+
+
+def test_a_code_answer_is_written_merged_and_validated(tmp_path: Path) -> None:
+    model = scripted(WRONG, RIGHT)
+    result = engine(model).run(goal(tmp_path, 3))
+    assert result.status is RunStatus.SUCCESS
+    assert result.iterations == 2
+    assert "return helper(math.pi * r * r)" in (tmp_path / "calc.py").read_text()
+    first, retry = model.requests
+    assert first.temperature == 0.0
+    assert retry.temperature == 0.7  # a retry is sampled, and sees the failure
+    assert "Earlier attempts failed" in retry.messages[-1].content
+    assert "Earlier attempts" not in first.messages[-1].content
+
+
+def test_escalation_hands_the_same_fresh_question_to_the_stronger_model(tmp_path: Path) -> None:
+    small = scripted(WRONG)
+    built: list[ScriptedModel] = []
+
+    def big() -> ScriptedModel:
+        built.append(scripted(RIGHT))
+        return built[-1]
+
+    cascade = Escalating(small, [big])
+    planner = CodePlanner("calc.py", retry_temperature=0.0, feedback=False)
+    result = engine(cascade, cascade, planner=planner).run(goal(tmp_path, 2))
+    assert result.status is RunStatus.SUCCESS
+    assert cascade.level == 1
+    assert len(built) == 1
+    assert built[0].requests[0].messages == small.requests[0].messages
+    assert built[0].requests[0].temperature == 0.0
+
+
+def test_the_stronger_model_is_never_built_when_the_first_succeeds(tmp_path: Path) -> None:
+    def big() -> ScriptedModel:
+        raise AssertionError("the stronger model was built")
+
+    cascade = Escalating(scripted(RIGHT), [big])
+    result = engine(cascade, cascade).run(goal(tmp_path, 2))
+    assert result.ok
+    assert cascade.level == 0
+    assert cascade.escalate() is True  # escalating by hand moves one model up
+    assert cascade.level == 1
+    assert cascade.escalate() is False  # there is nothing above
