@@ -86,13 +86,25 @@ def test_escalation_hands_the_same_fresh_question_to_the_stronger_model(tmp_path
         return built[-1]
 
     cascade = Escalating(small, [big])
-    planner = CodePlanner("calc.py", retry_temperature=0.0, feedback=False)
+    planner = CodePlanner("calc.py", fresh_retries=1)
     result = engine(cascade, cascade, planner=planner).run(goal(tmp_path, 2))
     assert result.status is RunStatus.SUCCESS
     assert cascade.level == 1
     assert len(built) == 1
     assert built[0].requests[0].messages == small.requests[0].messages
     assert built[0].requests[0].temperature == 0.0
+
+
+def test_after_the_fresh_retries_the_failures_are_shown(tmp_path: Path) -> None:
+    small, big = scripted(WRONG), scripted(WRONG, RIGHT)
+    cascade = Escalating(small, [lambda: big])
+    planner = CodePlanner("calc.py", fresh_retries=1)
+    result = engine(cascade, cascade, planner=planner).run(goal(tmp_path, 3))
+    assert result.ok
+    fresh, informed = big.requests
+    assert (fresh.temperature, informed.temperature) == (0.0, 0.7)
+    assert "Earlier attempts failed" in informed.messages[-1].content
+    assert "Earlier attempts" not in fresh.messages[-1].content
 
 
 def test_the_stronger_model_is_never_built_when_the_first_succeeds(tmp_path: Path) -> None:

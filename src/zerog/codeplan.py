@@ -8,11 +8,11 @@ the file's ones, and the file's other top-level statements (imports, helper func
 answer did not repeat) are kept, so an answer that writes only the asked-for function still
 makes a whole module.
 
-Earlier attempts of the run (rolled back) are shown with their failures (``feedback``);
-from the second iteration on the answer is sampled at ``retry_temperature`` so that a retry
-of the same model is not the same greedy answer again. With ``feedback=False`` and a
-``retry_temperature`` of 0 every iteration asks the same fresh question: what an
-escalation to a stronger model wants (it answers as it would in a single shot).
+The first ``fresh_retries`` retries ask the same fresh question again, greedily, without
+the failures: what an escalation to a stronger model wants (it answers as it would in a
+single shot). Later retries show the earlier attempts (rolled back) with their failures
+and are sampled at ``retry_temperature``, so that a retry of the same model is not the
+same greedy answer again.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class CodePlanner:
         path: str,
         *,
         retry_temperature: float = 0.7,
-        feedback: bool = True,
+        fresh_retries: int = 0,
         max_tokens: int = 1536,
     ) -> None:
         rel = PurePosixPath(path)
@@ -93,28 +93,37 @@ class CodePlanner:
             raise ConfigError(f"the answer file must be a path inside the workspace, not {path!r}")
         self.path = str(rel)
         self.retry_temperature = retry_temperature
-        self.feedback = feedback
+        if fresh_retries < 0:
+            raise ConfigError("fresh_retries cannot be negative")
+        self.fresh_retries = fresh_retries
         self.max_tokens = max_tokens
 
+    def with_feedback(self, context: Context) -> bool:
+        """Whether this iteration shows the failures (and is sampled)."""
+        if not context.history:
+            return False
+        return context.history[-1].iteration > self.fresh_retries
+
     def prompt(self, context: Context) -> str:
+        feedback = self.with_feedback(context)
         current = next((f for f in context.files if f.path == self.path), None)
         parts = [f"{context.goal}\n"]
         if current is not None and current.content is not None:
             parts.append(f"```python\n{current.content.rstrip()}\n```\n")
         else:
             parts.append(f"({self.path} does not exist yet.)\n")
-        if context.history and self.feedback:
+        if feedback:
             parts.append("Earlier attempts failed (they were rolled back):")
             for attempt in context.history[-2:]:
                 parts.append(f"```\n{sanitize(attempt.failure)}\n```")
             parts.append("")
-        if context.notice and self.feedback:
+        if context.notice and feedback:
             parts.append(f"{context.notice}\n")
         parts.append(f"Answer with the complete code of {self.path} in one ```python code block.")
         return "\n".join(parts)
 
     def __call__(self, model: Model, context: Context) -> Plan:
-        retry = bool(context.history) and self.retry_temperature > 0
+        retry = self.with_feedback(context)
         request = Request(
             messages=(
                 Message(role="system", content=SYSTEM),
@@ -122,7 +131,7 @@ class CodePlanner:
             ),
             max_tokens=self.max_tokens,
             temperature=self.retry_temperature if retry else 0.0,
-            seed=len(context.history) if retry else None,
+            seed=context.history[-1].iteration if retry else None,
             purpose="plan",
         )
         text = model.complete(request).text

@@ -4,8 +4,9 @@
   the file's code instead of a JSON plan; for goals about one Python file).
 - ``escalate``: the model specs to move up to, one per failed iteration
   (:class:`~zerog.models.cascade.Escalating`); each is loaded only when first needed. With
-  an answer file, an escalated model is asked the same fresh question greedily (a small
-  model's failure output does not help a bigger one; see BENCHMARKS.md, HumanEval).
+  an answer file, an escalated model is first asked the same fresh question greedily (a
+  small model's failure output does not help a bigger one; see BENCHMARKS.md, HumanEval);
+  later retries see the failures.
 - ``examples``: a check generated from the ``>>>`` examples of a workspace Python file.
 """
 
@@ -44,7 +45,7 @@ def build_strategy(
     plan_with: Callable[[Model, Context], Plan] | None = None
     if answer_file is not None:
         plan_with = (
-            CodePlanner(answer_file, retry_temperature=0.0, feedback=False)
+            CodePlanner(answer_file, fresh_retries=len(escalate))
             if escalate
             else CodePlanner(answer_file)
         )

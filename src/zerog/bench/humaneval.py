@@ -18,7 +18,8 @@ Strategies (engine features, all usable in ``zerog run``):
   sampled at temperature 0.7.
 - ``cascade``: the first model greedy; after a failed iteration the engine escalates
   (:class:`~zerog.models.cascade.Escalating`) to the stronger model, which is asked the
-  same fresh question (no feedback, greedy), up to K iterations.
+  same fresh question (no feedback, greedy: its single shot); from iteration 3 on (K > 2)
+  it sees the failures and is sampled at temperature 0.7, as in ``loop``.
 
 The answer judged is the one the engine leaves on success, else the last one it wrote
 (read from the run's ``action`` events). The first attempt's answer is judged as well:
@@ -285,7 +286,7 @@ def run_task(
             escalating = Escalating(first, [lambda: models.get(config.escalate)])
             model = escalating
             sinks.append(escalating)
-            planner = CodePlanner(SOLUTION, retry_temperature=0.0, feedback=False)
+            planner = CodePlanner(SOLUTION, fresh_retries=1)
         else:
             planner = CodePlanner(SOLUTION)
         capture = _Capture()
