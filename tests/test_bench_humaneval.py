@@ -14,6 +14,7 @@ import pytest
 from builders import scripted
 from zerog.bench.humaneval import (
     Config,
+    compare,
     ModelSpend,
     TaskResult,
     default_data_file,
@@ -93,6 +94,12 @@ def test_single_shot_judges_with_the_official_tests_and_resumes(tmp_path: Path) 
     assert (summary.passed, summary.signal["check_pass_wrong"]) == (1, 1)
     assert len(read_results(out / "results.jsonl")) == 2
     assert "| small | hidden | single | 1 | 2 | 1/2 = 50.0% |" in (out / "summary.md").read_text()
+    table = compare([out, out])
+    assert "Over the 2 tasks finished in every directory." in table
+    assert table.count("| small | hidden | single | 1 | 1/2 = 50.0% | 1/2 |") == 2
+    assert "| 1.00x |" in table
+    with pytest.raises(ConfigError, match="not a humaneval results directory"):
+        compare([tmp_path])
     with pytest.raises(ConfigError, match="another configuration"):
         run_bench(tasks, Config(model="other", sandbox="local"), out, load)
 

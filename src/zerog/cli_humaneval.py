@@ -25,6 +25,23 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the command to ``zerog bench``."""
     del app  # only a bench command here
     bench_app.command("humaneval")(bench_humaneval)
+    bench_app.command("humaneval-compare")(bench_humaneval_compare)
+
+
+def bench_humaneval_compare(
+    outs: Annotated[
+        list[Path], typer.Argument(help="Results directories of `zerog bench humaneval`.")
+    ],
+) -> None:
+    """Compare HumanEval results directories over the tasks they all finished (Markdown)."""
+    from zerog.bench.humaneval import compare
+
+    try:
+        table = compare(outs)
+    except ZerogError as exc:
+        Console(stderr=True).print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
+        raise typer.Exit(2) from None
+    typer.echo(table, nl=False)
 
 
 def bench_humaneval(

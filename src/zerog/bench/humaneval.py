@@ -552,3 +552,44 @@ def run_bench(
 
 def iter_done(out: Path) -> Iterator[TaskResult]:
     yield from read_results(out / "results.jsonl").values()
+
+
+# ---------------------------------------------------------------- comparing runs
+
+
+def read_config(out: Path) -> Config:
+    path = out / "config.json"
+    try:
+        return Config(**json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, TypeError) as exc:
+        raise ConfigError(f"{out} is not a humaneval results directory: {exc}") from None
+
+
+def compare(outs: Sequence[Path]) -> str:
+    """A Markdown table of several result directories over the tasks they all finished,
+    with model time as a ratio to the first directory's."""
+    if not outs:
+        raise ConfigError("name at least one results directory")
+    runs = [(read_config(out), read_results(out / "results.jsonl")) for out in outs]
+    common = set.intersection(*(set(done) for _, done in runs))
+    if not common:
+        raise ConfigError("the directories have no finished task in common")
+    head = (
+        f"Over the {len(common)} tasks finished in every directory.\n\n"
+        "| model | track | strategy | K | pass@1 | first attempt | model s/task "
+        "| model time vs first row | in tok/task | out tok/task | escalated |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = []
+    base = 0.0
+    for config, done in runs:
+        s = summarize([done[t] for t in sorted(common)])
+        base = base or s.model_seconds or 1.0
+        rows.append(
+            f"| {config.model} | {config.track} | {config.strategy} | {config.max_iterations} "
+            f"| {s.passed}/{s.tasks} = {100 * s.pass_rate:.1f}% | {s.first_passed}/{s.tasks} "
+            f"| {s.per_task(s.model_seconds):.1f} | {s.model_seconds / base:.2f}x "
+            f"| {s.per_task(s.input_tokens):.0f} | {s.per_task(s.output_tokens):.0f} "
+            f"| {s.escalated} |"
+        )
+    return head + "\n".join(rows) + "\n"
