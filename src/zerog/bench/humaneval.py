@@ -581,14 +581,15 @@ def compare(outs: Sequence[Path]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
-    base = 0.0
+    base: float | None = None
     for config, done in runs:
         s = summarize([done[t] for t in sorted(common)])
-        base = base or s.model_seconds or 1.0
+        base = s.model_seconds if base is None else base
+        ratio = f"{s.model_seconds / base:.2f}x" if base > 0 else "n/a"
         rows.append(
             f"| {config.model} | {config.track} | {config.strategy} | {config.max_iterations} "
             f"| {s.passed}/{s.tasks} = {100 * s.pass_rate:.1f}% | {s.first_passed}/{s.tasks} "
-            f"| {s.per_task(s.model_seconds):.1f} | {s.model_seconds / base:.2f}x "
+            f"| {s.per_task(s.model_seconds):.1f} | {ratio} "
             f"| {s.per_task(s.input_tokens):.0f} | {s.per_task(s.output_tokens):.0f} "
             f"| {s.escalated} |"
         )
