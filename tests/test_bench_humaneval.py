@@ -23,6 +23,7 @@ from zerog.bench.humaneval import (
     read_results,
     run_bench,
     select,
+    signal_study,
     summarize,
 )
 from zerog.config import Config as ZerogConfig
@@ -31,6 +32,7 @@ from zerog.errors import ConfigError
 from zerog.models.base import Model
 from zerog.models.scripted import ScriptedModel, parse_line
 from zerog.models.spec import load_model
+from zerog.sandbox.local import LocalSandbox
 
 TASKS = [
     {
@@ -202,3 +204,26 @@ def test_smoke_two_real_tasks_with_the_embedded_model_in_bwrap(tmp_path: Path) -
     assert summary.passed >= 1  # strlen and add: the 0.5B solves both when healthy
     assert all(r.input_tokens > 50 and r.output_tokens > 5 for r in results)
     assert summary.models["local"].calls == 2
+
+
+def test_signal_study_replays_escalation_policies_on_recorded_runs(tmp_path: Path) -> None:
+    tasks = load_tasks(data_file(tmp_path))
+    _, load_small = loader(small=scripted(ADD, NEG_WRONG))
+    run_bench(tasks, Config(model="small", sandbox="local"), tmp_path / "s", load_small)
+    _, load_big = loader(big=scripted(ADD, NEG))
+    run_bench(tasks, Config(model="big", sandbox="local"), tmp_path / "b", load_big)
+    sandbox = LocalSandbox({"PATH": "/usr/bin:/bin"})
+    table = signal_study(tasks, tmp_path / "s", tmp_path / "b", sandbox)
+    assert "Over the 2 tasks finished in both directories; 2 have a generated edge call." in table
+    # The wrong neg() passes its example and survives neg(0): no signal catches it.
+    assert "| examples fail | 0 | - | 0% | 1/2 = 50.0% |" in table
+    assert "| generated edge call fails | 0 | - | 0% | 1/2 = 50.0% |" in table
+    assert "| oracle (small answer wrong) | 1 | 100% | 100% | 2/2 = 100.0% |" in table
+    assert "| always (big model single shot) | 2 | 50% | 100% | 2/2 = 100.0% |" in table
+    crashing = {"text": "```python\ndef neg(a):\n    return -(a // a) * a\n```"}
+    _, load_crash = loader(small=scripted(ADD, crashing))
+    run_bench(tasks, Config(model="small", sandbox="local"), tmp_path / "c", load_crash)
+    table = signal_study(tasks, tmp_path / "c", tmp_path / "b", sandbox)
+    # Right but for 0: the example passes, the generated neg(0) raises, so it escalates.
+    assert "| examples fail | 0 | - | 0% | 1/2 = 50.0% |" in table
+    assert "| generated edge call fails | 1 | 100% | 100% | 2/2 = 100.0% |" in table

@@ -26,6 +26,32 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     del app  # only a bench command here
     bench_app.command("humaneval")(bench_humaneval)
     bench_app.command("humaneval-compare")(bench_humaneval_compare)
+    bench_app.command("humaneval-signals")(bench_humaneval_signals)
+
+
+def bench_humaneval_signals(
+    small: Annotated[Path, typer.Argument(help="Results of the small model (any strategy).")],
+    big: Annotated[Path, typer.Argument(help="Results of the big model's single shot.")],
+    sandbox: Annotated[str, typer.Option(help="Where answers run: bwrap, local.")] = "bwrap",
+    data: Annotated[
+        Path | None, typer.Option(help="The HumanEval file the runs used (default: the package's).")
+    ] = None,
+) -> None:
+    """Escalation signals replayed on two recorded runs: how often each fires, its
+    precision and recall on the small model's wrong answers, and the pass@1 and model time
+    of a cascade that escalates on it (Markdown)."""
+    from zerog.bench.humaneval import default_data_file, load_tasks, signal_study
+    from zerog.redact import sandbox_env
+    from zerog.sandbox.factory import make_sandbox
+
+    try:
+        env = sandbox_env(os.environ, (), home="/tmp")
+        backend = make_sandbox(sandbox, env, environ=os.environ)
+        table = signal_study(load_tasks(data or default_data_file()), small, big, backend)
+    except ZerogError as exc:
+        Console(stderr=True).print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
+        raise typer.Exit(2) from None
+    typer.echo(table, nl=False)
 
 
 def bench_humaneval_compare(

@@ -55,7 +55,7 @@ from zerog.redact import sandbox_env
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.factory import make_sandbox
 from zerog.types import Budget, Check, CommandCheck, Goal, ShellAction
-from zerog.validate.examples import examples_check
+from zerog.validate.examples import edge_call, examples_check, examples_script, extract_examples
 
 Track = Literal["hidden", "given"]
 STRATEGIES = ("single", "loop", "cascade")
@@ -594,3 +594,94 @@ def compare(outs: Sequence[Path]) -> str:
             f"| {s.escalated} |"
         )
     return head + "\n".join(rows) + "\n"
+
+
+# ---------------------------------------------------------------- escalation signals
+
+
+def edge_fails(task: Task, answer: str, sandbox: Sandbox, scratch: Path) -> bool | None:
+    """Whether ``answer`` breaks on the generated edge call of the task's examples (None:
+    the examples give no edge call)."""
+    call = edge_call(extract_examples(task.prompt))
+    if call is None:
+        return None
+    directory = Path(tempfile.mkdtemp(prefix="edge-", dir=scratch))
+    try:
+        (directory / SOLUTION).write_text(answer, encoding="utf-8")
+        script = examples_script("solution", (), (call,))
+        (directory / "edge.py").write_text(script, encoding="utf-8")
+        seen = sandbox.run(
+            ShellAction(command="python3 edge.py"), directory, Limits(timeout=JUDGE_TIMEOUT)
+        )
+        return not seen.ok
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def signal_study(
+    tasks: Sequence[Task],
+    cascade_out: Path,
+    big_out: Path,
+    sandbox: Sandbox,
+) -> str:
+    """Escalation policies replayed on recorded runs, over the tasks both finished.
+
+    ``cascade_out`` holds a run whose first attempt is the small model's single shot (any
+    strategy; its first answers and first-iteration checks are used), ``big_out`` a single
+    shot of the big model. A policy escalates a task when its signal fires on the small
+    model's first answer; the task then counts as solved when the big model's single shot
+    was. Model time: the small model's first call, plus the big model's when escalated.
+    """
+    small_config = read_config(cascade_out)
+    small = read_results(cascade_out / "results.jsonl")
+    big = read_results(big_out / "results.jsonl")
+    chosen = [t for t in tasks if t.task_id in small and t.task_id in big]
+    if not chosen:
+        raise ConfigError("the two directories have no finished task in common")
+    scratch = Path(tempfile.mkdtemp(prefix="zerog-signals-"))
+    try:
+        edge = {
+            t.task_id: edge_fails(t, small[t.task_id].first_answer, sandbox, scratch)
+            for t in chosen
+        }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    signals: dict[str, Callable[[str], bool]] = {
+        "never (small model single shot)": lambda _: False,
+        "examples fail": lambda t: not small[t].checks_passed_first,
+        "generated edge call fails": lambda t: bool(edge[t]),
+        "examples or edge call fail": lambda t: not small[t].checks_passed_first or bool(edge[t]),
+        "always (big model single shot)": lambda _: True,
+        "oracle (small answer wrong)": lambda t: not small[t].first_passed,
+    }
+    with_edge = sum(e is not None for e in edge.values())
+    lines = [
+        f"Over the {len(chosen)} tasks finished in both directories; {with_edge} have a "
+        "generated edge call.\n",
+        "| escalate when | escalated | precision | recall | pass@1 | model s/task "
+        "| model time vs big single |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    wrong = {t.task_id for t in chosen if not small[t.task_id].first_passed}
+    big_seconds = sum(big[t.task_id].model_seconds for t in chosen) or 1.0
+    for label, fires in signals.items():
+        fired = {t.task_id for t in chosen if fires(t.task_id)}
+        solved = sum(
+            big[t].passed if t in fired else small[t].first_passed
+            for t in (c.task_id for c in chosen)
+        )
+        seconds = sum(
+            small[t.task_id].models.get(small_config.model, ModelSpend()).seconds
+            * (label != "always (big model single shot)")
+            + (big[t.task_id].model_seconds if t.task_id in fired else 0.0)
+            for t in chosen
+        )
+        hits = len(fired & wrong)
+        precision = f"{100 * hits / len(fired):.0f}%" if fired else "-"
+        recall = f"{100 * hits / len(wrong):.0f}%" if wrong else "-"
+        lines.append(
+            f"| {label} | {len(fired)} | {precision} | {recall} "
+            f"| {solved}/{len(chosen)} = {100 * solved / len(chosen):.1f}% "
+            f"| {seconds / len(chosen):.1f} | {seconds / big_seconds:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"

@@ -64,6 +64,37 @@ def extract_examples(source: str) -> tuple[Example, ...]:
     return tuple(found)
 
 
+_EMPTY: dict[type, object] = {list: [], str: "", int: 0, float: 0.0, tuple: (), dict: {}}
+
+
+def edge_call(examples: tuple[Example, ...]) -> str | None:
+    """A generated test: the first documented call again with every argument replaced by
+    the empty value of its type (``[]``, ``""``, ``0``...), or None when the call's
+    arguments are not plain literals. Only that it returns (no exception, no hang) is
+    checked: a small model's wrong answer often breaks on the edge the examples skip."""
+    for example in examples:
+        if not example.want:
+            continue
+        try:
+            call = ast.parse(example.source, mode="eval").body
+        except SyntaxError:
+            continue
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name) or call.keywords:
+            continue
+        args: list[str] = []
+        for arg in call.args:
+            try:
+                value = ast.literal_eval(arg)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                return None
+            empty = _EMPTY.get(type(value), value)
+            args.append(repr(empty))
+        if not args:
+            return None
+        return f"{call.func.id}({', '.join(args)})"
+    return None
+
+
 # The script the check runs: stdlib only, output bounded, one line per failed example.
 _RUNNER = """\
 import ast, importlib, json, signal, sys
@@ -99,31 +130,48 @@ for source, want in cases:
         print(f"{source[:200]} raised {type(exc).__name__}: {str(exc)[:200]}")
     finally:
         signal.alarm(0)
-print(f"{len(cases) - failed} of {len(cases)} examples pass")
+for source in EDGE:
+    signal.alarm(LIMIT)
+    try:
+        eval(source, ns)
+    except BaseException as exc:
+        failed += 1
+        name = type(exc).__name__
+        print(f"{source[:200]} (a generated edge case) raised {name}: {str(exc)[:200]}")
+    finally:
+        signal.alarm(0)
+print(f"{len(cases) - failed + len(EDGE)} of {len(cases) + len(EDGE)} examples pass")
 sys.exit(1 if failed else 0)
 """
 
 
-def examples_script(module: str, examples: tuple[Example, ...]) -> str:
-    """The Python program that checks ``examples`` against ``module`` (importable name)."""
+def examples_script(module: str, examples: tuple[Example, ...], edge: tuple[str, ...] = ()) -> str:
+    """The Python program that checks ``examples`` against ``module`` (importable name),
+    then that each ``edge`` call returns at all."""
     cases = json.dumps([[e.source, e.want] for e in examples])
-    return f"CASES = {cases!r}\nMODULE = {module!r}\nLIMIT = {int(EXAMPLE_TIMEOUT)}\n" + _RUNNER
+    return (
+        f"CASES = {cases!r}\nEDGE = {list(edge)!r}\nMODULE = {module!r}\n"
+        f"LIMIT = {int(EXAMPLE_TIMEOUT)}\n" + _RUNNER
+    )
 
 
-def examples_check(path: str, source: str, *, name: str = "") -> CommandCheck:
+def examples_check(path: str, source: str, *, name: str = "", edge: bool = False) -> CommandCheck:
     """A command check running the docstring examples of ``source`` against the module at
     workspace path ``path`` (a ``.py`` file at the workspace root or in a package dir).
 
     A file without examples still gets a check: that the module imports cleanly. When
-    the examples would make the command too long, the last ones are left out.
+    the examples would make the command too long, the last ones are left out. With
+    ``edge`` the check also makes the :func:`edge_call` of the examples.
     """
     rel = PurePosixPath(path)
     if rel.suffix != ".py" or rel.is_absolute() or ".." in rel.parts:
         raise ConfigError(f"examples need a .py file inside the workspace, not {path!r}")
     module = ".".join(rel.with_suffix("").parts)
     examples = extract_examples(source)
+    extra = edge_call(examples) if edge else None
+    edges = (extra,) if extra else ()
     while True:
-        command = f"python3 -c {shlex.quote(examples_script(module, examples))}"
+        command = f"python3 -c {shlex.quote(examples_script(module, examples, edges))}"
         if len(command) <= MAX_COMMAND_CHARS or not examples:
             break
         examples = examples[:-1]
