@@ -470,6 +470,9 @@ def markdown(config: Config, summary: Summary) -> str:
         f"{spend.input_tokens} in / {spend.output_tokens} out tokens"
         for name, spend in sorted(s.models.items())
     )
+    lines.append(
+        f"Model time at the idle rates (estimate): {s.per_task(idle_seconds(s.models)):.1f} s/task."
+    )
     sig = s.signal
     lines.append("")
     lines.append(
@@ -556,6 +559,21 @@ def iter_done(out: Path) -> Iterator[TaskResult]:
 
 # ---------------------------------------------------------------- comparing runs
 
+# Tokens/s of the embedded models on this machine when idle (prompt, generation; 2
+# threads; BENCHMARKS.md "Model backends"). Model seconds measured on a shared machine
+# swing with its load; these turn token counts into a load-free estimate of model time.
+IDLE_RATES: dict[str, tuple[float, float]] = {"local": (128.1, 51.3), "local:1.5b": (51.3, 14.8)}
+
+
+def idle_seconds(models: Mapping[str, ModelSpend]) -> float:
+    """Estimated model seconds on an idle machine (0 for models without a known rate)."""
+    total = 0.0
+    for name, spend in models.items():
+        prompt, generation = IDLE_RATES.get(name, (0.0, 0.0))
+        if prompt and generation:
+            total += spend.input_tokens / prompt + spend.output_tokens / generation
+    return total
+
 
 def read_config(out: Path) -> Config:
     path = out / "config.json"
@@ -577,19 +595,25 @@ def compare(outs: Sequence[Path]) -> str:
     head = (
         f"Over the {len(common)} tasks finished in every directory.\n\n"
         "| model | track | strategy | K | pass@1 | first attempt | model s/task "
-        "| model time vs first row | in tok/task | out tok/task | escalated |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| model time vs first row | idle-rate model s/task | vs first row | in tok/task "
+        "| out tok/task | escalated |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     base: float | None = None
+    idle_base: float | None = None
     for config, done in runs:
         s = summarize([done[t] for t in sorted(common)])
+        idle = idle_seconds(s.models)
         base = s.model_seconds if base is None else base
+        idle_base = idle if idle_base is None else idle_base
         ratio = f"{s.model_seconds / base:.2f}x" if base > 0 else "n/a"
+        idle_ratio = f"{idle / idle_base:.2f}x" if idle_base > 0 else "n/a"
         rows.append(
             f"| {config.model} | {config.track} | {config.strategy} | {config.max_iterations} "
             f"| {s.passed}/{s.tasks} = {100 * s.pass_rate:.1f}% | {s.first_passed}/{s.tasks} "
             f"| {s.per_task(s.model_seconds):.1f} | {ratio} "
+            f"| {s.per_task(idle):.1f} | {idle_ratio} "
             f"| {s.per_task(s.input_tokens):.0f} | {s.per_task(s.output_tokens):.0f} "
             f"| {s.escalated} |"
         )
@@ -616,6 +640,23 @@ def edge_fails(task: Task, answer: str, sandbox: Sandbox, scratch: Path) -> bool
         return not seen.ok
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _first_call(result: TaskResult, model: str) -> ModelSpend:
+    """The small model's spend on its first attempt: one plan call (its only one unless
+    the strategy retried the same model; then the average call)."""
+    spend = result.models.get(model, ModelSpend())
+    calls = max(spend.calls, 1)
+    return ModelSpend(
+        calls=1,
+        input_tokens=spend.input_tokens // calls,
+        output_tokens=spend.output_tokens // calls,
+        seconds=spend.seconds / calls,
+    )
+
+
+def first_seconds(result: TaskResult, model: str) -> float:
+    return _first_call(result, model).seconds
 
 
 def signal_study(
@@ -659,21 +700,28 @@ def signal_study(
         f"Over the {len(chosen)} tasks finished in both directories; {with_edge} have a "
         "generated edge call.\n",
         "| escalate when | escalated | precision | recall | pass@1 | model s/task "
-        "| model time vs big single |",
-        "|---|---|---|---|---|---|---|",
+        "| model time vs big single | idle-rate model s/task | vs big single |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     wrong = {t.task_id for t in chosen if not small[t.task_id].first_passed}
     big_seconds = sum(big[t.task_id].model_seconds for t in chosen) or 1.0
+    big_idle = sum(idle_seconds(big[t.task_id].models) for t in chosen) or 1.0
     for label, fires in signals.items():
+        always = label.startswith("always")
         fired = {t.task_id for t in chosen if fires(t.task_id)}
         solved = sum(
             big[t].passed if t in fired else small[t].first_passed
             for t in (c.task_id for c in chosen)
         )
         seconds = sum(
-            small[t.task_id].models.get(small_config.model, ModelSpend()).seconds
-            * (label != "always (big model single shot)")
+            first_seconds(small[t.task_id], small_config.model) * (not always)
             + (big[t.task_id].model_seconds if t.task_id in fired else 0.0)
+            for t in chosen
+        )
+        first = {t.task_id: _first_call(small[t.task_id], small_config.model) for t in chosen}
+        idle = sum(
+            idle_seconds({small_config.model: first[t.task_id]}) * (not always)
+            + (idle_seconds(big[t.task_id].models) if t.task_id in fired else 0.0)
             for t in chosen
         )
         hits = len(fired & wrong)
@@ -682,6 +730,7 @@ def signal_study(
         lines.append(
             f"| {label} | {len(fired)} | {precision} | {recall} "
             f"| {solved}/{len(chosen)} = {100 * solved / len(chosen):.1f}% "
-            f"| {seconds / len(chosen):.1f} | {seconds / big_seconds:.2f}x |"
+            f"| {seconds / len(chosen):.1f} | {seconds / big_seconds:.2f}x "
+            f"| {idle / len(chosen):.1f} | {idle / big_idle:.2f}x |"
         )
     return "\n".join(lines) + "\n"
