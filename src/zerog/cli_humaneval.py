@@ -107,6 +107,14 @@ def bench_humaneval(
             min=1,
         ),
     ] = None,
+    edge: Annotated[
+        bool,
+        typer.Option(
+            "--edge-case",
+            help="Track hidden: the check also calls the function with the empty values of "
+            "its first example's argument types ([], '', 0) and fails if that raises.",
+        ),
+    ] = False,
     jobs: Annotated[
         int, typer.Option(help="Tasks run at once (each job loads its own models).", min=1)
     ] = 1,
@@ -151,6 +159,7 @@ def bench_humaneval(
         max_iterations=max_iterations or default_k,
         escalate=escalate,
         sandbox=sandbox,
+        edge=edge,
     )
     try:
         config.validate()

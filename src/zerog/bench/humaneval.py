@@ -204,6 +204,7 @@ class Config:
     escalate: str = "local:1.5b"
     sandbox: str = "bwrap"
     timeout: float = 30.0
+    edge: bool = False  # track hidden: the check also makes a generated edge-case call
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -222,15 +223,17 @@ class Config:
         name = f"{model}_{self.track}_{self.strategy}_k{self.max_iterations}"
         if self.strategy == "cascade":
             name += "_to-" + self.escalate.replace(":", "-").replace("/", "_")
-        return name
+        return name + ("_edge" if self.edge else "")
 
 
-def goal_for(task: Task, workspace: Path, track: Track, budget: Budget) -> Goal:
+def goal_for(
+    task: Task, workspace: Path, track: Track, budget: Budget, *, edge: bool = False
+) -> Goal:
     """Write the task's workspace and return its goal (checks as the track allows)."""
     (workspace / SOLUTION).write_text(task.prompt, encoding="utf-8")
     checks: tuple[Check, ...]
     if track == "hidden":
-        checks = (examples_check(SOLUTION, task.prompt),)
+        checks = (examples_check(SOLUTION, task.prompt, edge=edge),)
     else:
         tests = f"from solution import *\n\n{task.test}\n\ncheck({task.entry_point})\n"
         (workspace / TESTS).write_text(tests, encoding="utf-8")
@@ -305,7 +308,7 @@ def run_task(
             plan_with=planner,
         )
         budget = Budget(max_iterations=config.max_iterations, max_seconds=1800.0)
-        goal = goal_for(task, workspace, config.track, budget)
+        goal = goal_for(task, workspace, config.track, budget, edge=config.edge)
         started = time.monotonic()
         result = engine.run(goal)
         wall = time.monotonic() - started
@@ -362,6 +365,7 @@ def check_config(out: Path, config: Config) -> None:
     wanted = asdict(config)
     if path.is_file():
         found = json.loads(path.read_text(encoding="utf-8"))
+        found.setdefault("edge", False)  # directories written before the option existed
         if found != wanted:
             raise ConfigError(
                 f"{out} holds results of another configuration ({found}); use another --out"
