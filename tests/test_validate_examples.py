@@ -10,7 +10,7 @@ from zerog.errors import ConfigError
 from zerog.sandbox.base import Limits
 from zerog.sandbox.local import LocalSandbox
 from zerog.types import MAX_COMMAND_CHARS, ShellAction
-from zerog.validate.examples import Example, examples_check, extract_examples
+from zerog.validate.examples import Example, edge_call, examples_check, extract_examples
 
 STUB = '''\
 from typing import List
@@ -109,3 +109,18 @@ def test_bad_paths_are_refused_and_long_example_lists_are_cut() -> None:
     assert len(check.command) <= MAX_COMMAND_CHARS
     assert "pkg.mod" in check.command
     assert check.label == "docstring examples of pkg/mod.py"
+
+
+def test_the_generated_edge_call_catches_an_answer_that_breaks_on_empty_input(
+    tmp_path: Path,
+) -> None:
+    assert edge_call(extract_examples(STUB)) == "below_zero([])"
+    assert edge_call((Example("f(x)", "1"),)) is None  # not a literal: no guess
+    fragile = RIGHT.replace("    total = 0\n", "    total = operations[0] - operations[0]\n")
+    (tmp_path / "solution.py").write_text(fragile, encoding="utf-8")
+    sandbox = LocalSandbox({"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    for edge, passes in ((False, True), (True, False)):
+        check = examples_check("solution.py", STUB, edge=edge)
+        seen = sandbox.run(ShellAction(command=check.command), tmp_path, Limits(timeout=30))
+        assert seen.ok is passes, seen.stdout
+    assert "below_zero([]) (a generated edge case) raised IndexError" in seen.stdout
