@@ -185,6 +185,12 @@ def bench_humaneval(
                 progress.update(
                     bar, completed=done, description=f"humaneval pass {passed}/{done} {rate:.1f}%"
                 )
+                if finished and not console.is_terminal:  # a log file: one line per task
+                    last = finished[-1]
+                    verdict = "pass" if last.passed else "FAIL"
+                    console.print(
+                        Text(f"{last.task_id} {verdict}  running {passed}/{done} = {rate:.1f}%")
+                    )
 
             summary, results = run_bench(
                 tasks,
