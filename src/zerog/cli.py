@@ -20,6 +20,7 @@ from rich.text import Text
 
 from zerog import cli_batch, cli_humaneval, cli_routes, cli_serve
 from zerog.cli_cache import Caching, caching, register
+from zerog.cli_errors import usage_error
 from zerog.errors import ConfigError, ZerogError
 from zerog.events import Event, EventSink
 from zerog.loop import Engine
@@ -376,15 +377,11 @@ def _examples(workspace: Path, path: str | None) -> tuple[CommandCheck, ...]:
 
 
 def _fail(exc: Exception) -> NoReturn:
-    err = Console(stderr=True, highlight=False)
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        message = f"invalid {where}: {first['msg']}"
-    else:
-        message = str(exc)
-    err.print(f"error: {one_line(message, 500)}", style="red", markup=False)
-    raise typer.Exit(EXIT_USAGE)
+        raise usage_error(f"invalid {where}: {first['msg']}")
+    raise usage_error(exc)
 
 
 def _note(message: str) -> None:

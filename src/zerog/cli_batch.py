@@ -19,6 +19,7 @@ from rich.text import Text
 from zerog.batch.ledger import SharedBudget, Spend
 from zerog.batch.runner import BatchOptions, BatchProgress, BatchReport, run_batch
 from zerog.batch.worker import GoalOutcome
+from zerog.cli_errors import usage_error as _fail
 from zerog.errors import ConfigError, ZerogError
 from zerog.store import default_store_path
 from zerog.text import one_line
@@ -112,13 +113,6 @@ def _summary(console: Console, report: BatchReport, shared: SharedBudget) -> Non
     totals.add_row("results", Text(str(report.results_path)))
     totals.add_row("workspaces", Text(str(report.out_dir / "goals")))
     console.print(totals)
-
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(
-        f"error: {one_line(message, 500)}", style="red", markup=False
-    )
-    return typer.Exit(EXIT_USAGE)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

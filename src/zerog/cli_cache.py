@@ -19,12 +19,10 @@ from zerog.cache.db import KINDS, CacheDB, default_cache_path
 from zerog.cache.exact import CachedModel
 from zerog.cache.semantic import DEFAULT_THRESHOLD, PlanCache
 from zerog.cache.tools import ToolCache
+from zerog.cli_errors import usage_error as _fail
 from zerog.errors import ConfigError, ZerogError
 from zerog.models.base import Model
 from zerog.store import default_store_path
-from zerog.text import one_line
-
-EXIT_USAGE = 2
 
 StoreOption = Annotated[
     Path | None,
@@ -42,12 +40,6 @@ DataDirOption = Annotated[
         show_default=False,
     ),
 ]
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err = Console(stderr=True, highlight=False)
-    err.print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
-    return typer.Exit(EXIT_USAGE)
 
 
 def _data_dir(given: Path | None) -> Path:

@@ -11,18 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from zerog.cli_errors import usage_error
 from zerog.errors import ZerogError
 from zerog.store import Store, default_store_path
 from zerog.text import one_line, sanitize
 
-EXIT_USAGE = 2
-
 
 def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False).print(
-        f"error: {one_line(message, 500)}", style="red", markup=False
-    )
-    raise typer.Exit(EXIT_USAGE)
+    raise usage_error(message)
 
 
 def compile_command(

@@ -12,18 +12,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from zerog.cli_errors import usage_error as _fail
 from zerog.errors import ConfigError, ZerogError
 from zerog.store import Store, default_store_path
-from zerog.text import one_line
-
-EXIT_USAGE = 2
-
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(
-        f"error: {one_line(message, 500)}", style="red", markup=False
-    )
-    return typer.Exit(EXIT_USAGE)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
