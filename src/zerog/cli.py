@@ -434,27 +434,31 @@ def _drive(
         )
         from zerog.strategies import build_strategy
 
-        strategy = build_strategy(
-            backend,
-            lambda spec: load_model(
-                spec,
-                base_dir=Path.cwd(),
-                on_progress=None if quiet else lambda note: _note(note),
-            ),
-            answer_file=answer_file,
-            escalate=escalate,
-        )
         with (
             _open_store(store_path) as store,
-            _caching(strategy.model, store.path, caches) as cached,
+            _caching(backend, store.path, caches) as cached,
         ):
+            # Each model is cached on its own, under its own name: an escalated model asked
+            # the question the first one failed must not be answered with the first's answer.
+            strategy = build_strategy(
+                cached.model,
+                lambda spec: cached.wrap(
+                    load_model(
+                        spec,
+                        base_dir=Path.cwd(),
+                        on_progress=None if quiet else lambda note: _note(note),
+                    )
+                ),
+                answer_file=answer_file,
+                escalate=escalate,
+            )
             route = routing or {}
             file = route.get("router_file")
             router = make_router(
                 route.get("router") or "off", router_file=Path(file) if file else None, store=store
             )
             engine = Engine(
-                cached.model,
+                strategy.model,
                 router=router,
                 plan_cache=cached.plan_cache,
                 tool_cache=cached.tool_cache,

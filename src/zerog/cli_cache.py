@@ -61,6 +61,12 @@ class Caching:
     tool_cache: ToolCache | None
     db: CacheDB | None
 
+    def wrap(self, model: Model) -> Model:
+        """``model`` behind the same exact cache as :attr:`model` (when it is on)."""
+        if isinstance(self.model, CachedModel) and self.db is not None:
+            return CachedModel(model, self.db)
+        return model
+
     def close(self) -> None:
         if self.db is not None:
             self.db.close()
