@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -44,3 +47,22 @@ def scripted(*lines: Mapping[str, object]) -> ScriptedModel:
 def write_script(path: Path, *lines: Mapping[str, object]) -> Path:
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
     return path
+
+
+def zerog_cli(*args: str, cwd: Path, columns: int = 160) -> subprocess.CompletedProcess[str]:
+    """Run the `zerog` command line in ``cwd``, with its store in ``cwd/runs.db``."""
+    env = {
+        **os.environ,
+        "COLUMNS": str(columns),
+        "NO_COLOR": "1",
+        "ZEROG_STORE": str(cwd / "runs.db"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "zerog", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

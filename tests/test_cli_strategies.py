@@ -3,28 +3,16 @@ subprocesses with scripted models and the local sandbox."""
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from builders import write_script
+from builders import write_script, zerog_cli
 
 STUB = 'def double(x):\n    """Twice x.\n    >>> double(2)\n    4\n    """\n'
 
 
-def zerog(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "ZEROG_STORE": str(cwd / "runs.db")}
-    return subprocess.run(
-        [sys.executable, "-m", "zerog", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+zerog = functools.partial(zerog_cli, columns=200)
 
 
 def test_run_escalates_to_the_next_model_after_the_examples_fail(tmp_path: Path) -> None:

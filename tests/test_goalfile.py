@@ -3,15 +3,13 @@ and `zerog run --goal FILE` end to end with a scripted model and real checks."""
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from builders import plan, step, write, write_script
+from builders import plan, step, write, write_script, zerog_cli
 from zerog.errors import ConfigError
 from zerog.goalfile import load_goal
 from zerog.types import (
@@ -268,17 +266,7 @@ def test_bad_yaml_is_a_config_error(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the command line
 
 
-def zerog(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "150", "NO_COLOR": "1", "ZEROG_STORE": str(cwd / "runs.db")}
-    return subprocess.run(
-        [sys.executable, "-m", "zerog", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+zerog = functools.partial(zerog_cli, columns=150)
 
 
 def test_run_with_a_goal_file_of_several_kinds_succeeds(tmp_path: Path) -> None:

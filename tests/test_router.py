@@ -4,15 +4,13 @@ failure with a worker retry in the same iteration, thresholds, corrupt router fi
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from builders import acts, plan, scripted, shell, step, write, write_script
+from builders import acts, plan, scripted, shell, step, write, write_script, zerog_cli
 from zerog import Engine, Goal, RunStatus
 from zerog.events import Event
 from zerog.journal import read_journal
@@ -324,17 +322,7 @@ def test_corrupt_or_foreign_router_files_are_refused(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the command line
 
 
-def zerog(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1", "ZEROG_STORE": str(cwd / "runs.db")}
-    return subprocess.run(
-        [sys.executable, "-m", "zerog", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+zerog = functools.partial(zerog_cli, columns=160)
 
 
 def test_cli_routes_compile_show_and_refuse_a_bad_file(tmp_path: Path) -> None:
