@@ -26,6 +26,7 @@ from zerog.errors import ConfigError, ModelError, ModelOutputError
 from zerog.events import EventSink, Recorder
 from zerog.journal import FINAL, Journal, read_journal
 from zerog.models.base import Model, Response
+from zerog.models.confidence import Confidence
 from zerog.models.metered import MeteredModel
 from zerog.redact import sandbox_env
 from zerog.router.base import Router
@@ -104,6 +105,10 @@ def _check_result(data: Mapping[str, object]) -> CheckResult:
         ),
         observation=_observation(data["observation"]),
     )
+
+
+def _confidence(data: object) -> Confidence | None:
+    return Confidence.model_validate(data) if isinstance(data, Mapping) else None
 
 
 def _needs_sidecar(plan: SweepPlan) -> bool:
@@ -329,6 +334,7 @@ class _Run:
                     cost=float(str(data.get("cost", 0.0))),
                     model=str(data.get("model", "")),
                     cache_hit=bool(data.get("cache_hit", False)),
+                    confidence=_confidence(data.get("confidence")),
                 )
         self.go_live(f"model call {call}")
         return None

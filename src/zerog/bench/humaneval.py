@@ -150,6 +150,8 @@ class TaskResult:
     models: dict[str, ModelSpend] = field(default_factory=dict)
     answer: str = ""
     first_answer: str = ""
+    # the token confidence of each plan call (models/confidence.py), None where not reported
+    confidences: list[dict[str, float] | None] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -169,6 +171,7 @@ class _Capture:
         self.models: dict[str, ModelSpend] = {}
         self.answers: list[tuple[int, str]] = []  # (iteration, content)
         self.plan_models: list[str] = []
+        self.confidences: list[dict[str, float] | None] = []
         self.verdicts: dict[int, bool] = {}
 
     def emit(self, event: Event) -> None:
@@ -182,6 +185,12 @@ class _Capture:
             spend.seconds += float(str(data.get("duration", 0.0)))
             if data.get("purpose") == "plan":
                 self.plan_models.append(name)
+                confidence = data.get("confidence")
+                self.confidences.append(
+                    {str(k): float(str(v)) for k, v in confidence.items()}
+                    if isinstance(confidence, Mapping)
+                    else None
+                )
         elif event.kind == "action":
             action = data.get("action")
             if isinstance(action, Mapping) and action.get("path") == SOLUTION:
@@ -335,6 +344,7 @@ def run_task(
             models=capture.models,
             answer=answer,
             first_answer=first_answer,
+            confidences=capture.confidences,
         )
     finally:
         shutil.rmtree(workspace, ignore_errors=True)

@@ -12,6 +12,7 @@ import json
 
 from zerog.cache.db import CacheDB
 from zerog.models.base import Model, Request, Response
+from zerog.models.confidence import Confidence
 
 KIND = "model"
 
@@ -53,8 +54,14 @@ class CachedModel:
         stored = self._cache.get(KIND, key)
         if stored is not None and isinstance(stored.get("text"), str):
             self._cache.count(KIND, "hit")
+            confidence = stored.get("confidence")
             return Response(
-                text=str(stored["text"]), model=str(stored.get("model", "")), cache_hit=True
+                text=str(stored["text"]),
+                model=str(stored.get("model", "")),
+                cache_hit=True,
+                confidence=(
+                    Confidence.model_validate(confidence) if isinstance(confidence, dict) else None
+                ),
             )
         self._cache.count(KIND, "miss")
         response = self._model.complete(request)
@@ -67,6 +74,9 @@ class CachedModel:
                 "input_tokens": response.usage.input_tokens,
                 "output_tokens": response.usage.output_tokens,
                 "cost": response.cost,
+                "confidence": (
+                    response.confidence.model_dump() if response.confidence is not None else None
+                ),
             },
         )
         return response

@@ -6,6 +6,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import Field
 
+from zerog.models.confidence import Confidence
 from zerog.types import Frozen, Usage
 
 Role = Literal["system", "user", "assistant"]
@@ -33,6 +34,7 @@ class Response(Frozen):
     cost: float = 0.0
     model: str = ""
     cache_hit: bool = False  # answered from an exact cache: no tokens were spent
+    confidence: Confidence | None = None  # token probabilities, from backends that have them
 
 
 class Model(Protocol):

@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING
 
 from zerog.errors import ConfigError, ModelError
 from zerog.models.base import Request, Response, estimate_tokens
+from zerog.models.confidence import Confidence, measure
 from zerog.models.schema import SchemaMemo, decoding_schema
 from zerog.types import Usage
 
 if TYPE_CHECKING:
-    from llama_cpp import Llama
+    import numpy as np
+    import numpy.typing as npt
+    from llama_cpp import Llama, LogitsProcessorList
     from llama_cpp.llama_grammar import LlamaGrammar
 
 INSTALL_HINT = "pip install 'zerog[local]'"
@@ -43,6 +46,38 @@ def _compile(schema: Mapping[str, object]) -> LlamaGrammar:
     from llama_cpp.llama_grammar import LlamaGrammar
 
     return LlamaGrammar.from_string(json_grammar_text(schema), verbose=False)
+
+
+class _Probe:
+    """A logits processor that changes nothing and notes, at each step of a greedy answer,
+    the token chosen (the most likely one) and its probability."""
+
+    def __init__(self) -> None:
+        self.chosen: list[int] = []
+        self.probs: list[float] = []
+
+    def __call__(
+        self, input_ids: npt.NDArray[np.intc], scores: npt.NDArray[np.single]
+    ) -> npt.NDArray[np.single]:
+        import numpy as np
+
+        top = int(np.argmax(scores))
+        # softmax of the top logit, computed stably: 1 / sum(exp(l - max))
+        self.probs.append(float(1.0 / np.exp(scores - scores[top]).sum()))
+        self.chosen.append(top)
+        return scores
+
+    def confidence(self, llama: Llama) -> Confidence | None:
+        pieces = [llama.detokenize([token]) for token in self.chosen]
+        return measure(pieces, self.probs)
+
+
+def _processors(probe: _Probe | None) -> LogitsProcessorList | None:
+    if probe is None:
+        return None
+    from llama_cpp import LogitsProcessorList
+
+    return LogitsProcessorList([probe])
 
 
 class LlamaCppModel:
@@ -97,6 +132,8 @@ class LlamaCppModel:
     def complete(self, request: Request) -> Response:
         grammar = self.grammar(request.json_schema) if request.json_schema is not None else None
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        # Token probabilities are only the chosen tokens' when decoding is greedy and free.
+        probe = _Probe() if grammar is None and request.temperature == 0.0 else None
         try:
             result = self._llama.create_chat_completion(
                 messages=messages,  # type: ignore[arg-type]
@@ -104,6 +141,7 @@ class LlamaCppModel:
                 temperature=request.temperature,
                 seed=self._seed if request.seed is None else request.seed,
                 grammar=grammar,
+                logits_processor=_processors(probe),
             )
         except ValueError as exc:
             # llama-cpp-python signals a prompt longer than the context window this way.
@@ -124,4 +162,7 @@ class LlamaCppModel:
                 input_tokens=sum(estimate_tokens(m.content) for m in request.messages),
                 output_tokens=estimate_tokens(text),
             )
-        return Response(text=text, usage=counted, cost=0.0, model=self._name)
+        confidence = probe.confidence(self._llama) if probe is not None else None
+        return Response(
+            text=text, usage=counted, cost=0.0, model=self._name, confidence=confidence
+        )

@@ -76,6 +76,9 @@ class MeteredModel:
             cached_tokens=response.usage.cached_tokens,
             cost=response.cost,
             cache_hit=response.cache_hit,
+            confidence=(
+                response.confidence.model_dump() if response.confidence is not None else None
+            ),
             duration=round(self._clock() - started, 6),
         )
         return response

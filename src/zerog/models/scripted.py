@@ -6,6 +6,8 @@ response::
     {"purpose": "plan", "json": {"steps": [...]}}
     {"text": "raw text, returned as is"}
     {"json": {...}, "usage": {"input_tokens": 120, "output_tokens": 40}, "cost": 0.002}
+    {"text": "...", "confidence": {"tokens": 80, "mean_logprob": -0.4, "min_prob": 0.1,
+     "low_tokens": 9}}
 
 A line with ``purpose`` answers only requests of that purpose (``plan`` or ``act``); a line
 without one answers any request. Within each queue, lines are used in file order.
@@ -22,6 +24,7 @@ from pydantic import ValidationError
 
 from zerog.errors import ConfigError, ModelError
 from zerog.models.base import Request, Response, estimate_tokens
+from zerog.models.confidence import Confidence
 from zerog.types import Frozen, Usage
 
 MAX_SCRIPT_BYTES = 64 * 1024 * 1024
@@ -33,6 +36,7 @@ class ScriptLine(Frozen):
     json_value: object = None
     usage: Usage | None = None
     cost: float = 0.0
+    confidence: Confidence | None = None  # what a local model would report
 
     def render(self) -> str:
         if self.text is not None:
@@ -115,4 +119,10 @@ class ScriptedModel:
             input_tokens=sum(estimate_tokens(m.content) for m in request.messages),
             output_tokens=estimate_tokens(text),
         )
-        return Response(text=text, usage=usage, cost=line.cost, model=self._name)
+        return Response(
+            text=text,
+            usage=usage,
+            cost=line.cost,
+            model=self._name,
+            confidence=line.confidence,
+        )
