@@ -282,6 +282,17 @@ def run(
             "e.g. --model local --escalate local:1.5b.",
         ),
     ] = [],  # noqa: B006
+    unsure_tokens: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="With --escalate: an answer that passes the checks but whose code had at "
+            "least this many tokens the local model was unsure of (probability < 0.5) gets "
+            "a second opinion from the next model; if that fails the checks, the first "
+            "answer is kept.",
+            show_default=False,
+        ),
+    ] = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -364,6 +375,7 @@ def run(
         caches={"exact": cache, "plans": plan_cache, "commands": list(cache_command)},
         answer_file=answer_file,
         escalate=escalate,
+        unsure_tokens=unsure_tokens,
     )
 
 
@@ -415,6 +427,7 @@ def _drive(
     caches: dict[str, object] | None = None,
     answer_file: str | None = None,
     escalate: Sequence[str] = (),
+    unsure_tokens: int | None = None,
 ) -> NoReturn:
     """Build the engine, run or resume with live progress, print the summary, exit."""
     console = Console(stderr=as_json, highlight=False)
@@ -451,6 +464,7 @@ def _drive(
                 ),
                 answer_file=answer_file,
                 escalate=escalate,
+                unsure_tokens=unsure_tokens,
             )
             route = routing or {}
             file = route.get("router_file")
@@ -464,6 +478,7 @@ def _drive(
                 tool_cache=cached.tool_cache,
                 sinks=[*sinks, *strategy.sinks],
                 plan_with=strategy.plan_with,
+                doubt=strategy.doubt,
                 store=store,
                 limits=limits,
                 stuck_after=stuck_after,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,6 +18,7 @@ from zerog.text import one_line
 
 if TYPE_CHECKING:
     from zerog.bench.humaneval import TaskResult
+    from zerog.cache.db import CacheDB
 
 DEFAULT_OUT = Path(".zerog-bench") / "humaneval"
 
@@ -99,6 +101,16 @@ def bench_humaneval(
     escalate: Annotated[
         str, typer.Option(help="The stronger model of the cascade strategy.")
     ] = "local:1.5b",
+    unsure_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Cascade: an answer that passes its check but had at least this many code "
+            "tokens the model was unsure of (probability < 0.5) gets a second opinion from "
+            "--escalate (kept if the second opinion fails the check).",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option(
@@ -132,6 +144,16 @@ def bench_humaneval(
             ".zerog-bench/humaneval/<model>_<track>_<strategy>_k<K>."
         ),
     ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="An exact model cache file shared by runs: a request an earlier run made "
+            "(same model, prompt, sampling) reuses its answer, counted at its original "
+            "tokens and seconds. Saves recomputing the first attempts of strategies that "
+            "start alike.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """HumanEval through the zerog engine: pass@1, tokens, time, iterations; JSON + Markdown.
 
@@ -160,6 +182,7 @@ def bench_humaneval(
         escalate=escalate,
         sandbox=sandbox,
         edge=edge,
+        unsure_tokens=unsure_tokens,
     )
     try:
         config.validate()
@@ -192,22 +215,38 @@ def bench_humaneval(
                         Text(f"{last.task_id} {verdict}  running {passed}/{done} = {rate:.1f}%")
                     )
 
-            summary, results = run_bench(
-                tasks,
-                config,
-                directory,
-                lambda spec: load_model(
-                    spec,
-                    base_dir=Path.cwd(),
-                    config=settings,
-                    on_progress=lambda line: err.print(Text(line)),
-                ),
-                jobs=jobs,
-                on_result=on_result,
-            )
+            with _cache_db(cache) as db:
+                summary, results = run_bench(
+                    tasks,
+                    config,
+                    directory,
+                    lambda spec: load_model(
+                        spec,
+                        base_dir=Path.cwd(),
+                        config=settings,
+                        on_progress=lambda line: err.print(Text(line)),
+                    ),
+                    jobs=jobs,
+                    on_result=on_result,
+                    cache=db,
+                )
     except ZerogError as exc:
         err.print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
         raise typer.Exit(2) from None
     console.print(Text((directory / "summary.md").read_text(encoding="utf-8")))
     console.print(Text(f"results in {directory} ({len(results)} tasks)"))
     del summary
+
+
+@contextmanager
+def _cache_db(path: Path | None) -> Iterator[CacheDB | None]:
+    if path is None:
+        yield None
+        return
+    from zerog.cache.db import Bounds, CacheDB
+
+    db = CacheDB(path, bounds={"model": Bounds(max_entries=100_000, max_bytes=1 << 30)})
+    try:
+        yield db
+    finally:
+        db.close()

@@ -23,6 +23,7 @@ FINAL = -1  # the rollback key of the clean-up after a failed run
 @dataclass
 class Journal:
     base_snapshot: str | None = None
+    kept: dict[int, str] = field(default_factory=dict)  # iteration -> its passing snapshot
     responses: dict[int, Mapping[str, object]] = field(default_factory=dict)
     started: dict[ActionKey, Mapping[str, object]] = field(default_factory=dict)
     observations: dict[ActionKey, Mapping[str, object]] = field(default_factory=dict)
@@ -56,6 +57,8 @@ def read_journal(events: Sequence[Event]) -> Journal:
         journal.last_seq = max(journal.last_seq, event.seq)
         if kind == "snapshot" and d.get("role") == "base":
             journal.base_snapshot = str(d["snapshot"])
+        elif kind == "snapshot" and d.get("role") == "passing":
+            journal.kept[_int(d, "iteration")] = str(d["snapshot"])
         elif kind == "model_call":
             journal.responses[_int(d, "call")] = d
         elif kind == "action":

@@ -162,6 +162,7 @@ class Engine:
         plan_cache: PlanCache | None = None,
         tool_cache: ToolCache | None = None,
         plan_with: Callable[[Model, ctx.Context], Plan] | None = None,
+        doubt: Callable[[], str | None] | None = None,
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
@@ -186,6 +187,10 @@ class Engine:
         self.plan_cache = plan_cache  # reuse verified plans (cache/semantic.py); off: None
         self.tool_cache = tool_cache  # serve deterministic actions (cache/tools.py)
         self.plan_with = plan_with or planner.plan  # e.g. codeplan.CodePlanner for one file
+        # Asked when the checks pass: a reason to get a second opinion, or None to finish.
+        # A doubted answer is kept; the next iteration (usually a stronger model, see
+        # models/cascade.py) replaces it only if its own answer passes the checks.
+        self.doubt = doubt
 
     def run(
         self, goal: Goal, spec: Mapping[str, object] | None = None, run_id: str | None = None
@@ -352,6 +357,24 @@ class _Run:
         self.rec.emit("snapshot", role="base", snapshot=snap.id, files=len(snap.entries))
         return snap
 
+    def keep(self, iteration: int) -> Snapshot:
+        """A snapshot of the workspace whose checks just passed (a doubted answer)."""
+        if self.replaying and self.journal and iteration in self.journal.kept:
+            return self.workspace.load(self.journal.kept[iteration])
+        self.go_live(f"keeping iteration {iteration}")
+        snap = self.workspace.snapshot()
+        self.rec.emit("snapshot", role="passing", iteration=iteration, snapshot=snap.id)
+        return snap
+
+    def doubted(self, iteration: int) -> str:
+        """Why an answer that passed its checks gets a second opinion ("" if it does not)."""
+        if self.e.doubt is None or iteration >= self.goal.budget.max_iterations:
+            return ""
+        reason = self.e.doubt()
+        if reason:
+            self.rec.emit("doubt", iteration=iteration, reason=reason)
+        return reason or ""
+
     def rollback(self, good: Snapshot, iteration: int, final: bool = False) -> None:
         key = FINAL if final else iteration
         if self.replaying and self.journal and key in self.journal.rollbacks:
@@ -386,6 +409,7 @@ class _Run:
         verdict: Verdict | None = None
         status, reason = RunStatus.INTERRUPTED, "interrupted"
         good: Snapshot | None = None
+        kept: tuple[int, Snapshot, Verdict] | None = None  # a passing answer that was doubted
         try:
             good = self.base_snapshot()
             while True:
@@ -405,20 +429,26 @@ class _Run:
                 taken: list[Action] = []
                 step_failure, step_check_failed = self.execute_plan(iteration, plan, context, taken)
                 failures: tuple[CheckResult, ...] = ()
+                doubt = ""
                 if not step_check_failed:  # a bad step is rolled back without a final sweep
                     verdict = self.validate(iteration)
                     if verdict.passed:
-                        status = RunStatus.SUCCESS
-                        reason = f"all checks passed (iteration {iteration})"
-                        self.remember_plan(reuse)
-                        break
+                        doubt = self.doubted(iteration)
+                        if not doubt:
+                            status = RunStatus.SUCCESS
+                            reason = f"all checks passed (iteration {iteration})"
+                            self.remember_plan(reuse)
+                            break
+                        kept = (iteration, self.keep(iteration), verdict)
                     failures = verdict.failures
                 if reuse is not None and self.e.plan_cache is not None:  # failed: re-plan
                     self.e.plan_cache.invalidate(reuse.entry)
                     self.rec.emit("plan_cache", outcome="invalidated", entry=reuse.entry)
                 self.rollback(good, iteration)
                 # Paths relative to the workspace: shorter, and the same in every copy of it.
-                feedback = summarize(step_failure, failures).replace(f"{goal.workspace}/", "")
+                feedback = doubt or summarize(step_failure, failures).replace(
+                    f"{goal.workspace}/", ""
+                )
                 fingerprint = _fingerprint(taken, feedback)
                 repeats = repeats + 1 if fingerprint == last_print else 0
                 last_print = fingerprint
@@ -440,7 +470,20 @@ class _Run:
             status, reason = RunStatus.MODEL_ERROR, str(exc)
         except KeyboardInterrupt:
             status, reason = RunStatus.INTERRUPTED, "interrupted by the user"
-        if status is not RunStatus.SUCCESS and good is not None:
+        if (
+            status is not RunStatus.SUCCESS
+            and kept is not None
+            and status is not (RunStatus.INTERRUPTED)
+        ):
+            # The second opinion did not pass the checks: the doubted answer did. Keep it.
+            passed_at, snapshot, verdict = kept
+            self.rollback(snapshot, self.meter.iterations, final=True)
+            status = RunStatus.SUCCESS
+            reason = (
+                f"all checks passed (iteration {passed_at}; the second opinion after it did "
+                f"not: {reason})"
+            )
+        elif status is not RunStatus.SUCCESS and good is not None:
             self.rollback(good, self.meter.iterations, final=True)
         self.go_live("finish")
         result = RunResult(

@@ -7,6 +7,9 @@
   an answer file, an escalated model is first asked the same fresh question greedily (a
   small model's failure output does not help a bigger one; see BENCHMARKS.md, HumanEval);
   later retries see the failures.
+- ``unsure_tokens``: with ``escalate``, an answer that passes its checks but whose code
+  had at least this many tokens the model chose with probability below one half gets a
+  second opinion from the next model (kept if the second opinion fails the checks).
 - ``examples``: a check generated from the ``>>>`` examples of a workspace Python file.
 """
 
@@ -33,6 +36,7 @@ class Strategy:
     model: Model
     plan_with: Callable[[Model, Context], Plan] | None
     sinks: tuple[EventSink, ...]
+    doubt: Callable[[], str | None] | None = None
 
 
 def build_strategy(
@@ -41,6 +45,7 @@ def build_strategy(
     *,
     answer_file: str | None = None,
     escalate: Sequence[str] = (),
+    unsure_tokens: int | None = None,
 ) -> Strategy:
     plan_with: Callable[[Model, Context], Plan] | None = None
     if answer_file is not None:
@@ -50,9 +55,14 @@ def build_strategy(
             else CodePlanner(answer_file)
         )
     if not escalate:
+        if unsure_tokens is not None:
+            raise ConfigError("a second opinion on unsure answers needs a model to escalate to")
         return Strategy(first, plan_with, ())
-    cascade = Escalating(first, [_loader(load, spec) for spec in escalate])
-    return Strategy(cascade, plan_with, (cascade,))
+    cascade = Escalating(
+        first, [_loader(load, spec) for spec in escalate], unsure_tokens=unsure_tokens
+    )
+    doubt = cascade.doubt if unsure_tokens is not None else None
+    return Strategy(cascade, plan_with, (cascade,), doubt)
 
 
 def _loader(load: Callable[[str], Model], spec: str) -> Callable[[], Model]:

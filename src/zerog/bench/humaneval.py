@@ -45,6 +45,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from zerog.cache.db import CacheDB
+from zerog.cache.exact import CachedModel
 from zerog.codeplan import CodePlanner
 from zerog.errors import ConfigError
 from zerog.events import Event, EventSink
@@ -124,10 +126,14 @@ def test_program(task: Task, solution: str) -> str:
 
 @dataclass
 class ModelSpend:
+    """One model's calls in a task. Answers reused from the exact cache (``--cache``)
+    count at what their original call spent, and are counted in ``reused`` as well."""
+
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     seconds: float = 0.0
+    reused: int = 0
 
 
 @dataclass
@@ -171,8 +177,16 @@ class _Capture:
         self.models: dict[str, ModelSpend] = {}
         self.answers: list[tuple[int, str]] = []  # (iteration, content)
         self.plan_models: list[str] = []
+        self.writers: list[str] = []  # the plan model behind each answer
         self.confidences: list[dict[str, float] | None] = []
         self.verdicts: dict[int, bool] = {}
+
+    def answered_by(self, answer: str) -> str:
+        """The model that wrote ``answer`` (one plan call per iteration)."""
+        for (_, content), model in reversed(list(zip(self.answers, self.writers, strict=True))):
+            if content == answer:
+                return model
+        return self.plan_models[-1] if self.plan_models else ""
 
     def emit(self, event: Event) -> None:
         data = event.data
@@ -180,9 +194,12 @@ class _Capture:
             name = str(data.get("model", ""))
             spend = self.models.setdefault(name, ModelSpend())
             spend.calls += 1
-            spend.input_tokens += int(str(data.get("input_tokens", 0)))
-            spend.output_tokens += int(str(data.get("output_tokens", 0)))
-            spend.seconds += float(str(data.get("duration", 0.0)))
+            reused = bool(data.get("cache_hit")) and "saved_seconds" in data
+            prefix = "saved_" if reused else ""
+            spend.reused += reused
+            spend.input_tokens += int(str(data.get(f"{prefix}input_tokens", 0)))
+            spend.output_tokens += int(str(data.get(f"{prefix}output_tokens", 0)))
+            spend.seconds += float(str(data.get("saved_seconds" if reused else "duration", 0.0)))
             if data.get("purpose") == "plan":
                 self.plan_models.append(name)
                 confidence = data.get("confidence")
@@ -197,6 +214,7 @@ class _Capture:
                 content = action.get("content")
                 if isinstance(content, str):
                     self.answers.append((int(str(data.get("iteration", 0))), content))
+                    self.writers.append(self.plan_models[-1] if self.plan_models else "")
         elif event.kind == "verdict":
             self.verdicts[int(str(data.get("iteration", 0)))] = bool(data.get("passed"))
 
@@ -214,6 +232,7 @@ class Config:
     sandbox: str = "bwrap"
     timeout: float = 30.0
     edge: bool = False  # track hidden: the check also makes a generated edge-case call
+    unsure_tokens: int | None = None  # cascade: doubt a passing answer this unsure
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -226,12 +245,16 @@ class Config:
             raise ConfigError("the single strategy runs one iteration: drop --max-iterations")
         if self.strategy == "cascade" and self.max_iterations < 2:
             raise ConfigError("a cascade needs at least 2 iterations to escalate")
+        if self.unsure_tokens is not None and self.strategy != "cascade":
+            raise ConfigError("--unsure-tokens is a cascade option (a second opinion)")
 
     def label(self) -> str:
         model = self.model.replace(":", "-").replace("/", "_")
         name = f"{model}_{self.track}_{self.strategy}_k{self.max_iterations}"
         if self.strategy == "cascade":
             name += "_to-" + self.escalate.replace(":", "-").replace("/", "_")
+        if self.unsure_tokens is not None:
+            name += f"_unsure{self.unsure_tokens}"
         return name + ("_edge" if self.edge else "")
 
 
@@ -270,8 +293,9 @@ class Models:
     """The models of one worker thread, loaded on first use (a local model is not
     thread-safe, so each thread has its own)."""
 
-    def __init__(self, load: Callable[[str], Model]) -> None:
+    def __init__(self, load: Callable[[str], Model], cache: CacheDB | None = None) -> None:
         self._load = load
+        self._cache = cache
         self._local = threading.local()
 
     def get(self, spec: str) -> Model:
@@ -280,7 +304,8 @@ class Models:
             cache = {}
             self._local.cache = cache
         if spec not in cache:
-            cache[spec] = self._load(spec)
+            model = self._load(spec)
+            cache[spec] = CachedModel(model, self._cache) if self._cache is not None else model
         return cache[spec]
 
 
@@ -295,7 +320,11 @@ def run_task(
         model: Model = first
         escalating: Escalating | None = None
         if config.strategy == "cascade":
-            escalating = Escalating(first, [lambda: models.get(config.escalate)])
+            escalating = Escalating(
+                first,
+                [lambda: models.get(config.escalate)],
+                unsure_tokens=config.unsure_tokens,
+            )
             model = escalating
             sinks.append(escalating)
             planner = CodePlanner(SOLUTION, fresh_retries=1)
@@ -315,13 +344,18 @@ def run_task(
             write_trace=False,
             stuck_after=max(config.max_iterations, 2),
             plan_with=planner,
+            doubt=escalating.doubt if escalating and config.unsure_tokens else None,
         )
         budget = Budget(max_iterations=config.max_iterations, max_seconds=1800.0)
         goal = goal_for(task, workspace, config.track, budget, edge=config.edge)
         started = time.monotonic()
         result = engine.run(goal)
         wall = time.monotonic() - started
+        # On success the engine leaves the answer that passed (after a doubt, maybe not the
+        # last one written); otherwise the workspace is rolled back: judge the last answer.
         answer = capture.answers[-1][1] if capture.answers else task.prompt
+        if result.status.value == "success":
+            answer = (workspace / SOLUTION).read_text(encoding="utf-8")
         first_answer = capture.answers[0][1] if capture.answers else task.prompt
         passed = judge(task, answer, sandbox, scratch)
         first_passed = (
@@ -333,11 +367,11 @@ def run_task(
             first_passed=first_passed,
             status=result.status.value,
             iterations=result.iterations,
-            input_tokens=result.usage.input_tokens,
-            output_tokens=result.usage.output_tokens,
+            input_tokens=sum(s.input_tokens for s in capture.models.values()),
+            output_tokens=sum(s.output_tokens for s in capture.models.values()),
             wall_seconds=round(wall, 3),
             model_seconds=round(sum(s.seconds for s in capture.models.values()), 3),
-            answered_by=capture.plan_models[-1] if capture.plan_models else "",
+            answered_by=capture.answered_by(answer),
             first_by=capture.plan_models[0] if capture.plan_models else "",
             checks_passed_first=capture.verdicts.get(1, False),
             escalated=escalating is not None and escalating.level > 0,
@@ -375,7 +409,8 @@ def check_config(out: Path, config: Config) -> None:
     wanted = asdict(config)
     if path.is_file():
         found = json.loads(path.read_text(encoding="utf-8"))
-        found.setdefault("edge", False)  # directories written before the option existed
+        found.setdefault("edge", False)  # directories written before these options existed
+        found.setdefault("unsure_tokens", None)
         if found != wanted:
             raise ConfigError(
                 f"{out} holds results of another configuration ({found}); use another --out"
@@ -430,6 +465,7 @@ def summarize(results: Sequence[TaskResult]) -> Summary:
             total.input_tokens += spend.input_tokens
             total.output_tokens += spend.output_tokens
             total.seconds += spend.seconds
+            total.reused += spend.reused
         check = "pass" if r.checks_passed_first else "fail"
         truth = "correct" if r.first_passed else "wrong"
         signal[f"check_{check}_{truth}"] += 1
@@ -487,6 +523,12 @@ def markdown(config: Config, summary: Summary) -> str:
     lines.append(
         f"Model time at the idle rates (estimate): {s.per_task(idle_seconds(s.models)):.1f} s/task."
     )
+    reused = sum(spend.reused for spend in s.models.values())
+    if reused:
+        lines.append(
+            f"{reused} model answers were reused from the exact cache of an earlier run of the "
+            "same requests (--cache); they count above at what their original call spent."
+        )
     sig = s.signal
     lines.append("")
     lines.append(
@@ -525,9 +567,12 @@ def run_bench(
     jobs: int = 1,
     on_result: Callable[[Sequence[TaskResult], int], None] | None = None,
     environ: Mapping[str, str] | None = None,
+    cache: CacheDB | None = None,
 ) -> tuple[Summary, list[TaskResult]]:
     """Run every task not already in ``out/results.jsonl``, append each result as it
-    finishes, and write the reports over all of ``tasks``."""
+    finishes, and write the reports over all of ``tasks``. With ``cache``, every model
+    sits behind that exact cache: a request an earlier run made (same model, prompt and
+    sampling) is answered with its recorded answer and counted at its recorded cost."""
     config.validate()
     if jobs < 1:
         raise ConfigError("--jobs must be at least 1")
@@ -536,7 +581,7 @@ def run_bench(
     done = read_results(results_path)
     todo = [t for t in tasks if t.task_id not in done]
     env = dict(os.environ if environ is None else environ)
-    models = Models(load)
+    models = Models(load, cache)
     lock = threading.Lock()
     finished = [done[t.task_id] for t in tasks if t.task_id in done]
     scratch = Path(tempfile.mkdtemp(prefix="zerog-humaneval-"))

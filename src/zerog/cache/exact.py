@@ -2,17 +2,21 @@
 
 Only deterministic requests are cached (temperature 0, or a fixed seed): a sampled answer
 is not "the" answer to its request. A hit returns the stored text with no usage and no
-cost, marked ``cache_hit`` so that the meter, the trace and the run summary show it.
+cost, marked ``cache_hit`` so that the meter, the trace and the run summary show it, and
+says what the original call spent (``saved``: its tokens and seconds).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable
 
 from zerog.cache.db import CacheDB
 from zerog.models.base import Model, Request, Response
 from zerog.models.confidence import Confidence
+from zerog.types import Usage
 
 KIND = "model"
 
@@ -38,9 +42,12 @@ def request_key(model: str, request: Request) -> str:
 class CachedModel:
     """Answers a deterministic request it has seen before from the cache."""
 
-    def __init__(self, model: Model, cache: CacheDB) -> None:
+    def __init__(
+        self, model: Model, cache: CacheDB, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._model = model
         self._cache = cache
+        self._clock = clock
 
     @property
     def name(self) -> str:
@@ -62,9 +69,16 @@ class CachedModel:
                 confidence=(
                     Confidence.model_validate(confidence) if isinstance(confidence, dict) else None
                 ),
+                saved=Usage(
+                    input_tokens=_int(stored.get("input_tokens")),
+                    output_tokens=_int(stored.get("output_tokens")),
+                ),
+                saved_seconds=_float(stored.get("seconds")),
             )
         self._cache.count(KIND, "miss")
+        started = self._clock()
         response = self._model.complete(request)
+        seconds = self._clock() - started
         self._cache.put(
             KIND,
             key,
@@ -74,9 +88,18 @@ class CachedModel:
                 "input_tokens": response.usage.input_tokens,
                 "output_tokens": response.usage.output_tokens,
                 "cost": response.cost,
+                "seconds": round(seconds, 6),
                 "confidence": (
                     response.confidence.model_dump() if response.confidence is not None else None
                 ),
             },
         )
         return response
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+def _float(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and value >= 0 else 0.0

@@ -35,6 +35,9 @@ class Response(Frozen):
     model: str = ""
     cache_hit: bool = False  # answered from an exact cache: no tokens were spent
     confidence: Confidence | None = None  # token probabilities, from backends that have them
+    # A cache hit: what the original call spent (tokens, seconds), which this one did not.
+    saved: Usage | None = None
+    saved_seconds: float = 0.0
 
 
 class Model(Protocol):

@@ -6,6 +6,12 @@ its model and as one of its sinks, it answers with the first model until the run
 and so on down the list. The stronger models are built only when first needed, so a run
 the small model finishes never loads them.
 
+With ``unsure_tokens`` it also doubts an answer that passed its checks: when the code of
+the current model's last plan answer had at least that many tokens chosen with probability
+below one half (:mod:`zerog.models.confidence`; only local models report this), the
+engine's ``doubt`` hook (:meth:`doubt`) asks for a second opinion from the next model.
+The engine keeps the doubted answer and falls back to it if the second opinion fails.
+
 It keeps per-run state (how many iterations failed): make one per run.
 """
 
@@ -16,6 +22,7 @@ from collections.abc import Callable, Sequence
 from zerog.errors import ConfigError
 from zerog.events import Event
 from zerog.models.base import Model, Request, Response
+from zerog.models.confidence import LOW, Confidence
 
 ModelFactory = Callable[[], Model]
 
@@ -24,9 +31,20 @@ class Escalating:
     """Answers with ``first``, then with each of ``then`` after ``after`` more failed
     iterations (``after=1``: every failed iteration moves one model up)."""
 
-    def __init__(self, first: Model, then: Sequence[ModelFactory], *, after: int = 1) -> None:
+    def __init__(
+        self,
+        first: Model,
+        then: Sequence[ModelFactory],
+        *,
+        after: int = 1,
+        unsure_tokens: int | None = None,
+    ) -> None:
         if after < 1:
             raise ConfigError("escalation needs at least one failed iteration (after >= 1)")
+        if unsure_tokens is not None and unsure_tokens < 1:
+            raise ConfigError("unsure_tokens must be at least 1")
+        self._unsure_tokens = unsure_tokens
+        self.last_confidence: Confidence | None = None  # of the last plan answer
         self._models: list[Model] = [first]
         self._factories = list(then)
         self._after = after
@@ -52,7 +70,27 @@ class Escalating:
         return True
 
     def complete(self, request: Request) -> Response:
-        return self.current().complete(request)
+        response = self.current().complete(request)
+        if request.purpose == "plan":
+            self.last_confidence = response.confidence
+        return response
+
+    def doubt(self) -> str | None:
+        """Why the last plan answer, though it passed its checks, needs a second opinion
+        from the next model (None: it does not, or there is no stronger model)."""
+        confidence = self.last_confidence
+        if (
+            self._unsure_tokens is None
+            or confidence is None
+            or self.level >= len(self._factories)
+            or confidence.low_tokens < self._unsure_tokens
+        ):
+            return None
+        return (
+            f"The answer passed its checks, but {self.current().name} was unsure of "
+            f"{confidence.low_tokens} of its {confidence.tokens} code tokens (probability "
+            f"below {LOW}); asking a stronger model for a second opinion."
+        )
 
     def emit(self, event: Event) -> None:
         if event.kind != "feedback":

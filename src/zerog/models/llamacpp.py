@@ -163,6 +163,4 @@ class LlamaCppModel:
                 output_tokens=estimate_tokens(text),
             )
         confidence = probe.confidence(self._llama) if probe is not None else None
-        return Response(
-            text=text, usage=counted, cost=0.0, model=self._name, confidence=confidence
-        )
+        return Response(text=text, usage=counted, cost=0.0, model=self._name, confidence=confidence)

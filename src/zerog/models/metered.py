@@ -23,6 +23,17 @@ def request_digest(request: Request) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _saved(response: Response) -> dict[str, int | float]:
+    """What a cache hit's original call spent (nothing for other calls)."""
+    if response.saved is None:
+        return {}
+    return {
+        "saved_input_tokens": response.saved.input_tokens,
+        "saved_output_tokens": response.saved.output_tokens,
+        "saved_seconds": round(response.saved_seconds, 6),
+    }
+
+
 class MeteredModel:
     """Checks the budget before each call, clamps ``max_tokens``, then counts the usage.
 
@@ -79,6 +90,7 @@ class MeteredModel:
             confidence=(
                 response.confidence.model_dump() if response.confidence is not None else None
             ),
+            **_saved(response),
             duration=round(self._clock() - started, 6),
         )
         return response
