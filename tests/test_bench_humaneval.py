@@ -16,6 +16,7 @@ from zerog.bench.humaneval import (
     Config,
     ModelSpend,
     TaskResult,
+    auroc,
     compare,
     default_data_file,
     load_tasks,
@@ -227,3 +228,64 @@ def test_signal_study_replays_escalation_policies_on_recorded_runs(tmp_path: Pat
     # Right but for 0: the example passes, the generated neg(0) raises, so it escalates.
     assert "| examples fail | 0 | - | 0% | 1/2 = 50.0% |" in table
     assert "| generated edge call fails | 1 | 100% | 100% | 2/2 = 100.0% |" in table
+
+
+UNSURE = {"tokens": 30, "mean_logprob": -0.4, "min_prob": 0.2, "low_tokens": 5}
+SURE = {"tokens": 30, "mean_logprob": -0.01, "min_prob": 0.8, "low_tokens": 0}
+
+
+def test_a_second_opinion_replaces_an_unsure_answer_only_when_it_passes(tmp_path: Path) -> None:
+    tasks = load_tasks(data_file(tmp_path))
+    config = Config(
+        model="small",
+        strategy="cascade",
+        max_iterations=2,
+        escalate="big",
+        sandbox="local",
+        unsure_tokens=3,
+    )
+    # add: sure, kept. neg: passes its example but unsure; the big model's right answer wins.
+    small = scripted({**ADD, "confidence": SURE}, {**NEG_WRONG, "confidence": UNSURE})
+    big = ScriptedModel([parse_line(NEG, "big")], name="big")
+    _, load = loader(small=small, big=big)
+    _, results = run_bench(tasks, config, tmp_path / "out", load)
+    assert [r.passed for r in results] == [True, True]
+    assert [r.escalated for r in results] == [False, True]
+    assert results[1].answered_by == "big"
+    assert results[1].confidences[0] == {k: float(v) for k, v in UNSURE.items()}
+    # The big model's second opinion fails the example: the small model's answer is kept.
+    small = scripted({**NEG_WRONG, "confidence": UNSURE})
+    big = ScriptedModel([parse_line(NEG_BAD, "big")], name="big")
+    _, load = loader(small=small, big=big)
+    _, results = run_bench(tasks[1:], config, tmp_path / "kept", load)
+    assert (results[0].status, results[0].answered_by) == ("success", "scripted")
+    assert "return -1" in results[0].answer
+    with pytest.raises(ConfigError, match="cascade option"):
+        Config(model="small", unsure_tokens=3).validate()
+
+
+def test_signal_study_replays_second_opinions_and_rates_confidence(tmp_path: Path) -> None:
+    tasks = load_tasks(data_file(tmp_path))
+    small = scripted({**ADD, "confidence": SURE}, {**NEG_WRONG, "confidence": UNSURE})
+    _, load_small = loader(small=small)
+    run_bench(tasks, Config(model="small", sandbox="local"), tmp_path / "s", load_small)
+    _, load_big = loader(big=scripted(ADD, NEG))
+    run_bench(tasks, Config(model="big", sandbox="local"), tmp_path / "b", load_big)
+    table = signal_study(
+        tasks, tmp_path / "s", tmp_path / "b", LocalSandbox({"PATH": "/usr/bin:/bin"})
+    )
+    # The wrong neg() passed its example, but 5 unsure tokens ask the big model, whose
+    # answer passes its example and the hidden tests.
+    row = "| examples fail; second opinion at 5+ unsure tokens | 1 | 100% | 100% | 2/2 = 100.0% |"
+    assert row in table
+    row = "| examples fail; second opinion at 6+ unsure tokens | 0 | - | 0% | 1/2 = 50.0% |"
+    assert row in table
+    assert "| unsure tokens (p < 0.5) | 1.00 | 1.00 |" in table
+    assert "| least likely token's probability (negated) | 1.00 | 1.00 |" in table
+
+
+def test_auroc_counts_ties_as_half() -> None:
+    assert auroc([3, 1], [True, False]) == 1.0
+    assert auroc([1, 3], [True, False]) == 0.0
+    assert auroc([2, 2, 1], [True, False, False]) == 0.75
+    assert auroc([1, 2], [True, True]) is None

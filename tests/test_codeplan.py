@@ -7,6 +7,7 @@ from pathlib import Path
 from builders import scripted
 from zerog import Budget, Engine, Goal, RunStatus
 from zerog.codeplan import CodePlanner, extract_code, merge
+from zerog.events import Event
 from zerog.models.base import Model
 from zerog.models.cascade import Escalating
 from zerog.models.scripted import ScriptedModel
@@ -118,3 +119,79 @@ def test_the_stronger_model_is_never_built_when_the_first_succeeds(tmp_path: Pat
     assert cascade.escalate() is True  # escalating by hand moves one model up
     assert cascade.level == 1
     assert cascade.escalate() is False  # there is nothing above
+
+
+UNSURE = {"tokens": 40, "mean_logprob": -0.3, "min_prob": 0.2, "low_tokens": 6}
+SURE = {"tokens": 40, "mean_logprob": -0.01, "min_prob": 0.7, "low_tokens": 0}
+OTHER_RIGHT = {"text": "```python\ndef area(r):\n    return 2 * math.pi * r ** 2\n```"}
+
+
+def doubting(small: Model, big: Model, unsure_tokens: int = 3) -> tuple[Engine, Escalating]:
+    cascade = Escalating(small, [lambda: big], unsure_tokens=unsure_tokens)
+    built = Engine(
+        cascade,
+        LocalSandbox({"PATH": "/usr/bin:/bin"}),
+        sinks=[cascade],
+        write_trace=False,
+        plan_with=CodePlanner("calc.py", fresh_retries=1),
+        doubt=cascade.doubt,
+    )
+    return built, cascade
+
+
+def test_an_unsure_passing_answer_gets_a_second_opinion_that_replaces_it(tmp_path: Path) -> None:
+    small = scripted({**RIGHT, "confidence": UNSURE})
+    big = scripted({**OTHER_RIGHT, "confidence": UNSURE})  # unsure too, but nothing is above it
+    built, cascade = doubting(small, big)
+    events: list[str] = []
+    built.sinks = (*built.sinks, _Kinds(events))
+    result = built.run(goal(tmp_path, 3))
+    assert result.status is RunStatus.SUCCESS
+    assert result.iterations == 2
+    assert cascade.level == 1
+    assert "2 * math.pi" in (tmp_path / "calc.py").read_text()  # the stronger model's answer
+    assert events.count("doubt") == 1
+    assert big.requests[0].messages == small.requests[0].messages  # the same fresh question
+
+
+def test_a_failed_second_opinion_keeps_the_answer_that_passed(tmp_path: Path) -> None:
+    small = scripted({**RIGHT, "confidence": UNSURE})
+    big = scripted(WRONG, WRONG)
+    built, _ = doubting(small, big)
+    result = built.run(goal(tmp_path, 3))
+    assert result.status is RunStatus.SUCCESS
+    assert result.iterations == 3
+    assert "the second opinion after it did not" in result.reason
+    assert "return helper(math.pi * r * r)" in (tmp_path / "calc.py").read_text()
+    assert result.verdict is not None
+    assert result.verdict.passed
+
+
+def test_no_doubt_when_sure_below_the_bar_or_out_of_iterations(tmp_path: Path) -> None:
+    def never() -> Model:
+        raise AssertionError("the stronger model was asked")
+
+    for confidence, unsure_tokens, iterations in ((SURE, 3, 3), (UNSURE, 7, 3), (UNSURE, 3, 1)):
+        workspace = tmp_path / f"w{unsure_tokens}{iterations}{confidence['low_tokens']}"
+        workspace.mkdir()
+        cascade = Escalating(
+            scripted({**RIGHT, "confidence": confidence}), [never], unsure_tokens=unsure_tokens
+        )
+        built = Engine(
+            cascade,
+            LocalSandbox({"PATH": "/usr/bin:/bin"}),
+            sinks=[cascade],
+            write_trace=False,
+            plan_with=CodePlanner("calc.py", fresh_retries=1),
+            doubt=cascade.doubt,
+        )
+        result = built.run(goal(workspace, iterations))
+        assert (result.status, result.iterations, cascade.level) == (RunStatus.SUCCESS, 1, 0)
+
+
+class _Kinds:
+    def __init__(self, into: list[str]) -> None:
+        self.into = into
+
+    def emit(self, event: Event) -> None:
+        self.into.append(event.kind)

@@ -32,6 +32,23 @@ def test_deterministic_request_is_served_from_cache_with_no_tokens(db: CacheDB) 
     assert model.complete(_request("other")).text == "second"  # another request: a miss
 
 
+def test_a_hit_says_what_the_original_call_spent_and_keeps_its_confidence(db: CacheDB) -> None:
+    confidence = {"tokens": 12, "mean_logprob": -0.2, "min_prob": 0.3, "low_tokens": 2}
+    usage = {"input_tokens": 120, "output_tokens": 40}
+    inner = scripted({"text": "x", "usage": usage, "confidence": confidence})
+    ticks = iter([10.0, 12.5])
+    model = CachedModel(inner, db, clock=lambda: next(ticks))
+    first = model.complete(_request())
+    again = model.complete(_request())
+    assert first.saved is None
+    assert again.saved is not None
+    assert (again.saved.input_tokens, again.saved.output_tokens) == (120, 40)
+    assert again.saved_seconds == 2.5
+    assert again.confidence == first.confidence
+    assert again.confidence is not None
+    assert again.confidence.low_tokens == 2
+
+
 def test_sampled_requests_are_never_cached(db: CacheDB) -> None:
     inner = scripted({"text": "a"}, {"text": "b"}, {"text": "c"}, {"text": "d"})
     model = CachedModel(inner, db)

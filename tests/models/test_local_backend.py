@@ -45,6 +45,29 @@ def test_output_is_repeatable_and_usage_is_counted(local_model: LlamaCppModel) -
     assert first.model == "local"
 
 
+def test_a_greedy_answer_reports_how_sure_the_model_was_of_its_code(
+    local_model: LlamaCppModel,
+) -> None:
+    def ask_for(prompt: str, temperature: float = 0.0) -> Request:
+        return Request(
+            messages=(Message(role="user", content=prompt),),
+            max_tokens=80,
+            temperature=temperature,
+            seed=1,
+        )
+
+    easy = local_model.complete(ask_for("Reply with only this code block:\n```python\nx = 1\n```"))
+    assert easy.confidence is not None
+    assert 0 < easy.confidence.tokens < 20  # only the block's tokens count, not the prose
+    hard = local_model.complete(ask_for("Write a Python haiku generator in one code block."))
+    assert hard.confidence is not None
+    assert hard.confidence.score < easy.confidence.score
+    assert hard.confidence.low_tokens > easy.confidence.low_tokens
+    assert 0 < hard.confidence.min_prob < 0.5
+    # A sampled answer's tokens are not the most likely ones: no confidence is claimed.
+    assert local_model.complete(ask_for("Say hi.", temperature=0.7)).confidence is None
+
+
 def test_a_gguf_path_spec_and_bad_local_specs(weights_path: Path, tmp_path: Path) -> None:
     base = weights_path.parent
     model = load_model(f"local:{weights_path.name}", base, config=Config(), environ={})

@@ -437,6 +437,7 @@ class Summary:
     solved_by: dict[str, int]
     models: dict[str, ModelSpend]
     signal: dict[str, int]
+    solved_at: dict[int, int] = field(default_factory=dict)  # iteration -> tasks solved there
 
     @property
     def pass_rate(self) -> float:
@@ -484,6 +485,10 @@ def summarize(results: Sequence[TaskResult]) -> Summary:
         solved_by=solved_by,
         models=models,
         signal=signal,
+        solved_at={
+            n: sum(r.passed and r.iterations == n for r in results)
+            for n in sorted({r.iterations for r in results if r.passed})
+        },
     )
 
 
@@ -512,6 +517,11 @@ def markdown(config: Config, summary: Summary) -> str:
             for name, count in sorted(s.solved_by.items())
         )
         or "none"
+    )
+    lines.append("")
+    lines.append(
+        "Solved tasks by iterations used: "
+        + (", ".join(f"{n}: {count}" for n, count in s.solved_at.items()) or "none")
     )
     lines.append("")
     lines.append("Model time: ")
@@ -718,6 +728,40 @@ def first_seconds(result: TaskResult, model: str) -> float:
     return _first_call(result, model).seconds
 
 
+def unsure_tokens(result: TaskResult) -> int | None:
+    """How many code tokens of the first answer the model was unsure of (None: unknown)."""
+    first = result.confidences[0] if result.confidences else None
+    return int(first["low_tokens"]) if first is not None else None
+
+
+def auroc(scores: Sequence[float], wrong: Sequence[bool]) -> float | None:
+    """How well a higher score ranks wrong answers above right ones (0.5: no better than
+    chance; 1.0: perfect), counting ties as half."""
+    bad = [s for s, w in zip(scores, wrong, strict=True) if w]
+    good = [s for s, w in zip(scores, wrong, strict=True) if not w]
+    if not bad or not good:
+        return None
+    wins = sum((b > g) + 0.5 * (b == g) for b in bad for g in good)
+    return wins / (len(bad) * len(good))
+
+
+# A second opinion is affordable while the cascade's model time stays under this share of
+# running the big model on every task (the rule that picks --unsure-tokens; it looks at
+# model time only, never at which answers were right).
+BUDGET_SHARE = 0.75
+UNSURE_STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 15)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When to escalate (answer with the big model) and when to ask it for a second
+    opinion (its answer replaces the small one's only if it passes its own check)."""
+
+    label: str
+    escalate: Callable[[str], bool]
+    doubt: Callable[[str], bool] = lambda _: False
+
+
 def signal_study(
     tasks: Sequence[Task],
     cascade_out: Path,
@@ -727,10 +771,13 @@ def signal_study(
     """Escalation policies replayed on recorded runs, over the tasks both finished.
 
     ``cascade_out`` holds a run whose first attempt is the small model's single shot (any
-    strategy; its first answers and first-iteration checks are used), ``big_out`` a single
-    shot of the big model. A policy escalates a task when its signal fires on the small
-    model's first answer; the task then counts as solved when the big model's single shot
-    was. Model time: the small model's first call, plus the big model's when escalated.
+    strategy; its first answers, first-iteration checks and token confidence are used),
+    ``big_out`` a single shot of the big model (greedy: the same answer a cascade gets when
+    it escalates). A policy escalates a task when its signal fires on the small model's
+    first answer; the task then counts as solved when the big model's single shot was. A
+    second opinion (the answer passed its check but the model was unsure of N or more code
+    tokens) takes the big model's answer only if that passes its own check. Model time:
+    the small model's first call, plus the big model's when it was asked.
     """
     small_config = read_config(cascade_out)
     small = read_results(cascade_out / "results.jsonl")
@@ -746,50 +793,107 @@ def signal_study(
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    signals: dict[str, Callable[[str], bool]] = {
-        "never (small model single shot)": lambda _: False,
-        "examples fail": lambda t: not small[t].checks_passed_first,
-        "generated edge call fails": lambda t: bool(edge[t]),
-        "examples or edge call fail": lambda t: not small[t].checks_passed_first or bool(edge[t]),
-        "always (big model single shot)": lambda _: True,
-        "oracle (small answer wrong)": lambda t: not small[t].first_passed,
-    }
+    ids = [t.task_id for t in chosen]
+    unsure = {t: unsure_tokens(small[t]) for t in ids}
+
+    def examples_fail(t: str) -> bool:
+        return not small[t].checks_passed_first
+
+    def unsure_of(n: int) -> Callable[[str], bool]:
+        return lambda t: (unsure[t] or 0) >= n
+
+    policies = [
+        Policy("never (small model single shot)", lambda _: False),
+        Policy("examples fail", examples_fail),
+        Policy("generated edge call fails", lambda t: bool(edge[t])),
+        Policy("examples or edge call fail", lambda t: examples_fail(t) or bool(edge[t])),
+    ]
+    policies += [
+        Policy(f"examples fail; second opinion at {n}+ unsure tokens", examples_fail, unsure_of(n))
+        for n in UNSURE_STEPS
+    ]
+    policies += [
+        Policy("always (big model single shot)", lambda _: True),
+        Policy("oracle (small answer wrong)", lambda t: not small[t].first_passed),
+    ]
     with_edge = sum(e is not None for e in edge.values())
     lines = [
         f"Over the {len(chosen)} tasks finished in both directories; {with_edge} have a "
         "generated edge call.\n",
-        "| escalate when | escalated | precision | recall | pass@1 | model s/task "
+        "| escalate when | asked big | precision | recall | pass@1 | model s/task "
         "| model time vs big single | idle-rate model s/task | vs big single |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    wrong = {t.task_id for t in chosen if not small[t.task_id].first_passed}
-    big_seconds = sum(big[t.task_id].model_seconds for t in chosen) or 1.0
-    big_idle = sum(idle_seconds(big[t.task_id].models) for t in chosen) or 1.0
-    for label, fires in signals.items():
-        always = label.startswith("always")
-        fired = {t.task_id for t in chosen if fires(t.task_id)}
-        solved = sum(
-            big[t].passed if t in fired else small[t].first_passed
-            for t in (c.task_id for c in chosen)
-        )
+    wrong = {t for t in ids if not small[t].first_passed}
+    big_seconds = sum(big[t].model_seconds for t in ids) or 1.0
+    big_idle = sum(idle_seconds(big[t].models) for t in ids) or 1.0
+    first = {t: _first_call(small[t], small_config.model) for t in ids}
+    affordable: list[tuple[int, str]] = []
+    for policy in policies:
+        always = policy.label.startswith("always")
+        escalated = {t for t in ids if policy.escalate(t)}
+        doubted = {t for t in ids if t not in escalated and policy.doubt(t)}
+        asked = escalated | doubted
+        replaced = escalated | {t for t in doubted if big[t].checks_passed_first}
+        solved = sum(big[t].passed if t in replaced else small[t].first_passed for t in ids)
         seconds = sum(
-            first_seconds(small[t.task_id], small_config.model) * (not always)
-            + (big[t.task_id].model_seconds if t.task_id in fired else 0.0)
-            for t in chosen
+            first[t].seconds * (not always) + (big[t].model_seconds if t in asked else 0.0)
+            for t in ids
         )
-        first = {t.task_id: _first_call(small[t.task_id], small_config.model) for t in chosen}
         idle = sum(
-            idle_seconds({small_config.model: first[t.task_id]}) * (not always)
-            + (idle_seconds(big[t.task_id].models) if t.task_id in fired else 0.0)
-            for t in chosen
+            idle_seconds({small_config.model: first[t]}) * (not always)
+            + (idle_seconds(big[t].models) if t in asked else 0.0)
+            for t in ids
         )
-        hits = len(fired & wrong)
-        precision = f"{100 * hits / len(fired):.0f}%" if fired else "-"
+        if "second opinion" in policy.label and idle / big_idle <= BUDGET_SHARE:
+            affordable.append((len(asked), policy.label))
+        hits = len(asked & wrong)
+        precision = f"{100 * hits / len(asked):.0f}%" if asked else "-"
         recall = f"{100 * hits / len(wrong):.0f}%" if wrong else "-"
         lines.append(
-            f"| {label} | {len(fired)} | {precision} | {recall} "
+            f"| {policy.label} | {len(asked)} | {precision} | {recall} "
             f"| {solved}/{len(chosen)} = {100 * solved / len(chosen):.1f}% "
             f"| {seconds / len(chosen):.1f} | {seconds / big_seconds:.2f}x "
             f"| {idle / len(chosen):.1f} | {idle / big_idle:.2f}x |"
         )
+    lines.append("")
+    if affordable:
+        lines.append(
+            f"Budget rule (model time at most {BUDGET_SHARE:.2f}x the big model's, idle "
+            f"rates; blind to which answers were right) picks: {max(affordable)[1]}."
+        )
+    lines += ["", *confidence_report(small, ids)]
     return "\n".join(lines) + "\n"
+
+
+def confidence_report(small: Mapping[str, TaskResult], ids: Sequence[str]) -> list[str]:
+    """How well each token-confidence measure of the first answer ranks its wrong answers
+    first (AUROC), over all answers and over those that passed their examples."""
+    known = [t for t in ids if small[t].confidences and small[t].confidences[0] is not None]
+    if not known:
+        return ["No token confidence was recorded in these runs."]
+    lines = [
+        "Token confidence of the small model's first answer as a predictor of a wrong answer "
+        f"(AUROC; 0.5 = chance), over {len(known)} answers with a recorded confidence:",
+        "",
+        "| measure | all answers | answers that passed their examples |",
+        "|---|---|---|",
+    ]
+    measures: dict[str, Callable[[dict[str, float]], float]] = {
+        "unsure tokens (p < 0.5)": lambda c: c["low_tokens"],
+        "mean token log-probability (negated)": lambda c: -c["mean_logprob"],
+        "least likely token's probability (negated)": lambda c: -c["min_prob"],
+    }
+    passing = [t for t in known if small[t].checks_passed_first]
+    for label, score in measures.items():
+        cells = []
+        for subset in (known, passing):
+            scores = [score(_conf(small[t])) for t in subset]
+            value = auroc(scores, [not small[t].first_passed for t in subset])
+            cells.append(f"{value:.2f}" if value is not None else "-")
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
+def _conf(result: TaskResult) -> dict[str, float]:
+    return result.confidences[0] or {} if result.confidences else {}

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from zerog.types import Frozen
 
 LOW = 0.5  # a token chosen with less probability than this is a "hesitation"
-_FENCE = re.compile(rb"```[^\n]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
+_FENCE = re.compile(rb"```[^\n]*\n(.*?)(?:\n?```|\Z)", re.DOTALL)
 
 
 class Confidence(Frozen):
