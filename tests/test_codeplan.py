@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from builders import scripted
@@ -126,8 +127,11 @@ SURE = {"tokens": 40, "mean_logprob": -0.01, "min_prob": 0.7, "low_tokens": 0}
 OTHER_RIGHT = {"text": "```python\ndef area(r):\n    return 2 * math.pi * r ** 2\n```"}
 
 
-def doubting(small: Model, big: Model, unsure_tokens: int = 3) -> tuple[Engine, Escalating]:
-    cascade = Escalating(small, [lambda: big], unsure_tokens=unsure_tokens)
+def doubting(
+    small: Model, big: Model | Callable[[], Model], unsure_tokens: int = 3
+) -> tuple[Engine, Escalating]:
+    then = big if callable(big) and not isinstance(big, ScriptedModel) else lambda: big
+    cascade = Escalating(small, [then], unsure_tokens=unsure_tokens)
     built = Engine(
         cascade,
         LocalSandbox({"PATH": "/usr/bin:/bin"}),
@@ -174,17 +178,8 @@ def test_no_doubt_when_sure_below_the_bar_or_out_of_iterations(tmp_path: Path) -
     for confidence, unsure_tokens, iterations in ((SURE, 3, 3), (UNSURE, 7, 3), (UNSURE, 3, 1)):
         workspace = tmp_path / f"w{unsure_tokens}{iterations}{confidence['low_tokens']}"
         workspace.mkdir()
-        cascade = Escalating(
-            scripted({**RIGHT, "confidence": confidence}), [never], unsure_tokens=unsure_tokens
-        )
-        built = Engine(
-            cascade,
-            LocalSandbox({"PATH": "/usr/bin:/bin"}),
-            sinks=[cascade],
-            write_trace=False,
-            plan_with=CodePlanner("calc.py", fresh_retries=1),
-            doubt=cascade.doubt,
-        )
+        small = scripted({**RIGHT, "confidence": confidence})
+        built, cascade = doubting(small, never, unsure_tokens)
         result = built.run(goal(workspace, iterations))
         assert (result.status, result.iterations, cascade.level) == (RunStatus.SUCCESS, 1, 0)
 
