@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from builders import write_script, zerog_cli
+from zerog.store import Store
 
 STUB = 'def double(x):\n    """Twice x.\n    >>> double(2)\n    4\n    """\n'
 
@@ -48,6 +49,12 @@ def test_run_escalates_to_the_next_model_after_the_examples_fail(tmp_path: Path)
     assert (result["status"], result["iterations"]) == ("success", 2)
     # The answer redefines double(): the stub's version is replaced, not kept beside it.
     assert (ws / "calc.py").read_text() == "def double(x):\n    return 2 * x\n"
+    # The strategy is recorded with the run: `zerog resume` rebuilds it.
+    with Store(tmp_path / "runs.db") as store:
+        spec = store.find(result["run_id"]).spec
+    assert spec["answer_file"] == "calc.py"
+    assert spec["escalate"] == [f"scripted:{big}"]
+    assert spec["unsure_tokens"] is None
     missing = zerog("run", "x", "-w", str(ws), "--examples", "nope.py", cwd=tmp_path)
     assert missing.returncode == 2
     assert "cannot read nope.py" in missing.stderr

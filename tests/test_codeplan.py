@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from builders import scripted
 from zerog import Budget, Engine, Goal, RunStatus
 from zerog.codeplan import CodePlanner, extract_code, merge
@@ -13,6 +15,7 @@ from zerog.models.base import Model
 from zerog.models.cascade import Escalating
 from zerog.models.scripted import ScriptedModel
 from zerog.sandbox.local import LocalSandbox
+from zerog.store import Store
 from zerog.types import CommandCheck
 
 STUB = (
@@ -190,3 +193,40 @@ class _Kinds:
 
     def emit(self, event: Event) -> None:
         self.into.append(event.kind)
+
+
+class _Crash(BaseException):
+    """Stands for the process dying: nothing in the engine catches it."""
+
+
+class _CrashAt:
+    def __init__(self, kind: str, nth: int) -> None:
+        self.kind, self.left = kind, nth
+
+    def emit(self, event: Event) -> None:
+        if event.kind == self.kind and event.seq:
+            self.left -= 1
+            if self.left == 0:
+                raise _Crash
+
+
+def test_a_resumed_cascade_is_where_it_was_when_the_run_stopped(tmp_path: Path) -> None:
+    """Killed after the doubt moved the cascade up: the resumed run asks the stronger model
+    (the replayed failure moves a fresh cascade up again), not the first one."""
+    with Store(tmp_path / "runs.db") as store:
+        small = scripted({**RIGHT, "confidence": UNSURE})
+        built, _ = doubting(small, scripted(OTHER_RIGHT))
+        built.store = store
+        built.sinks = (*built.sinks, _CrashAt("iteration_started", 2))
+        with pytest.raises(_Crash):
+            built.run(goal(tmp_path, 3), run_id="r1")
+        fresh_small = scripted({**RIGHT, "confidence": UNSURE})
+        big = scripted(OTHER_RIGHT)
+        resumed, cascade = doubting(fresh_small, big)
+        resumed.store = store
+        result = resumed.resume("r1")
+    assert result.status is RunStatus.SUCCESS
+    assert cascade.level == 1
+    assert fresh_small.requests == []  # its recorded answer was replayed
+    assert len(big.requests) == 1
+    assert "2 * math.pi" in (tmp_path / "calc.py").read_text()

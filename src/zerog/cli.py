@@ -352,13 +352,20 @@ def run(
         except ValidationError as exc:
             _fail(exc)
     routing = {"router": router, "router_file": str(router_file.resolve()) if router_file else None}
+    strategy = {
+        "answer_file": answer_file,
+        "escalate": list(escalate),
+        "unsure_tokens": unsure_tokens,
+    }
     if examples and (goal_file is not None or check):
         extra = _examples(the_goal.workspace, examples)
         the_goal = the_goal.model_copy(update={"checks": (*the_goal.checks, *extra)})
     if run_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):
         _fail(ConfigError("--run-id takes 1-64 letters, digits, '-' or '_'"))
     _drive(
-        lambda engine: engine.run(the_goal, spec={"model": model, **routing}, run_id=run_id),
+        lambda engine: engine.run(
+            the_goal, spec={"model": model, **routing, **strategy}, run_id=run_id
+        ),
         model=model,
         store_path=store,
         limits=Limits(timeout=timeout),
@@ -377,6 +384,10 @@ def run(
         escalate=escalate,
         unsure_tokens=unsure_tokens,
     )
+
+
+def _list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
 
 
 def _examples(workspace: Path, path: str | None) -> tuple[CommandCheck, ...]:
@@ -566,6 +577,11 @@ def resume(
         routing={
             k: str(row.spec[k]) if row.spec.get(k) else None for k in ("router", "router_file")
         },
+        answer_file=str(row.spec["answer_file"]) if row.spec.get("answer_file") else None,
+        escalate=[str(s) for s in _list(row.spec.get("escalate"))],
+        unsure_tokens=int(str(row.spec["unsure_tokens"]))
+        if row.spec.get("unsure_tokens")
+        else None,
         verbose=verbose,
         quiet=quiet,
         as_json=as_json,

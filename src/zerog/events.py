@@ -40,6 +40,13 @@ class Recorder:
 
     def emit(self, kind: str, **data: JSON) -> None:
         if self.muted:
+            # Replaying a resumed run: the events are recorded already. Sinks that keep
+            # run state from them (``follows_replay``, e.g. an escalating model) still see
+            # them, unnumbered, so that they are where they were when the run stopped.
+            replay = Event(self.run_id, 0, self._clock(), kind, data)
+            for sink in self._sinks:
+                if getattr(sink, "follows_replay", False):
+                    sink.emit(replay)
             return
         self._seq += 1
         event = Event(self.run_id, self._seq, self._clock(), kind, data)

@@ -17,7 +17,7 @@ It keeps per-run state (how many iterations failed): make one per run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from zerog.errors import ConfigError
 from zerog.events import Event
@@ -30,6 +30,8 @@ ModelFactory = Callable[[], Model]
 class Escalating:
     """Answers with ``first``, then with each of ``then`` after ``after`` more failed
     iterations (``after=1``: every failed iteration moves one model up)."""
+
+    follows_replay = True  # a resumed run's replayed failures move it up as they did
 
     def __init__(
         self,
@@ -70,10 +72,7 @@ class Escalating:
         return True
 
     def complete(self, request: Request) -> Response:
-        response = self.current().complete(request)
-        if request.purpose == "plan":
-            self.last_confidence = response.confidence
-        return response
+        return self.current().complete(request)
 
     def doubt(self) -> str | None:
         """Why the last plan answer, though it passed its checks, needs a second opinion
@@ -93,6 +92,13 @@ class Escalating:
         )
 
     def emit(self, event: Event) -> None:
+        if event.kind == "model_call" and event.data.get("purpose") == "plan":
+            # From the event, not the call: a resumed run replays recorded answers.
+            confidence = event.data.get("confidence")
+            self.last_confidence = (
+                Confidence.model_validate(confidence) if isinstance(confidence, Mapping) else None
+            )
+            return
         if event.kind != "feedback":
             return
         self._failures += 1
