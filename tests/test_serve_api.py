@@ -121,7 +121,9 @@ def test_cancel_stops_a_running_run_and_rolls_back(tmp_path: Path) -> None:
         cancelled = client.post(f"/api/runs/{run['id']}/cancel")
         assert cancelled.status_code == 202, cancelled.text
         _, end = follow(client, run["id"])
-        assert time.monotonic() - started < 10
+        # Well before the 41.5 s command would have ended on its own (a loaded 2-core
+        # machine took 10 s to stop the worker, roll back and close the stream).
+        assert time.monotonic() - started < 30
         assert end["status"] == "interrupted"
         assert not (workspace / "marker.txt").exists()  # rolled back to the start
         assert "sleep 41.5" not in _processes()  # the command's process tree is gone
