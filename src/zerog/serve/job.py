@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,6 +82,10 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
 
 
 def main(stdin: str, environ: Mapping[str, str]) -> int:
+    # Cancelling is SIGINT. A server started in the background by a non-interactive shell
+    # (`zerog serve &`, many supervisors) ignores SIGINT, and a worker would inherit that
+    # and run on after a cancel: take the signal back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         spec = JobSpec.model_validate_json(stdin)
         result = execute(spec, environ)
