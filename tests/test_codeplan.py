@@ -131,10 +131,9 @@ OTHER_RIGHT = {"text": "```python\ndef area(r):\n    return 2 * math.pi * r ** 2
 
 
 def doubting(
-    small: Model, big: Model | Callable[[], Model], unsure_tokens: int = 3
+    small: Model, big: Callable[[], Model], unsure_tokens: int = 3
 ) -> tuple[Engine, Escalating]:
-    then = big if callable(big) and not isinstance(big, ScriptedModel) else lambda: big
-    cascade = Escalating(small, [then], unsure_tokens=unsure_tokens)
+    cascade = Escalating(small, [big], unsure_tokens=unsure_tokens)
     built = Engine(
         cascade,
         LocalSandbox({"PATH": "/usr/bin:/bin"}),
@@ -149,7 +148,7 @@ def doubting(
 def test_an_unsure_passing_answer_gets_a_second_opinion_that_replaces_it(tmp_path: Path) -> None:
     small = scripted({**RIGHT, "confidence": UNSURE})
     big = scripted({**OTHER_RIGHT, "confidence": UNSURE})  # unsure too, but nothing is above it
-    built, cascade = doubting(small, big)
+    built, cascade = doubting(small, lambda: big)
     events: list[str] = []
     built.sinks = (*built.sinks, _Kinds(events))
     result = built.run(goal(tmp_path, 3))
@@ -164,7 +163,7 @@ def test_an_unsure_passing_answer_gets_a_second_opinion_that_replaces_it(tmp_pat
 def test_a_failed_second_opinion_keeps_the_answer_that_passed(tmp_path: Path) -> None:
     small = scripted({**RIGHT, "confidence": UNSURE})
     big = scripted(WRONG, WRONG)
-    built, _ = doubting(small, big)
+    built, _ = doubting(small, lambda: big)
     result = built.run(goal(tmp_path, 3))
     assert result.status is RunStatus.SUCCESS
     assert result.iterations == 3
@@ -215,14 +214,14 @@ def test_a_resumed_cascade_is_where_it_was_when_the_run_stopped(tmp_path: Path) 
     (the replayed failure moves a fresh cascade up again), not the first one."""
     with Store(tmp_path / "runs.db") as store:
         small = scripted({**RIGHT, "confidence": UNSURE})
-        built, _ = doubting(small, scripted(OTHER_RIGHT))
+        built, _ = doubting(small, lambda: scripted(OTHER_RIGHT))
         built.store = store
         built.sinks = (*built.sinks, _CrashAt("iteration_started", 2))
         with pytest.raises(_Crash):
             built.run(goal(tmp_path, 3), run_id="r1")
         fresh_small = scripted({**RIGHT, "confidence": UNSURE})
         big = scripted(OTHER_RIGHT)
-        resumed, cascade = doubting(fresh_small, big)
+        resumed, cascade = doubting(fresh_small, lambda: big)
         resumed.store = store
         result = resumed.resume("r1")
     assert result.status is RunStatus.SUCCESS

@@ -896,4 +896,5 @@ def confidence_report(small: Mapping[str, TaskResult], ids: Sequence[str]) -> li
 
 
 def _conf(result: TaskResult) -> dict[str, float]:
-    return result.confidences[0] or {} if result.confidences else {}
+    first = result.confidences[0] if result.confidences else None
+    return first or {}
