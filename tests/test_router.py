@@ -23,7 +23,14 @@ from zerog.router.compiled import CompiledRouter
 from zerog.router.factory import make_router
 from zerog.router.features import PLACEHOLDER, fill, template
 from zerog.router.history import RecordedStep, store_steps
-from zerog.router.learn import NEVER, Scored, Settings, calibrate, compile_router
+from zerog.router.learn import (
+    NEVER,
+    Scored,
+    Settings,
+    calibrate,
+    compile_router,
+    heldout_runs,
+)
 from zerog.store import Store
 from zerog.structured import schema_of
 from zerog.types import Plan, ShellAction, Step, TestsCheck, WriteFileAction
@@ -268,6 +275,16 @@ def test_calibration_picks_the_lowest_threshold_that_keeps_precision() -> None:
     assert calibrate([Scored(0.99, 1, 2)], settings)[0] == NEVER
     assert calibrate([Scored(0.99, 0, 1)], settings)[0] == 0.9
     assert calibrate([Scored(0.3, 1, 1)], settings)[0] == 0.5
+
+
+def test_the_held_out_share_is_exact_and_does_not_depend_on_order() -> None:
+    runs = [f"run{n:02d}" for n in range(8)]
+    held = heldout_runs(runs + runs[:3], 0.3)  # a run with several steps counts once
+    assert len(held) == 2  # floor(0.3 * 8): a coin per run could hold out six of eight
+    assert held <= set(runs)
+    assert heldout_runs(reversed(runs), 0.3) == held
+    assert heldout_runs(runs[:3], 0.25) == frozenset()  # too few runs: nothing held out
+    assert len(heldout_runs([f"r{n}" for n in range(100)], 0.25)) == 25
 
 
 def test_templates_carry_the_target_and_refuse_unsafe_ones() -> None:

@@ -6,8 +6,10 @@ when a step is one of them.
 2. Routes: a label becomes a route when every step that took it ended ``step_done``, at
    least ``min_support`` of them belong to successful runs, and those span at least
    ``min_runs`` runs. Every other example is labelled 'ask the model' (row 0).
-3. Split by run: a run belongs to the held-out part when the hash of its id falls in the
-   ``holdout`` share (so the runs that calibrate were never trained on).
+3. Split by run: the runs are ordered by the hash of their id and the first
+   ``floor(holdout * runs)`` of them are held out (so the runs that calibrate were never
+   trained on, and the share is exact: a coin per run could hold out most of a small
+   history and leave too little to train on).
 4. Train a multinomial logistic regression (sparse hashed features, L2, AdaGrad, pure
    Python) on the training part, leaving out features seen in fewer than
    ``min_feature_count`` training steps.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from zerog.router.artifact import Calibration, RouteClass, RouterModel, quantize
@@ -92,9 +94,10 @@ def route_labels(steps: Sequence[RecordedStep], settings: Settings) -> dict[str,
     }
 
 
-def heldout(run_id: str, share: float) -> bool:
-    digest = hashlib.sha256(run_id.encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < share
+def heldout_runs(run_ids: Iterable[str], share: float) -> frozenset[str]:
+    """The runs held out for calibration: an exact share, chosen by a hash of the id."""
+    ordered = sorted(set(run_ids), key=lambda r: (hashlib.sha256(r.encode()).digest(), r))
+    return frozenset(ordered[: math.floor(share * len(ordered))])
 
 
 def train(
@@ -208,12 +211,9 @@ def compile_router(steps: Sequence[RecordedStep], settings: Settings = Settings(
         )
         for k, label in enumerate(labels)
     )
-    train_part = [
-        (e.features, rows.get(e.label, 0)) for e in found if not heldout(e.run_id, settings.holdout)
-    ]
-    held_part = [
-        (e.features, rows.get(e.label, 0)) for e in found if heldout(e.run_id, settings.holdout)
-    ]
+    held = heldout_runs((e.run_id for e in found), settings.holdout)
+    train_part = [(e.features, rows.get(e.label, 0)) for e in found if e.run_id not in held]
+    held_part = [(e.features, rows.get(e.label, 0)) for e in found if e.run_id in held]
     seen = Counter(f for features, _ in train_part for f in features)
     train_part = [  # a feature seen once (a run's own numbers, names) only adds weight rows
         (tuple(f for f in features if seen[f] >= settings.min_feature_count), row)
@@ -236,13 +236,13 @@ def compile_router(steps: Sequence[RecordedStep], settings: Settings = Settings(
             routed=0,
             correct=0,
         ),
-        trained_runs=len({e.run_id for e in found if not heldout(e.run_id, settings.holdout)}),
+        trained_runs=len({e.run_id for e in found} - held),
         trained_steps=len(train_part),
     )
     threshold, routed, correct, note = calibrate(score(draft, held_part), settings)
     calibration = Calibration(
         target_precision=settings.target_precision,
-        heldout_runs=len({e.run_id for e in found if heldout(e.run_id, settings.holdout)}),
+        heldout_runs=len(held),
         heldout_steps=len(held_part),
         routed=routed,
         correct=correct,
