@@ -40,6 +40,11 @@ def test_merge_keeps_imports_and_helpers_the_answer_does_not_redefine() -> None:
     assert round(area(1), 4) == round(2 * 3.14159265, 4)
     assert merged.count("def area") == 1
     assert merge(STUB, "def broken(:\n") == "def broken(:\n"
+    again = merge(STUB, "import math\n\ndef area(r):\n    return 1\n")
+    assert again.count("import math") == 1  # an import both sides have is kept once
+    assert again.index("import math") < again.index("def helper") < again.index("def area")
+    both = merge("import os\nX = os.sep\n", "import os; Y = 1\nimport os\nZ = 2\n")
+    assert both == "import os\n\nX = os.sep\n\n\nimport os; Y = 1\nZ = 2\n"
 
 
 def goal(root: Path, iterations: int) -> Goal:

@@ -178,6 +178,23 @@ def test_feedback_shares_the_budget_between_failures() -> None:
     assert len(by_tokens) <= 800
 
 
+def test_feedback_that_fits_is_not_cut_to_make_room_for_an_omitted_line() -> None:
+    # A part gets exactly the length it needs; packing it again must not elide it.
+    text = (
+        'Traceback (most recent call last):\n  File "t.py", line 4, in check\n'
+        "    assert candidate([1, 2, 3, 2, 4, 3, 5]) == [1, 4, 5]\nAssertionError\n"
+        "explained: candidate([1, 2, 3, 2, 4, 3, 5]) returned [1, 2, 3, 4, 5]\n"
+    )
+    check = CheckResult(name="python3 t.py", passed=False, observation=observation(text))
+    summary = summarize(None, [check])
+    assert "t.py:4 in check: assert candidate([1, 2, 3, 2, 4, 3, 5]) == [1, 4, 5]" in summary
+    assert "returned [1, 2, 3, 4, 5]" in summary
+    assert "elided" not in summary
+    assert "omitted" not in summary
+    full = summarize_text(text, 3000)
+    assert summarize_text(text, len(full)) == full
+
+
 def test_feedback_of_a_content_failure_says_failed() -> None:
     ok_exit = Observation(status=Status.SUCCESS, exit_code=0, stderr="[zerog: output: no match]")
     text = summarize(None, [CheckResult(name="out", passed=False, observation=ok_exit)])

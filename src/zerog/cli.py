@@ -275,6 +275,13 @@ def run(
             show_default=False,
         ),
     ] = None,
+    assert_script: Annotated[
+        list[str],
+        typer.Option(
+            help="Also check by running this workspace Python test script of plain asserts "
+            "(repeatable); a failing assert is explained with the values its sides had.",
+        ),
+    ] = [],  # noqa: B006
     escalate: Annotated[
         list[str],
         typer.Option(
@@ -338,14 +345,17 @@ def run(
     else:
         if not goal:
             _fail(ConfigError("say what to achieve (GOAL), or give a goal file with --goal FILE"))
-        if not check and not examples:
+        if not check and not examples and not assert_script:
             _fail(ConfigError("give at least one --check command that proves the goal"))
         try:
             the_goal = Goal(
                 text=goal,
                 workspace=workspace,
-                checks=tuple(CommandCheck(command=c) for c in check)
-                or _examples(workspace, examples),
+                checks=(
+                    *(CommandCheck(command=c) for c in check),
+                    *_examples(workspace, examples),
+                    *_scripts(assert_script),
+                ),
                 budget=Budget.model_validate(budget),
                 env_allow=tuple(env),
             )
@@ -357,8 +367,8 @@ def run(
         "escalate": list(escalate),
         "unsure_tokens": unsure_tokens,
     }
-    if examples and (goal_file is not None or check):
-        extra = _examples(the_goal.workspace, examples)
+    if goal_file is not None and (examples or assert_script):
+        extra = (*_examples(the_goal.workspace, examples), *_scripts(assert_script))
         the_goal = the_goal.model_copy(update={"checks": (*the_goal.checks, *extra)})
     if run_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):
         _fail(ConfigError("--run-id takes 1-64 letters, digits, '-' or '_'"))
@@ -388,6 +398,15 @@ def run(
 
 def _list(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else []
+
+
+def _scripts(paths: Sequence[str]) -> tuple[CommandCheck, ...]:
+    from zerog.validate.asserts import assert_script_check
+
+    try:
+        return tuple(assert_script_check(p) for p in paths)
+    except ZerogError as exc:
+        _fail(exc)
 
 
 def _examples(workspace: Path, path: str | None) -> tuple[CommandCheck, ...]:

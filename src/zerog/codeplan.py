@@ -5,8 +5,8 @@ When a goal is "make this one file right", :class:`CodePlanner` asks for the fil
 content as a ```python block and turns the answer into a one-step plan that writes it.
 The answer is merged into the file by top-level name: definitions the answer gives replace
 the file's ones, and the file's other top-level statements (imports, helper functions the
-answer did not repeat) are kept, so an answer that writes only the asked-for function still
-makes a whole module.
+answer did not rewrite) are kept first, so an answer that writes only the asked-for
+function still makes a whole module (an import both have is written once).
 
 The first ``fresh_retries`` retries ask the same fresh question again, greedily, without
 the failures: what an escalation to a stronger model wants (it answers as it would in a
@@ -37,6 +37,7 @@ _BLOCK = re.compile(
     r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL | re.IGNORECASE
 )
 _DEFS = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+_IMPORTS = ast.Import | ast.ImportFrom
 
 
 def extract_code(text: str) -> str:
@@ -73,7 +74,27 @@ def merge(original: str, answer: str) -> str:
         kept.append("".join(lines[start - 1 : end]).rstrip("\n") + "\n")
     if not kept:
         return answer
-    return "\n".join(kept) + "\n\n" + answer
+    return "\n".join(kept) + "\n\n" + _without_imports(answer, new, old)
+
+
+def _without_imports(answer: str, new: ast.Module, old: ast.Module) -> str:
+    """``answer`` without the top-level imports ``old`` already has (kept first, so the
+    names are bound before anything of the answer runs)."""
+    have = {ast.dump(node) for node in old.body if isinstance(node, _IMPORTS)}
+    shared: dict[int, int] = {}  # line -> how many top-level statements touch it
+    for node in new.body:
+        for line in range(node.lineno, (node.end_lineno or node.lineno) + 1):
+            shared[line] = shared.get(line, 0) + 1
+    drop: set[int] = set()
+    for node in new.body:
+        span = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+        alone = all(shared[line] == 1 for line in span)  # not `import x; y = 1`
+        if isinstance(node, _IMPORTS) and ast.dump(node) in have and alone:
+            drop.update(span)
+    if not drop:
+        return answer
+    lines = answer.splitlines(keepends=True)
+    return "".join(line for n, line in enumerate(lines, start=1) if n not in drop).lstrip("\n")
 
 
 class CodePlanner:

@@ -10,7 +10,8 @@ Tracks:
 - ``hidden``: the goal's check is generated from the prompt alone (its ``>>>`` docstring
   examples, :mod:`zerog.validate.examples`); the official tests only judge.
 - ``given``: the official tests are the goal's check, as when a user says "make these
-  tests pass"; pass@1 is then the share of runs that reach the goal.
+  tests pass"; pass@1 is then the share of runs that reach the goal. They run as a test
+  script (:mod:`zerog.validate.asserts`): a failing assert shows what the code returned.
 
 Strategies (engine features, all usable in ``zerog run``):
 - ``single``: one iteration, greedy.
@@ -56,7 +57,8 @@ from zerog.models.cascade import Escalating
 from zerog.redact import sandbox_env
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.factory import make_sandbox
-from zerog.types import Budget, Check, CommandCheck, Goal, ShellAction
+from zerog.types import Budget, Check, Goal, ShellAction
+from zerog.validate.asserts import assert_script_check
 from zerog.validate.examples import edge_call, examples_check, examples_script, extract_examples
 
 Track = Literal["hidden", "given"]
@@ -269,7 +271,7 @@ def goal_for(
     else:
         tests = f"from solution import *\n\n{task.test}\n\ncheck({task.entry_point})\n"
         (workspace / TESTS).write_text(tests, encoding="utf-8")
-        checks = (CommandCheck(command=f"python3 {TESTS}", name="the official tests"),)
+        checks = (assert_script_check(TESTS, name="the official tests"),)
     text = f"Implement the function {task.entry_point}() in {SOLUTION} as its docstring describes."
     return Goal(text=text, workspace=workspace, checks=checks, budget=budget)
 

@@ -425,6 +425,10 @@ def _omitted(items: Iterable[Item]) -> str:
 def pack(items: Sequence[Item], budget: int, rest: Sequence[str] = ()) -> str:
     """The highest-priority items that fit in ``budget`` characters, in a readable order,
     then the head and tail of ``rest`` if room is left, then what was omitted."""
+    everything = sorted(items, key=lambda it: (it.group, it.position))
+    whole = "\n".join([*(it.text for it in everything), *rest])
+    if len(whole) <= budget:  # all of it fits: no room to keep for an omitted line
+        return whole
     reserve = 90  # the omitted line
     chosen: list[Item] = []
     left_out: list[Item] = []
