@@ -294,9 +294,10 @@ def run(
         typer.Option(
             min=1,
             help="With --escalate: an answer that passes the checks but whose code had at "
-            "least this many tokens the local model was unsure of (probability < 0.5) gets "
+            "least this many tokens the model was unsure of (probability < 0.5) gets "
             "a second opinion from the next model; if that fails the checks, the first "
-            "answer is kept.",
+            "answer is kept. Needs token probabilities: the local models and "
+            "OpenAI-compatible servers give them, Anthropic's API does not.",
             show_default=False,
         ),
     ] = None,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from zerog.config import Config
-from zerog.models.base import Message
+from zerog.models.base import Message, Request
 from zerog.models.openai import OpenAIModel
 from zerog.models.spec import load_model
 from zerog.structured import ask
@@ -41,6 +41,27 @@ def test_a_plan_parsed_from_the_servers_answer(llama_server: str) -> None:
     assert plan.steps[0].intent
     # llama-cpp-python's server takes no json_schema format: the adapter stepped down.
     assert model.response_format == "json_object_schema"
+
+
+@pytest.mark.timeout(300)
+def test_a_code_answer_from_the_server_carries_its_token_confidence(llama_server: str) -> None:
+    model = load_model(
+        f"openai-compatible:{llama_server}#qwen", Path("."), config=Config(), environ={}
+    )
+    request = Request(
+        messages=(
+            Message(role="user", content="Write a Python function add(a, b) in a code block."),
+        ),
+        max_tokens=80,
+    )
+    response = model.complete(request)
+    assert "def add" in response.text
+    confidence = response.confidence
+    assert confidence is not None  # llama.cpp's server answered with logprobs
+    assert 5 <= confidence.tokens <= 80
+    assert 0.0 < confidence.min_prob <= 1.0
+    assert confidence.mean_logprob <= 0.0
+    assert 0 <= confidence.low_tokens <= confidence.tokens
 
 
 @pytest.mark.timeout(600)

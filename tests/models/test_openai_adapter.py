@@ -112,6 +112,54 @@ def test_compatible_servers_get_max_tokens_and_reasoning_models_no_temperature(
     assert "temperature" not in reasoning
 
 
+CODE_TOKENS = [  # "```python\nx = 1\n```" with two unsure tokens in the code
+    ("Here:\n", -2.0),
+    ("```python\n", -0.01),
+    ("x", -0.9),
+    (" =", -0.01),
+    (" 1", -1.2),
+    ("\n```", -0.01),
+]
+
+
+def test_greedy_free_text_carries_the_confidence_of_its_code(
+    server: LoopbackServer, script: Script
+) -> None:
+    text = "".join(t for t, _ in CODE_TOKENS)
+    script.replies = [chat_completion(text, tokens=CODE_TOKENS)]
+    response = adapter(server).complete(Request(messages=MESSAGES))
+    confidence = response.confidence
+    assert confidence is not None
+    assert confidence.tokens == 3  # "x", " =", " 1": the prose and fences do not count
+    assert confidence.low_tokens == 2  # p = 0.41 and 0.30
+    assert confidence.min_prob == pytest.approx(0.301194, abs=1e-6)
+    assert server.requests[-1].json()["logprobs"] is True
+    assert server.requests[-1].json()["top_logprobs"] == 1
+    # JSON answers, sampled answers and reasoning models do not ask for them.
+    adapter(server).complete(structured_request())
+    adapter(server).complete(Request(messages=MESSAGES, temperature=0.7, seed=1))
+    reasoning = adapter(server, model="o4-mini").complete(Request(messages=MESSAGES))
+    assert reasoning.confidence is None
+    for sent in server.requests[1:]:
+        assert "logprobs" not in sent.json()
+        assert "top_logprobs" not in sent.json()
+
+
+def test_a_server_that_rejects_logprobs_is_asked_again_without(
+    server: LoopbackServer, script: Script
+) -> None:
+    script.replies = [
+        openai_error(400, "Unrecognized request argument supplied: logprobs"),
+        chat_completion("fine"),
+    ]
+    model = adapter(server, compatible=True)
+    response = model.complete(Request(messages=MESSAGES))
+    assert (response.text, response.confidence) == ("fine", None)
+    model.complete(Request(messages=MESSAGES))  # remembered: not asked again
+    bodies = [r.json() for r in server.requests]
+    assert [("logprobs" in b) for b in bodies] == [True, False, False]
+
+
 def test_429_then_success_waits_what_the_server_asked(
     server: LoopbackServer, script: Script
 ) -> None:

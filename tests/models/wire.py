@@ -10,8 +10,24 @@ KEY = "sk-canary-0123456789abcdefghijklmn"
 
 
 def chat_completion(
-    content: str | None, prompt: int = 100, completion: int = 20, cached: int = 0
+    content: str | None,
+    prompt: int = 100,
+    completion: int = 20,
+    cached: int = 0,
+    tokens: list[tuple[str, float]] | None = None,
 ) -> HttpReply:
+    """A chat completion; ``tokens`` (piece, log-probability) become its ``logprobs``."""
+    logprobs = (
+        None
+        if tokens is None
+        else {
+            "content": [
+                {"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []}
+                for t, lp in tokens
+            ],
+            "refusal": None,
+        }
+    )
     return HttpReply(
         200,
         {
@@ -24,7 +40,7 @@ def chat_completion(
                     "index": 0,
                     "message": {"role": "assistant", "content": content, "refusal": None},
                     "finish_reason": "stop",
-                    "logprobs": None,
+                    "logprobs": logprobs,
                 }
             ],
             "usage": {

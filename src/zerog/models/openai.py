@@ -6,6 +6,11 @@ is asked again with ``json_object`` plus the schema (llama-cpp-python's dialect)
 plain ``json_object``, and the adapter remembers what the server accepted. Either way the
 answer is validated in one place, :func:`zerog.structured.ask`.
 
+A greedy free-text request also asks for the chosen tokens' log-probabilities, so that a
+code answer carries its :class:`~zerog.models.confidence.Confidence` (what second opinions
+on unsure answers read, as with the local model). A server that rejects ``logprobs`` is
+asked again without, and not asked for them again.
+
 The SDK's own retries are off: :mod:`zerog.models.retry` retries 429, 5xx, timeouts and
 connection errors with backoff and jitter, with injectable sleep and randomness. The API
 key is handed to the SDK only; it never appears in a message, an event or a trace.
@@ -14,6 +19,7 @@ key is handed to the SDK only; it never appears in a message, an event or a trac
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 
 from zerog.errors import ConfigError, ModelError
 from zerog.models.base import Message, Request, Response, estimate_tokens
+from zerog.models.confidence import Confidence, measure
 from zerog.models.pricing import FREE, Price
 from zerog.models.retry import (
     RetryPolicy,
@@ -90,6 +97,7 @@ class OpenAIModel:
         self._format = 0
         self._schemas = SchemaMemo(decoding_schema)
         self._reasoning = not compatible and model.startswith(_REASONING_PREFIXES)
+        self._logprobs = not self._reasoning  # reasoning models give no log-probabilities
         # An OpenAI-compatible server without auth still needs a non-empty key for the SDK.
         self._client = openai.OpenAI(
             api_key=api_key or "unused", base_url=base_url, timeout=timeout, max_retries=0
@@ -132,15 +140,21 @@ class OpenAIModel:
                 if request.json_schema is not None and self._rejects_format(exc):
                     self._format += 1
                     continue
+                if self._wants_logprobs(request) and _rejects(exc, "logprobs"):
+                    self._logprobs = False
+                    continue
                 raise self._translate(exc) from None
             except openai.OpenAIError as exc:
                 raise self._translate(exc) from None
             return self._response(request, completion)
 
     def _rejects_format(self, exc: openai.APIStatusError) -> bool:
-        if self._format + 1 >= len(FORMATS) or exc.status_code in (401, 403, 429):
-            return False
-        return "response_format" in f"{exc.message} {exc.body}".lower()
+        return self._format + 1 < len(FORMATS) and _rejects(exc, "response_format")
+
+    def _wants_logprobs(self, request: Request) -> bool:
+        """Token log-probabilities for greedy free text (code answers), when the server
+        takes them."""
+        return self._logprobs and request.json_schema is None and request.temperature == 0.0
 
     def _create(
         self, request: Request, messages: Sequence[ChatCompletionMessageParam]
@@ -165,6 +179,7 @@ class OpenAIModel:
             response_format = {"type": "json_object"}
         else:
             response_format = None
+        logprobs = self._wants_logprobs(request)
         return self._client.chat.completions.create(
             model=self._model,
             messages=messages,
@@ -173,6 +188,8 @@ class OpenAIModel:
             temperature=omit if self._reasoning else request.temperature,
             seed=omit if request.seed is None else request.seed,
             response_format=omit if response_format is None else response_format,
+            logprobs=True if logprobs else omit,
+            top_logprobs=1 if logprobs else omit,  # llama.cpp's server needs it with logprobs
             extra_body=extra,
         )
 
@@ -205,7 +222,10 @@ class OpenAIModel:
             output_tokens=counted.output_tokens,
             cached_tokens=counted.cached_tokens,
         )
-        return Response(text=text, usage=counted, cost=cost, model=self._name)
+        confidence = _confidence(completion) if self._wants_logprobs(request) else None
+        return Response(
+            text=text, usage=counted, cost=cost, model=self._name, confidence=confidence
+        )
 
     def _final(self, exc: openai.APIStatusError) -> ModelError:
         return ModelError(
@@ -232,3 +252,21 @@ class OpenAIModel:
                 )
             return self._final(exc)
         return ModelError(f"{self._name} failed: {server_detail(str(exc))}")
+
+
+def _rejects(exc: openai.APIStatusError, parameter: str) -> bool:
+    """Whether an error answer says the server does not take ``parameter``."""
+    if exc.status_code in (401, 403, 429):
+        return False
+    return parameter in f"{exc.message} {exc.body}".lower()
+
+
+def _confidence(completion: ChatCompletion) -> Confidence | None:
+    """The confidence of the first choice from its token log-probabilities, if given."""
+    logprobs = completion.choices[0].logprobs
+    tokens = logprobs.content if logprobs is not None else None
+    if not tokens:
+        return None
+    pieces = [bytes(t.bytes) if t.bytes else t.token.encode("utf-8") for t in tokens]
+    probs = [math.exp(min(t.logprob, 0.0)) for t in tokens]
+    return measure(pieces, probs)
