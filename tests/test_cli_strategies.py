@@ -55,6 +55,39 @@ def test_run_escalates_to_the_next_model_after_the_examples_fail(tmp_path: Path)
     assert spec["answer_file"] == "calc.py"
     assert spec["escalate"] == [f"scripted:{big}"]
     assert spec["unsure_tokens"] is None
+    assert spec["escalate_after"] == 1
+    # --escalate-after 2: the small model gets one retry that sees its failure first.
+    (ws / "calc.py").write_text(STUB, encoding="utf-8")
+    small_twice = write_script(
+        tmp_path / "small2.jsonl",
+        {"text": "```python\ndef double(x):\n    return x\n```"},
+        {"text": "```python\ndef double(x):\n    return x + 1\n```"},
+    )
+    patient = zerog(
+        "run",
+        "Implement double()",
+        "-w",
+        str(ws),
+        "--answer-file",
+        "calc.py",
+        "--examples",
+        "calc.py",
+        "-m",
+        f"scripted:{small_twice}",
+        "--escalate",
+        f"scripted:{big}",
+        "--escalate-after",
+        "2",
+        "--sandbox",
+        "local",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert patient.returncode == 0, patient.stderr
+    assert (json.loads(patient.stdout)["status"], json.loads(patient.stdout)["iterations"]) == (
+        "success",
+        3,
+    )
     missing = zerog("run", "x", "-w", str(ws), "--examples", "nope.py", cwd=tmp_path)
     assert missing.returncode == 2
     assert "cannot read nope.py" in missing.stderr

@@ -96,7 +96,7 @@ def test_escalation_hands_the_same_fresh_question_to_the_stronger_model(tmp_path
         return built[-1]
 
     cascade = Escalating(small, [big])
-    planner = CodePlanner("calc.py", fresh_retries=1)
+    planner = CodePlanner("calc.py", fresh=lambda: cascade.fresh)
     result = engine(cascade, cascade, planner=planner).run(goal(tmp_path, 2))
     assert result.status is RunStatus.SUCCESS
     assert cascade.level == 1
@@ -108,13 +108,27 @@ def test_escalation_hands_the_same_fresh_question_to_the_stronger_model(tmp_path
 def test_after_the_fresh_retries_the_failures_are_shown(tmp_path: Path) -> None:
     small, big = scripted(WRONG), scripted(WRONG, RIGHT)
     cascade = Escalating(small, [lambda: big])
-    planner = CodePlanner("calc.py", fresh_retries=1)
+    planner = CodePlanner("calc.py", fresh=lambda: cascade.fresh)
     result = engine(cascade, cascade, planner=planner).run(goal(tmp_path, 3))
     assert result.ok
     fresh, informed = big.requests
     assert (fresh.temperature, informed.temperature) == (0.0, 0.7)
     assert "Earlier attempts failed" in informed.messages[-1].content
     assert "Earlier attempts" not in fresh.messages[-1].content
+
+
+def test_escalate_after_two_gives_the_first_model_one_informed_retry(tmp_path: Path) -> None:
+    small, big = scripted(WRONG, WRONG), scripted(RIGHT)
+    cascade = Escalating(small, [lambda: big], after=2)
+    planner = CodePlanner("calc.py", fresh=lambda: cascade.fresh)
+    result = engine(cascade, cascade, planner=planner).run(goal(tmp_path, 3))
+    assert (result.status, result.iterations, cascade.level) == (RunStatus.SUCCESS, 3, 1)
+    first, retry = small.requests
+    assert (first.temperature, retry.temperature) == (0.0, 0.7)
+    assert "Earlier attempts failed" in retry.messages[-1].content
+    [fresh] = big.requests  # the stronger model's first answer: the fresh question, greedy
+    assert fresh.messages == first.messages
+    assert fresh.temperature == 0.0
 
 
 def test_the_stronger_model_is_never_built_when_the_first_succeeds(tmp_path: Path) -> None:
@@ -136,24 +150,27 @@ OTHER_RIGHT = {"text": "```python\ndef area(r):\n    return 2 * math.pi * r ** 2
 
 
 def doubting(
-    small: Model, big: Callable[[], Model], unsure_tokens: int = 3
+    small: Model, big: Callable[[], Model], unsure_tokens: int = 3, after: int = 1
 ) -> tuple[Engine, Escalating]:
-    cascade = Escalating(small, [big], unsure_tokens=unsure_tokens)
+    cascade = Escalating(small, [big], unsure_tokens=unsure_tokens, after=after)
     built = Engine(
         cascade,
         LocalSandbox({"PATH": "/usr/bin:/bin"}),
         sinks=[cascade],
         write_trace=False,
-        plan_with=CodePlanner("calc.py", fresh_retries=1),
+        plan_with=CodePlanner("calc.py", fresh=lambda: cascade.fresh),
         doubt=cascade.doubt,
     )
     return built, cascade
 
 
-def test_an_unsure_passing_answer_gets_a_second_opinion_that_replaces_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("after", [1, 2])
+def test_an_unsure_passing_answer_gets_a_second_opinion_that_replaces_it(
+    tmp_path: Path, after: int
+) -> None:
     small = scripted({**RIGHT, "confidence": UNSURE})
     big = scripted({**OTHER_RIGHT, "confidence": UNSURE})  # unsure too, but nothing is above it
-    built, cascade = doubting(small, lambda: big)
+    built, cascade = doubting(small, lambda: big, after=after)  # a doubt escalates at once
     events: list[str] = []
     built.sinks = (*built.sinks, _Kinds(events))
     result = built.run(goal(tmp_path, 3))

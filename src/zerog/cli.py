@@ -289,6 +289,14 @@ def run(
             "e.g. --model local --escalate local:1.5b.",
         ),
     ] = [],  # noqa: B006
+    escalate_after: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="With --escalate: failed iterations of a model before the next one is asked "
+            "(2 gives the cheaper model one retry that sees its failure first).",
+        ),
+    ] = 1,
     unsure_tokens: Annotated[
         int | None,
         typer.Option(
@@ -366,6 +374,7 @@ def run(
     strategy = {
         "answer_file": answer_file,
         "escalate": list(escalate),
+        "escalate_after": escalate_after,
         "unsure_tokens": unsure_tokens,
     }
     if goal_file is not None and (examples or assert_script):
@@ -393,6 +402,7 @@ def run(
         caches={"exact": cache, "plans": plan_cache, "commands": list(cache_command)},
         answer_file=answer_file,
         escalate=escalate,
+        escalate_after=escalate_after,
         unsure_tokens=unsure_tokens,
     )
 
@@ -458,6 +468,7 @@ def _drive(
     caches: dict[str, object] | None = None,
     answer_file: str | None = None,
     escalate: Sequence[str] = (),
+    escalate_after: int = 1,
     unsure_tokens: int | None = None,
 ) -> NoReturn:
     """Build the engine, run or resume with live progress, print the summary, exit."""
@@ -495,6 +506,7 @@ def _drive(
                 ),
                 answer_file=answer_file,
                 escalate=escalate,
+                escalate_after=escalate_after,
                 unsure_tokens=unsure_tokens,
             )
             route = routing or {}
@@ -599,6 +611,7 @@ def resume(
         },
         answer_file=str(row.spec["answer_file"]) if row.spec.get("answer_file") else None,
         escalate=[str(s) for s in _list(row.spec.get("escalate"))],
+        escalate_after=int(str(row.spec.get("escalate_after") or 1)),
         unsure_tokens=int(str(row.spec["unsure_tokens"]))
         if row.spec.get("unsure_tokens")
         else None,

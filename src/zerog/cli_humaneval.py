@@ -101,6 +101,14 @@ def bench_humaneval(
     escalate: Annotated[
         str, typer.Option(help="The stronger model of the cascade strategy.")
     ] = "local:1.5b",
+    escalate_after: Annotated[
+        int,
+        typer.Option(
+            help="Cascade: failed iterations of the first model before --escalate is asked "
+            "(2: the first model gets one retry that sees its failure).",
+            min=1,
+        ),
+    ] = 1,
     unsure_tokens: Annotated[
         int | None,
         typer.Option(
@@ -183,6 +191,7 @@ def bench_humaneval(
         sandbox=sandbox,
         edge=edge,
         unsure_tokens=unsure_tokens,
+        escalate_after=escalate_after,
     )
     try:
         config.validate()

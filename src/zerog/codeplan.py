@@ -8,17 +8,19 @@ the file's ones, and the file's other top-level statements (imports, helper func
 answer did not rewrite) are kept first, so an answer that writes only the asked-for
 function still makes a whole module (an import both have is written once).
 
-The first ``fresh_retries`` retries ask the same fresh question again, greedily, without
-the failures: what an escalation to a stronger model wants (it answers as it would in a
-single shot). Later retries show the earlier attempts (rolled back) with their failures
-and are sampled at ``retry_temperature``, so that a retry of the same model is not the
-same greedy answer again.
+A retry shows the earlier attempts (rolled back) with their failures and is sampled at
+``retry_temperature``, so that a retry of the same model is not the same greedy answer
+again. When ``fresh()`` says so (an escalating model's :attr:`~zerog.models.cascade.
+Escalating.fresh`: a stronger model is about to answer for the first time), the retry
+asks the same fresh question again, greedily, without the failures: a small model's
+failures do not help a bigger one, which answers as it would in a single shot.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from pathlib import PurePosixPath
 
 from zerog.context import Context
@@ -106,7 +108,7 @@ class CodePlanner:
         path: str,
         *,
         retry_temperature: float = 0.7,
-        fresh_retries: int = 0,
+        fresh: Callable[[], bool] | None = None,
         max_tokens: int = 1536,
     ) -> None:
         rel = PurePosixPath(path)
@@ -114,16 +116,14 @@ class CodePlanner:
             raise ConfigError(f"the answer file must be a path inside the workspace, not {path!r}")
         self.path = str(rel)
         self.retry_temperature = retry_temperature
-        if fresh_retries < 0:
-            raise ConfigError("fresh_retries cannot be negative")
-        self.fresh_retries = fresh_retries
+        self.fresh = fresh
         self.max_tokens = max_tokens
 
     def with_feedback(self, context: Context) -> bool:
         """Whether this iteration shows the failures (and is sampled)."""
         if not context.history:
             return False
-        return context.history[-1].iteration > self.fresh_retries
+        return self.fresh is None or not self.fresh()
 
     def prompt(self, context: Context) -> str:
         feedback = self.with_feedback(context)

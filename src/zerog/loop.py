@@ -452,7 +452,13 @@ class _Run:
                 fingerprint = _fingerprint(taken, feedback)
                 repeats = repeats + 1 if fingerprint == last_print else 0
                 last_print = fingerprint
-                self.rec.emit("feedback", iteration=iteration, text=feedback, no_progress=repeats)
+                self.rec.emit(
+                    "feedback",
+                    iteration=iteration,
+                    text=feedback,
+                    no_progress=repeats,
+                    **({"doubt": True} if doubt else {}),
+                )
                 if repeats >= self.e.stuck_after:
                     status = RunStatus.STUCK
                     reason = f"no progress: the same failure {repeats + 1} times in a row"

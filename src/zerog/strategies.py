@@ -7,6 +7,9 @@
   an answer file, an escalated model is first asked the same fresh question greedily (a
   small model's failure output does not help a bigger one; see BENCHMARKS.md, HumanEval);
   later retries see the failures.
+- ``escalate_after``: failed iterations of a model before the next is asked (default 1;
+  2 gives the cheap model one retry that sees its failure first). A second opinion on an
+  unsure answer is asked for at once.
 - ``unsure_tokens``: with ``escalate``, an answer that passes its checks but whose code
   had at least this many tokens the model chose with probability below one half gets a
   second opinion from the next model (kept if the second opinion fails the checks).
@@ -45,24 +48,29 @@ def build_strategy(
     *,
     answer_file: str | None = None,
     escalate: Sequence[str] = (),
+    escalate_after: int = 1,
     unsure_tokens: int | None = None,
 ) -> Strategy:
-    plan_with: Callable[[Model, Context], Plan] | None = None
-    if answer_file is not None:
-        plan_with = (
-            CodePlanner(answer_file, fresh_retries=len(escalate))
-            if escalate
-            else CodePlanner(answer_file)
-        )
     if not escalate:
         if unsure_tokens is not None:
             raise ConfigError("a second opinion on unsure answers needs a model to escalate to")
+        if escalate_after != 1:
+            raise ConfigError("escalate_after needs a model to escalate to")
+        plan_with = CodePlanner(answer_file) if answer_file is not None else None
         return Strategy(first, plan_with, ())
     cascade = Escalating(
-        first, [_loader(load, spec) for spec in escalate], unsure_tokens=unsure_tokens
+        first,
+        [_loader(load, spec) for spec in escalate],
+        after=escalate_after,
+        unsure_tokens=unsure_tokens,
     )
+    plan_with = CodePlanner(answer_file, fresh=_fresh(cascade)) if answer_file is not None else None
     doubt = cascade.doubt if unsure_tokens is not None else None
     return Strategy(cascade, plan_with, (cascade,), doubt)
+
+
+def _fresh(cascade: Escalating) -> Callable[[], bool]:
+    return lambda: cascade.fresh
 
 
 def _loader(load: Callable[[str], Model], spec: str) -> Callable[[], Model]:

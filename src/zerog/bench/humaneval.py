@@ -17,10 +17,11 @@ Strategies (engine features, all usable in ``zerog run``):
 - ``single``: one iteration, greedy.
 - ``loop``: up to K iterations of the same model; each retry sees the failure and is
   sampled at temperature 0.7.
-- ``cascade``: the first model greedy; after a failed iteration the engine escalates
-  (:class:`~zerog.models.cascade.Escalating`) to the stronger model, which is asked the
-  same fresh question (no feedback, greedy: its single shot); from iteration 3 on (K > 2)
-  it sees the failures and is sampled at temperature 0.7, as in ``loop``.
+- ``cascade``: the first model greedy; after a failed iteration (``--escalate-after``
+  failed iterations; the first model's retries see the failures, as in ``loop``) the
+  engine escalates (:class:`~zerog.models.cascade.Escalating`) to the stronger model,
+  which is asked the same fresh question (no feedback, greedy: its single shot); its
+  retries see the failures and are sampled at temperature 0.7, as in ``loop``.
 
 The answer judged is the one the engine leaves on success, else the last one it wrote
 (read from the run's ``action`` events). The first attempt's answer is judged as well:
@@ -235,6 +236,7 @@ class Config:
     timeout: float = 30.0
     edge: bool = False  # track hidden: the check also makes a generated edge-case call
     unsure_tokens: int | None = None  # cascade: doubt a passing answer this unsure
+    escalate_after: int = 1  # cascade: failed iterations of a model before the next
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -249,6 +251,10 @@ class Config:
             raise ConfigError("a cascade needs at least 2 iterations to escalate")
         if self.unsure_tokens is not None and self.strategy != "cascade":
             raise ConfigError("--unsure-tokens is a cascade option (a second opinion)")
+        if self.escalate_after != 1 and self.strategy != "cascade":
+            raise ConfigError("--escalate-after is a cascade option")
+        if self.escalate_after < 1:
+            raise ConfigError("--escalate-after must be at least 1")
 
     def label(self) -> str:
         model = self.model.replace(":", "-").replace("/", "_")
@@ -257,6 +263,8 @@ class Config:
             name += "_to-" + self.escalate.replace(":", "-").replace("/", "_")
         if self.unsure_tokens is not None:
             name += f"_unsure{self.unsure_tokens}"
+        if self.escalate_after != 1:
+            name += f"_after{self.escalate_after}"
         return name + ("_edge" if self.edge else "")
 
 
@@ -322,14 +330,15 @@ def run_task(
         model: Model = first
         escalating: Escalating | None = None
         if config.strategy == "cascade":
-            escalating = Escalating(
+            cascade = Escalating(
                 first,
                 [lambda: models.get(config.escalate)],
+                after=config.escalate_after,
                 unsure_tokens=config.unsure_tokens,
             )
-            model = escalating
-            sinks.append(escalating)
-            planner = CodePlanner(SOLUTION, fresh_retries=1)
+            escalating = model = cascade
+            sinks.append(cascade)
+            planner = CodePlanner(SOLUTION, fresh=lambda: cascade.fresh)
         else:
             planner = CodePlanner(SOLUTION)
         capture = _Capture()
@@ -413,6 +422,7 @@ def check_config(out: Path, config: Config) -> None:
         found = json.loads(path.read_text(encoding="utf-8"))
         found.setdefault("edge", False)  # directories written before these options existed
         found.setdefault("unsure_tokens", None)
+        found.setdefault("escalate_after", 1)
         if found != wanted:
             raise ConfigError(
                 f"{out} holds results of another configuration ({found}); use another --out"

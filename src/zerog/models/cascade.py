@@ -8,9 +8,14 @@ the small model finishes never loads them.
 
 With ``unsure_tokens`` it also doubts an answer that passed its checks: when the code of
 the current model's last plan answer had at least that many tokens chosen with probability
-below one half (:mod:`zerog.models.confidence`; only local models report this), the
-engine's ``doubt`` hook (:meth:`doubt`) asks for a second opinion from the next model.
-The engine keeps the doubted answer and falls back to it if the second opinion fails.
+below one half (:mod:`zerog.models.confidence`; the local models and OpenAI-compatible
+servers report this), the engine's ``doubt`` hook (:meth:`doubt`) asks for a second
+opinion from the next model at once, whatever ``after`` is. The engine keeps the doubted
+answer and falls back to it if the second opinion fails.
+
+:attr:`fresh` says whether the model answering now has not answered yet in this run (it
+was just escalated to): a planner can then ask it the fresh question instead of showing
+the failures of the models below it.
 
 It keeps per-run state (how many iterations failed): make one per run.
 """
@@ -51,6 +56,7 @@ class Escalating:
         self._factories = list(then)
         self._after = after
         self._failures = 0
+        self._answers = 0  # plan answers of the current model
         self.level = 0  # index of the model that answers now
 
     @property
@@ -69,7 +75,13 @@ class Escalating:
             return False
         self.level += 1
         self._failures = 0
+        self._answers = 0
         return True
+
+    @property
+    def fresh(self) -> bool:
+        """True when an escalated model is about to give its first answer."""
+        return self.level > 0 and self._answers == 0
 
     def complete(self, request: Request) -> Response:
         return self.current().complete(request)
@@ -98,8 +110,12 @@ class Escalating:
             self.last_confidence = (
                 Confidence.model_validate(confidence) if isinstance(confidence, Mapping) else None
             )
+            self._answers += 1
             return
         if event.kind != "feedback":
+            return
+        if event.data.get("doubt") is True:  # a second opinion is asked for now
+            self.escalate()
             return
         self._failures += 1
         if self._failures >= self._after:
