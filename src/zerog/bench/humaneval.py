@@ -256,6 +256,17 @@ class Config:
         if self.escalate_after < 1:
             raise ConfigError("--escalate-after must be at least 1")
 
+    def strategy_text(self) -> str:
+        """The strategy with its options, for tables: ``cascade (unsure 5, after 2)``."""
+        options = []
+        if self.unsure_tokens is not None:
+            options.append(f"unsure {self.unsure_tokens}")
+        if self.escalate_after != 1:
+            options.append(f"after {self.escalate_after}")
+        if self.edge:
+            options.append("edge")
+        return f"{self.strategy} ({', '.join(options)})" if options else self.strategy
+
     def label(self) -> str:
         model = self.model.replace(":", "-").replace("/", "_")
         name = f"{model}_{self.track}_{self.strategy}_k{self.max_iterations}"
@@ -691,7 +702,8 @@ def compare(outs: Sequence[Path]) -> str:
         ratio = f"{s.model_seconds / base:.2f}x" if base > 0 else "n/a"
         idle_ratio = f"{idle / idle_base:.2f}x" if idle_base > 0 else "n/a"
         rows.append(
-            f"| {config.model} | {config.track} | {config.strategy} | {config.max_iterations} "
+            f"| {config.model} | {config.track} | {config.strategy_text()} "
+            f"| {config.max_iterations} "
             f"| {s.passed}/{s.tasks} = {100 * s.pass_rate:.1f}% | {s.first_passed}/{s.tasks} "
             f"| {s.per_task(s.model_seconds):.1f} | {ratio} "
             f"| {s.per_task(idle):.1f} | {idle_ratio} "
