@@ -16,16 +16,9 @@ STUB = 'def double(x):\n    """Twice x.\n    >>> double(2)\n    4\n    """\n'
 zerog = functools.partial(zerog_cli, columns=200)
 
 
-def test_run_escalates_to_the_next_model_after_the_examples_fail(tmp_path: Path) -> None:
-    ws = tmp_path / "ws"
-    ws.mkdir()
+def cascade_run(ws: Path, small: Path, big: Path, *extra: str) -> dict[str, object]:
+    """`zerog run` on calc.py (reset to the stub) with the examples check and a cascade."""
     (ws / "calc.py").write_text(STUB, encoding="utf-8")
-    small = write_script(
-        tmp_path / "small.jsonl", {"text": "```python\ndef double(x):\n    return x\n```"}
-    )
-    big = write_script(
-        tmp_path / "big.jsonl", {"text": "```python\ndef double(x):\n    return 2 * x\n```"}
-    )
     done = zerog(
         "run",
         "Implement double()",
@@ -39,55 +32,41 @@ def test_run_escalates_to_the_next_model_after_the_examples_fail(tmp_path: Path)
         f"scripted:{small}",
         "--escalate",
         f"scripted:{big}",
+        *extra,
         "--sandbox",
         "local",
         "--json",
-        cwd=tmp_path,
+        cwd=ws.parent,
     )
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def test_run_escalates_to_the_next_model_after_the_examples_fail(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    wrong = {"text": "```python\ndef double(x):\n    return x\n```"}
+    small = write_script(tmp_path / "small.jsonl", wrong)
+    big = write_script(
+        tmp_path / "big.jsonl", {"text": "```python\ndef double(x):\n    return 2 * x\n```"}
+    )
+    result = cascade_run(ws, small, big)
     assert (result["status"], result["iterations"]) == ("success", 2)
     # The answer redefines double(): the stub's version is replaced, not kept beside it.
     assert (ws / "calc.py").read_text() == "def double(x):\n    return 2 * x\n"
     # The strategy is recorded with the run: `zerog resume` rebuilds it.
     with Store(tmp_path / "runs.db") as store:
-        spec = store.find(result["run_id"]).spec
+        spec = store.find(str(result["run_id"])).spec
     assert spec["answer_file"] == "calc.py"
     assert spec["escalate"] == [f"scripted:{big}"]
     assert spec["unsure_tokens"] is None
     assert spec["escalate_after"] == 1
     # --escalate-after 2: the small model gets one retry that sees its failure first.
-    (ws / "calc.py").write_text(STUB, encoding="utf-8")
-    small_twice = write_script(
-        tmp_path / "small2.jsonl",
-        {"text": "```python\ndef double(x):\n    return x\n```"},
-        {"text": "```python\ndef double(x):\n    return x + 1\n```"},
-    )
-    patient = zerog(
-        "run",
-        "Implement double()",
-        "-w",
-        str(ws),
-        "--answer-file",
-        "calc.py",
-        "--examples",
-        "calc.py",
-        "-m",
-        f"scripted:{small_twice}",
-        "--escalate",
-        f"scripted:{big}",
-        "--escalate-after",
-        "2",
-        "--sandbox",
-        "local",
-        "--json",
-        cwd=tmp_path,
-    )
-    assert patient.returncode == 0, patient.stderr
-    assert (json.loads(patient.stdout)["status"], json.loads(patient.stdout)["iterations"]) == (
-        "success",
-        3,
-    )
+    also_wrong = {"text": "```python\ndef double(x):\n    return x + 1\n```"}
+    small_twice = write_script(tmp_path / "small2.jsonl", wrong, also_wrong)
+    patient = cascade_run(ws, small_twice, big, "--escalate-after", "2")
+    assert (patient["status"], patient["iterations"]) == ("success", 3)
     missing = zerog("run", "x", "-w", str(ws), "--examples", "nope.py", cwd=tmp_path)
     assert missing.returncode == 2
     assert "cannot read nope.py" in missing.stderr
