@@ -230,3 +230,62 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "goals.jsonl:1: not JSON" in "".join(result.stderr.split("\n"))
     assert "Traceback" not in result.stderr
+
+
+def test_a_batch_runs_each_goal_with_the_cascade(tmp_path: Path) -> None:
+    stub = 'def double(x):\n    """Twice x."""\n'
+    goals = []
+    for n in range(3):
+        workspace = tmp_path / f"w{n}"
+        workspace.mkdir()
+        (workspace / "calc.py").write_text(stub, encoding="utf-8")
+        check = "python3 -c 'import calc; assert calc.double(21) == 42'"
+        goals.append({"text": "Implement double()", "workspace": str(workspace), "checks": [check]})
+    (tmp_path / "goals.jsonl").write_text("\n".join(json.dumps(g) for g in goals) + "\n")
+    small = tmp_path / "small.jsonl"
+    small.write_text(json.dumps({"text": "```python\ndef double(x):\n    return x\n```"}) + "\n")
+    big = tmp_path / "big.jsonl"
+    big.write_text(json.dumps({"text": "```python\ndef double(x):\n    return 2 * x\n```"}) + "\n")
+    store = tmp_path / "runs.db"
+    argv = [
+        sys.executable,
+        "-m",
+        "zerog",
+        "batch",
+        str(tmp_path / "goals.jsonl"),
+        "-m",
+        f"scripted:{small}",
+        "--answer-file",
+        "calc.py",
+        "--escalate",
+        f"scripted:{big}",
+        "--sandbox",
+        "local",
+        "--store",
+        str(store),
+        "--out",
+        str(tmp_path / "out"),
+        "--json",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["counts"] == {"success": 3}
+    outcomes = [json.loads(line) for line in Path(report["results"]).read_text().splitlines()]
+    assert len(outcomes) == 3
+    with Store(store) as opened:
+        for outcome in outcomes:
+            assert outcome["iterations"] == 2
+            events = opened.events(outcome["run_id"])
+            calls = [e.data.get("model") for e in events if e.kind == "model_call"]
+            assert len(calls) == 2
+            assert "small.jsonl" in str(calls[0])  # the first model, then the one escalated to
+            assert "big.jsonl" in str(calls[1])
+            spec = opened.find(outcome["run_id"]).spec
+            assert spec["escalate"] == [f"scripted:{big}"]
+            assert spec["answer_file"] == "calc.py"
+    # Options that need a model to escalate to are refused up front.
+    lone = [*argv[:7], "--unsure-tokens", "3", "--sandbox", "local", "--store", str(store)]
+    refused = subprocess.run(lone, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2
+    assert "needs a model to escalate to" in refused.stderr

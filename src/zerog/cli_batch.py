@@ -22,6 +22,7 @@ from zerog.batch.worker import GoalOutcome
 from zerog.cli_errors import usage_error as _fail
 from zerog.errors import ConfigError, ZerogError
 from zerog.store import default_store_path
+from zerog.strategies import StrategyOptions
 from zerog.text import one_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -195,6 +196,30 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         stuck_after: Annotated[
             int, typer.Option(help="Stop a goal after this many identical failures.", min=1)
         ] = 2,
+        answer_file: Annotated[
+            str | None,
+            typer.Option(
+                help="Each goal is about this Python file of its workspace: the model answers "
+                "with its code (as in `zerog run --answer-file`).",
+                show_default=False,
+            ),
+        ] = None,
+        escalate: Annotated[
+            list[str],
+            typer.Option(help="Move up to this model after failed iterations (repeatable)."),
+        ] = [],  # noqa: B006
+        escalate_after: Annotated[
+            int, typer.Option(help="With --escalate: failed iterations per model.", min=1)
+        ] = 1,
+        unsure_tokens: Annotated[
+            int | None,
+            typer.Option(
+                help="With --escalate: a second opinion on a passing answer with this many "
+                "unsure code tokens (as in `zerog run`).",
+                min=1,
+                show_default=False,
+            ),
+        ] = None,
         sandbox: Annotated[
             str | None,
             typer.Option("--sandbox", help="bwrap (default on Linux), wasm or local."),
@@ -253,6 +278,12 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             sidecar=sidecar,
             timeout=timeout,
             stuck_after=stuck_after,
+            strategy=StrategyOptions(
+                answer_file=answer_file,
+                escalate=tuple(escalate),
+                escalate_after=escalate_after,
+                unsure_tokens=unsure_tokens,
+            ),
         )
         try:
             if executor not in ("local", "ray"):

@@ -28,7 +28,7 @@ from zerog.errors import ConfigError
 from zerog.events import EventSink
 from zerog.models.base import Model
 from zerog.models.cascade import Escalating
-from zerog.types import CommandCheck, Plan
+from zerog.types import CommandCheck, Frozen, Plan
 from zerog.validate.examples import examples_check
 
 
@@ -42,6 +42,35 @@ class Strategy:
     doubt: Callable[[], str | None] | None = None
 
 
+class StrategyOptions(Frozen):
+    """The strategy a run is asked for, as plain data (crosses process boundaries, is
+    recorded with a run so that a resume rebuilds it)."""
+
+    answer_file: str | None = None
+    escalate: tuple[str, ...] = ()
+    escalate_after: int = 1
+    unsure_tokens: int | None = None
+
+    def check(self) -> None:
+        """Refuse options that need a model to escalate to when there is none."""
+        if self.escalate:
+            return
+        if self.unsure_tokens is not None:
+            raise ConfigError("a second opinion on unsure answers needs a model to escalate to")
+        if self.escalate_after != 1:
+            raise ConfigError("escalate_after needs a model to escalate to")
+
+    def build(self, first: Model, load: Callable[[str], Model]) -> Strategy:
+        return build_strategy(
+            first,
+            load,
+            answer_file=self.answer_file,
+            escalate=self.escalate,
+            escalate_after=self.escalate_after,
+            unsure_tokens=self.unsure_tokens,
+        )
+
+
 def build_strategy(
     first: Model,
     load: Callable[[str], Model],
@@ -51,11 +80,10 @@ def build_strategy(
     escalate_after: int = 1,
     unsure_tokens: int | None = None,
 ) -> Strategy:
+    StrategyOptions(
+        escalate=tuple(escalate), escalate_after=escalate_after, unsure_tokens=unsure_tokens
+    ).check()
     if not escalate:
-        if unsure_tokens is not None:
-            raise ConfigError("a second opinion on unsure answers needs a model to escalate to")
-        if escalate_after != 1:
-            raise ConfigError("escalate_after needs a model to escalate to")
         plan_with = CodePlanner(answer_file) if answer_file is not None else None
         return Strategy(first, plan_with, ())
     cascade = Escalating(

@@ -28,6 +28,7 @@ from zerog.batch.ledger import DONE, BatchLedger, SharedBudget, Spend
 from zerog.batch.worker import ERROR, GoalOutcome, GoalTask
 from zerog.errors import ConfigError
 from zerog.store import Store
+from zerog.strategies import StrategyOptions
 
 Execute = Callable[
     [Mapping[int, str], Callable[[int], int], Callable[[str], None], Callable[[int, str], None]],
@@ -52,6 +53,7 @@ class BatchOptions:
     timeout: float = 120.0
     stuck_after: int = 2
     base_dir: Path = field(default_factory=Path.cwd)
+    strategy: StrategyOptions = field(default_factory=StrategyOptions)
 
 
 class BatchProgress:
@@ -87,8 +89,13 @@ class BatchReport:
         return dict(sorted(counts.items()))
 
 
-def default_batch_id(goals: GoalsFile, model: str) -> str:
-    return "b" + hashlib.sha256(f"{goals.digest}\n{model}".encode()).hexdigest()[:8]
+def default_batch_id(goals: GoalsFile, model: str, strategy: StrategyOptions | None = None) -> str:
+    """Named after what it runs: the same goals and model (and strategy, when it is not
+    the plain one) make the same batch, which running again resumes."""
+    key = f"{goals.digest}\n{model}"
+    if strategy is not None and strategy != StrategyOptions():
+        key += "\n" + strategy.model_dump_json()
+    return "b" + hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
 def run_batch(
@@ -106,7 +113,8 @@ def run_batch(
     with the goal, so a worker on another machine sees what the coordinator saw."""
     started = time.perf_counter()
     environ = os.environ if environ is None else environ
-    batch_id = options.batch_id or default_batch_id(goals, options.model)
+    options.strategy.check()
+    batch_id = options.batch_id or default_batch_id(goals, options.model, options.strategy)
     if not BATCH_ID.fullmatch(batch_id):
         raise ConfigError("a batch id takes 1-40 letters, digits, '-' or '_'")
     if options.jobs < 1:
@@ -127,6 +135,7 @@ def run_batch(
         "count": len(goals.goals),
         "model": options.model,
         "out": str(out_dir),
+        "strategy": options.strategy.model_dump(mode="json"),
     }
     with Store(store_path) as store:
         ledger = BatchLedger(store, batch_id)
@@ -153,6 +162,7 @@ def run_batch(
                 network=options.network,
                 timeout=options.timeout,
                 stuck_after=options.stuck_after,
+                strategy=options.strategy,
                 env={k: environ[k] for k in goal.goal.env_allow if k in environ},
             ).model_dump_json()
 

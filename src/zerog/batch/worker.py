@@ -32,6 +32,7 @@ from zerog.models.base import Model, Stateful
 from zerog.models.spec import load_model
 from zerog.sandbox.base import Limits
 from zerog.store import RUNNING, Store
+from zerog.strategies import StrategyOptions
 from zerog.text import one_line
 from zerog.types import Frozen, Goal, RunResult
 
@@ -53,6 +54,7 @@ class GoalTask(Frozen):
     network: bool = False
     timeout: float = 120.0
     stuck_after: int = 2
+    strategy: StrategyOptions = Field(default_factory=StrategyOptions)
     env: dict[str, str] = Field(
         default_factory=dict
     )  # the goal's allowed variables, as the coordinator saw them
@@ -145,10 +147,18 @@ def _run(task: GoalTask, state: WorkerState, ledger: BatchLedger, attempts: int)
             workspace=task.workspace,
             pid=os.getpid(),
         )
-    # Every live call is counted in the batch's account (and held to its shared budget).
-    model = SharedBudgetModel(state.model(task.model, task.base_dir), ledger, task.run_id)
+
+    # Every live call is counted in the batch's account (and held to its shared budget),
+    # an escalated model's too.
+    def counted(spec: str) -> Model:
+        return SharedBudgetModel(state.model(spec, task.base_dir), ledger, task.run_id)
+
+    strategy = task.strategy.build(counted(task.model), counted)
     engine = Engine(
-        model,
+        strategy.model,
+        sinks=strategy.sinks,
+        plan_with=strategy.plan_with,
+        doubt=strategy.doubt,
         store=store,
         environ={**state.environ, **task.env},
         limits=Limits(timeout=task.timeout),
@@ -164,7 +174,12 @@ def _run(task: GoalTask, state: WorkerState, ledger: BatchLedger, attempts: int)
     copy = Path(task.workspace)
     _copy_workspace(source.workspace, copy)
     goal = source.model_copy(update={"workspace": copy})
-    spec = {"model": task.model, "batch": task.batch_id, "source": str(source.workspace)}
+    spec = {
+        "model": task.model,
+        "batch": task.batch_id,
+        "source": str(source.workspace),
+        **task.strategy.model_dump(mode="json"),
+    }
     return _outcome(task, engine.run(goal, spec=spec, run_id=task.run_id), attempts, False)
 
 
