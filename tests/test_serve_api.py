@@ -106,6 +106,35 @@ def test_submit_stream_list_and_get(tmp_path: Path) -> None:
         assert client.post(f"/api/runs/{run['id']}/resume").status_code == 409
 
 
+def test_a_run_with_a_cascade_strategy(tmp_path: Path) -> None:
+    with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
+        workspace = server.root / "calc"
+        workspace.mkdir()
+        (workspace / "calc.py").write_text('def double(x):\n    """Twice x."""\n')
+        wrong = {"text": "```python\ndef double(x):\n    return x\n```"}
+        right = {"text": "```python\ndef double(x):\n    return 2 * x\n```"}
+        body = {
+            "text": "Implement double()",
+            "workspace": "calc",
+            "checks": ["python3 -c 'import calc; assert calc.double(21) == 42'"],
+            "model": "scripted:" + write_script(server.root / "small.jsonl", wrong),
+            "budget": {"max_iterations": 3},
+            "strategy": {
+                "answer_file": "calc.py",
+                "escalate": ["scripted:" + write_script(server.root / "big.jsonl", right)],
+            },
+        }
+        response = client.post("/api/runs", json=body)
+        assert response.status_code == 202, response.text
+        events, end = follow(client, response.json()["id"])
+        assert end["status"] == "success"
+        calls = [str(e["data"]["model"]) for e in events if e["kind"] == "model_call"]
+        assert len(calls) == 2
+        assert "small.jsonl" in calls[0]
+        assert "big.jsonl" in calls[1]
+        assert "2 * x" in (workspace / "calc.py").read_text()
+
+
 def test_cancel_stops_a_running_run_and_rolls_back(tmp_path: Path) -> None:
     with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
         workspace = server.root / "ws"
@@ -249,6 +278,31 @@ def test_resume_after_the_server_stopped_mid_run(tmp_path: Path) -> None:
             {"text": "x", "workspace": "ws", "checks": ["true"], "budget": {"max_iterations": 0}},
             422,
             "max_iterations",
+        ),
+        (
+            {"text": "x", "workspace": "ws", "checks": ["true"], "strategy": {"unsure_tokens": 3}},
+            422,
+            "needs a model to escalate to",
+        ),
+        (
+            {
+                "text": "x",
+                "workspace": "ws",
+                "checks": ["true"],
+                "strategy": {"answer_file": "../x.py", "escalate": ["local:1.5b"]},
+            },
+            422,
+            "inside the workspace",
+        ),
+        (
+            {
+                "text": "x",
+                "workspace": "ws",
+                "checks": ["true"],
+                "strategy": {"escalate": ["openai-compatible:http://10.0.0.1/v1#m"]},
+            },
+            422,
+            "allow-model-urls",
         ),
     ],
 )

@@ -30,6 +30,7 @@ from zerog.progress import ConsoleProgress
 from zerog.router.factory import make_router
 from zerog.sandbox.base import Limits
 from zerog.store import Store, default_store_path
+from zerog.strategies import StrategyOptions
 from zerog.text import one_line
 from zerog.types import Budget, CommandCheck, Goal, RunResult, RunStatus
 
@@ -371,12 +372,12 @@ def run(
         except ValidationError as exc:
             _fail(exc)
     routing = {"router": router, "router_file": str(router_file.resolve()) if router_file else None}
-    strategy = {
-        "answer_file": answer_file,
-        "escalate": list(escalate),
-        "escalate_after": escalate_after,
-        "unsure_tokens": unsure_tokens,
-    }
+    strategy = StrategyOptions(
+        answer_file=answer_file,
+        escalate=tuple(escalate),
+        escalate_after=escalate_after,
+        unsure_tokens=unsure_tokens,
+    )
     if goal_file is not None and (examples or assert_script):
         extra = (*_examples(the_goal.workspace, examples), *_scripts(assert_script))
         the_goal = the_goal.model_copy(update={"checks": (*the_goal.checks, *extra)})
@@ -384,7 +385,9 @@ def run(
         _fail(ConfigError("--run-id takes 1-64 letters, digits, '-' or '_'"))
     _drive(
         lambda engine: engine.run(
-            the_goal, spec={"model": model, **routing, **strategy}, run_id=run_id
+            the_goal,
+            spec={"model": model, **routing, **strategy.model_dump(mode="json")},
+            run_id=run_id,
         ),
         model=model,
         store_path=store,
@@ -400,15 +403,8 @@ def run(
         sidecar=sidecar,
         routing=routing,
         caches={"exact": cache, "plans": plan_cache, "commands": list(cache_command)},
-        answer_file=answer_file,
-        escalate=escalate,
-        escalate_after=escalate_after,
-        unsure_tokens=unsure_tokens,
+        strategy=strategy,
     )
-
-
-def _list(value: object) -> list[object]:
-    return list(value) if isinstance(value, list) else []
 
 
 def _scripts(paths: Sequence[str]) -> tuple[CommandCheck, ...]:
@@ -466,10 +462,7 @@ def _drive(
     sidecar: str = "wasm",
     routing: dict[str, str | None] | None = None,
     caches: dict[str, object] | None = None,
-    answer_file: str | None = None,
-    escalate: Sequence[str] = (),
-    escalate_after: int = 1,
-    unsure_tokens: int | None = None,
+    strategy: StrategyOptions | None = None,
 ) -> NoReturn:
     """Build the engine, run or resume with live progress, print the summary, exit."""
     console = Console(stderr=as_json, highlight=False)
@@ -487,7 +480,6 @@ def _drive(
             base_dir=Path.cwd(),
             on_progress=None if quiet else lambda note: _note(note),
         )
-        from zerog.strategies import build_strategy
 
         with (
             _open_store(store_path) as store,
@@ -495,7 +487,7 @@ def _drive(
         ):
             # Each model is cached on its own, under its own name: an escalated model asked
             # the question the first one failed must not be answered with the first's answer.
-            strategy = build_strategy(
+            built = (strategy or StrategyOptions()).build(
                 cached.model,
                 lambda spec: cached.wrap(
                     load_model(
@@ -504,10 +496,6 @@ def _drive(
                         on_progress=None if quiet else lambda note: _note(note),
                     )
                 ),
-                answer_file=answer_file,
-                escalate=escalate,
-                escalate_after=escalate_after,
-                unsure_tokens=unsure_tokens,
             )
             route = routing or {}
             file = route.get("router_file")
@@ -515,13 +503,13 @@ def _drive(
                 route.get("router") or "off", router_file=Path(file) if file else None, store=store
             )
             engine = Engine(
-                strategy.model,
+                built.model,
                 router=router,
                 plan_cache=cached.plan_cache,
                 tool_cache=cached.tool_cache,
-                sinks=[*sinks, *strategy.sinks],
-                plan_with=strategy.plan_with,
-                doubt=strategy.doubt,
+                sinks=[*sinks, *built.sinks],
+                plan_with=built.plan_with,
+                doubt=built.doubt,
                 store=store,
                 limits=limits,
                 stuck_after=stuck_after,
@@ -609,12 +597,7 @@ def resume(
         routing={
             k: str(row.spec[k]) if row.spec.get(k) else None for k in ("router", "router_file")
         },
-        answer_file=str(row.spec["answer_file"]) if row.spec.get("answer_file") else None,
-        escalate=[str(s) for s in _list(row.spec.get("escalate"))],
-        escalate_after=int(str(row.spec.get("escalate_after") or 1)),
-        unsure_tokens=int(str(row.spec["unsure_tokens"]))
-        if row.spec.get("unsure_tokens")
-        else None,
+        strategy=StrategyOptions.from_spec(row.spec),
         verbose=verbose,
         quiet=quiet,
         as_json=as_json,

@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +59,20 @@ class StrategyOptions(Frozen):
             raise ConfigError("a second opinion on unsure answers needs a model to escalate to")
         if self.escalate_after != 1:
             raise ConfigError("escalate_after needs a model to escalate to")
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, object]) -> StrategyOptions:
+        """The options recorded with a run (its spec), for a resume; absent ones default."""
+        escalate = spec.get("escalate")
+        after = spec.get("escalate_after")
+        unsure = spec.get("unsure_tokens")
+        answer = spec.get("answer_file")
+        return cls(
+            answer_file=str(answer) if answer else None,
+            escalate=tuple(str(s) for s in escalate) if isinstance(escalate, list) else (),
+            escalate_after=int(after) if isinstance(after, int) and after >= 1 else 1,
+            unsure_tokens=int(unsure) if isinstance(unsure, int) and unsure >= 1 else None,
+        )
 
     def build(self, first: Model, load: Callable[[str], Model]) -> Strategy:
         return build_strategy(

@@ -25,6 +25,7 @@ from zerog.loop import Engine
 from zerog.models.spec import load_model
 from zerog.sandbox.base import Limits
 from zerog.store import Store
+from zerog.strategies import StrategyOptions
 from zerog.text import one_line
 from zerog.types import Goal, RunResult
 
@@ -46,17 +47,24 @@ class JobSpec(BaseModel):
     sidecar: str = "wasm"
     timeout: float = 120.0
     stuck_after: int = 2
+    strategy: StrategyOptions = StrategyOptions()  # model specs confined by the server
 
 
 def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
     """Build the engine the way ``zerog run`` does and run (or resume) the job."""
     backend = load_model(spec.model, base_dir=spec.base_dir, environ=environ)
+    strategy = spec.strategy.build(
+        backend, lambda model: load_model(model, base_dir=spec.base_dir, environ=environ)
+    )
     with Store(spec.store) as store:
         if spec.action == "resume":
             row = store.find(spec.run_id)
             limits = Limits.model_validate(row.spec.get("limits", {}))
             engine = Engine(
-                backend,
+                strategy.model,
+                sinks=strategy.sinks,
+                plan_with=strategy.plan_with,
+                doubt=strategy.doubt,
                 store=store,
                 environ=environ,
                 limits=limits,
@@ -69,7 +77,10 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
         if spec.goal is None:
             raise ZerogError("a run job needs a goal")
         engine = Engine(
-            backend,
+            strategy.model,
+            sinks=strategy.sinks,
+            plan_with=strategy.plan_with,
+            doubt=strategy.doubt,
             store=store,
             environ=environ,
             limits=Limits(timeout=spec.timeout),
@@ -78,7 +89,8 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
             sandbox_name=spec.sandbox,
             sidecar=spec.sidecar,
         )
-        return engine.run(spec.goal, spec={"model": spec.model}, run_id=spec.run_id)
+        recorded = {"model": spec.model, **spec.strategy.model_dump(mode="json")}
+        return engine.run(spec.goal, spec=recorded, run_id=spec.run_id)
 
 
 def main(stdin: str, environ: Mapping[str, str]) -> int:

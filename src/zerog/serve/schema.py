@@ -31,6 +31,33 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class RunStrategy(Body):
+    """How the model answers, as `zerog run`'s strategy options."""
+
+    answer_file: str | None = Field(
+        default=None,
+        max_length=1_000,
+        description="The goal is about this Python file of the workspace: the model answers "
+        "with its code instead of a JSON plan.",
+    )
+    escalate: list[str] = Field(
+        default=[],
+        max_length=4,
+        description="Models to move up to after failed iterations, in order (model specs, "
+        "as for model).",
+    )
+    escalate_after: int = Field(
+        default=1, ge=1, le=20, description="Failed iterations of a model before the next."
+    )
+    unsure_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="A second opinion from the next model on a passing answer whose code "
+        "had this many tokens chosen with probability below one half.",
+    )
+
+
 class RunRequest(Body):
     """A goal to run: the fields of a goal file, plus how to run it."""
 
@@ -69,6 +96,7 @@ class RunRequest(Body):
         default=120.0, gt=0, le=86_400, description="Seconds one action or check may run."
     )
     stuck_after: int = Field(default=2, ge=1, le=100)
+    strategy: RunStrategy = RunStrategy()
 
 
 class RunSummary(Body):

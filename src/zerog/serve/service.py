@@ -20,14 +20,16 @@ from typing import get_args
 
 from pydantic import ValidationError
 
+from zerog.codeplan import CodePlanner
 from zerog.errors import ZerogError
 from zerog.events import Event
 from zerog.journal import read_journal
 from zerog.redact import is_secret_name
 from zerog.serve.job import JobSpec
 from zerog.serve.jobs import Busy, Job, JobState, Pool
-from zerog.serve.schema import EventOut, RunRequest, RunState, RunSummary
+from zerog.serve.schema import EventOut, RunRequest, RunState, RunStrategy, RunSummary
 from zerog.store import RUNNING, RunRow, Store, StoreError
+from zerog.strategies import StrategyOptions
 from zerog.types import Goal
 from zerog.validate.compile import compile_checks
 
@@ -71,6 +73,28 @@ def _is(test: Callable[[], bool]) -> bool:
         return test()
     except OSError:
         return False
+
+
+def _strategy(request: RunStrategy, root: Path, policy: Policy) -> StrategyOptions:
+    """The request's strategy, checked, its models confined as the run's model is."""
+    options = StrategyOptions(
+        answer_file=request.answer_file,
+        escalate=tuple(request.escalate),
+        escalate_after=request.escalate_after,
+        unsure_tokens=request.unsure_tokens,
+    )
+    try:
+        options.check()
+        if options.answer_file is not None:
+            CodePlanner(options.answer_file)  # refuses a path outside the workspace
+    except ZerogError as exc:
+        raise RequestError(422, f"strategy: {exc}") from None
+    return _confined_strategy(options, root, policy)
+
+
+def _confined_strategy(options: StrategyOptions, root: Path, policy: Policy) -> StrategyOptions:
+    escalate = tuple(confine_model(spec, root, policy) for spec in options.escalate)
+    return options.model_copy(update={"escalate": escalate})
 
 
 def confine_model(spec: str, root: Path, policy: Policy) -> str:
@@ -147,6 +171,7 @@ class Service:
                 422, "sandbox: local runs commands without isolation; this server refuses it"
             )
         model = confine_model(request.model, root, self.policy)
+        strategy = _strategy(request.strategy, root, self.policy)
         for name in request.env:
             if is_secret_name(name) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
                 raise RequestError(422, f"env: {name!r} is refused (not a name, or a secret)")
@@ -179,6 +204,7 @@ class Service:
             sidecar=request.sidecar,
             timeout=request.timeout,
             stuck_after=request.stuck_after,
+            strategy=strategy,
         )
         job = Job(
             id=run_id,
@@ -213,6 +239,9 @@ class Service:
             store=self.store.path,
             model=confine_model(model, self.policy.workspaces, self.policy),
             base_dir=self.policy.workspaces,
+            strategy=_confined_strategy(
+                StrategyOptions.from_spec(row.spec), self.policy.workspaces, self.policy
+            ),
         )
         job = Job(
             id=row.id,
