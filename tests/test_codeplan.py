@@ -10,12 +10,14 @@ import pytest
 from builders import scripted
 from zerog import Budget, Engine, Goal, RunStatus
 from zerog.codeplan import CodePlanner, extract_code, merge
+from zerog.errors import ConfigError
 from zerog.events import Event
 from zerog.models.base import Model
 from zerog.models.cascade import Escalating
 from zerog.models.scripted import ScriptedModel
 from zerog.sandbox.local import LocalSandbox
 from zerog.store import Store
+from zerog.strategies import StrategyOptions
 from zerog.types import CommandCheck
 
 STUB = (
@@ -251,3 +253,22 @@ def test_a_resumed_cascade_is_where_it_was_when_the_run_stopped(tmp_path: Path) 
     assert fresh_small.requests == []  # its recorded answer was replayed
     assert len(big.requests) == 1
     assert "2 * math.pi" in (tmp_path / "calc.py").read_text()
+
+
+def test_strategy_options_round_trip_through_a_run_spec_and_refuse_what_cannot_run() -> None:
+    options = StrategyOptions(
+        answer_file="calc.py", escalate=("local:1.5b",), escalate_after=2, unsure_tokens=5
+    )
+    spec = {"model": "local", **options.model_dump(mode="json")}
+    assert StrategyOptions.from_spec(spec) == options
+    assert StrategyOptions.from_spec({"model": "local"}) == StrategyOptions()  # older runs
+    junk = {"escalate": "local:1.5b", "escalate_after": -1, "unsure_tokens": "5"}
+    assert StrategyOptions.from_spec(junk) == StrategyOptions()  # a bad store row: defaults
+    with pytest.raises(ConfigError, match="needs a model to escalate to"):
+        StrategyOptions(unsure_tokens=5).check()
+    with pytest.raises(ConfigError, match="needs a model to escalate to"):
+        StrategyOptions(escalate_after=2).check()
+    built = options.build(scripted(RIGHT), lambda spec: scripted(RIGHT))
+    assert isinstance(built.model, Escalating)
+    assert built.doubt is not None
+    assert isinstance(built.plan_with, CodePlanner)
