@@ -39,3 +39,15 @@ def test_a_failed_check_shows_its_last_output_lines_as_plain_text() -> None:
 def test_a_step_check_shows_its_command_and_flakiness() -> None:
     text = shown(("step_check", {"command": "test -f x", "passed": True, "flaky": True}))
     assert "✓ step check test -f x  (flaky: passed on its re-run)" in text
+
+
+def test_a_cascade_moving_up_and_a_doubt_are_shown() -> None:
+    call = {"purpose": "plan", "input_tokens": 10, "output_tokens": 5, "duration": 0.5}
+    text = shown(
+        ("model_call", {**call, "model": "local"}),
+        ("feedback", {"iteration": 1, "text": "unsure", "no_progress": 0, "doubt": True}),
+        ("model_call", {**call, "model": "local:1.5b"}),
+        ("model_call", {**call, "model": "local:1.5b"}),
+    )
+    assert "? the checks passed, but the model was unsure: a second opinion" in text
+    assert text.count("↑ local:1.5b answers from now on") == 1

@@ -69,6 +69,7 @@ class ConsoleProgress:
         self._pending = ""
         self._status: Status | None = None
         self._iteration = 0
+        self._model = ""  # the model that answered last (a cascade moves up)
 
     def _phase(self, phase: str) -> None:
         """Update the transient status line (shown on terminals only)."""
@@ -120,10 +121,14 @@ class ConsoleProgress:
             self.input_tokens += int(str(_get(d, "input_tokens", 0)))
             self.output_tokens += int(str(_get(d, "output_tokens", 0)))
             self.cost += float(str(_get(d, "cost", 0.0)))
+            name = one_line(str(d.get("model", "")), 60)
+            if self._model and name and name != self._model:
+                self._line((f"   ↑ {name} answers from now on", "yellow"))
+            self._model = name or self._model
             if self._verbose:
                 self._line(
                     (
-                        f"   model {d['purpose']}: {d['input_tokens']} in / "
+                        f"   model {d['purpose']} ({name}): {d['input_tokens']} in / "
                         f"{d['output_tokens']} out, {float(str(d['duration'])):.2f} s",
                         "dim",
                     )
@@ -181,6 +186,9 @@ class ConsoleProgress:
             self._line((f"── resumed at {one_line(str(d.get('at', '')), 80)}", "bold magenta"))
         elif kind == "action_retried":
             self._line(("   ↺ the interrupted action was rolled back and is retried", "magenta"))
+        elif kind == "feedback" and d.get("doubt") is True and not self._verbose:
+            doubt = "   ? the checks passed, but the model was unsure: a second opinion"
+            self._line((doubt, "yellow"))
         elif kind == "feedback" and self._verbose:
             for line in str(d["text"]).splitlines()[:12]:
                 self._line(("     │ ", "dim"), (one_line(line, 110), "dim"))
