@@ -149,3 +149,6 @@ def test_cli_run_takes_assert_scripts(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "a test script must be a .py file" in bad.stderr
     assert "Traceback" not in bad.stderr
+    missing = zerog(*args, "--assert-script", "test.py", cwd=tmp_path)  # a typo
+    assert missing.returncode == 2
+    assert "there is no test.py in" in missing.stderr

@@ -364,7 +364,7 @@ def run(
                 checks=(
                     *(CommandCheck(command=c) for c in check),
                     *_examples(workspace, examples),
-                    *_scripts(assert_script),
+                    *_scripts(workspace, assert_script),
                 ),
                 budget=Budget.model_validate(budget),
                 env_allow=tuple(env),
@@ -379,7 +379,8 @@ def run(
         unsure_tokens=unsure_tokens,
     )
     if goal_file is not None and (examples or assert_script):
-        extra = (*_examples(the_goal.workspace, examples), *_scripts(assert_script))
+        root = the_goal.workspace
+        extra = (*_examples(root, examples), *_scripts(root, assert_script))
         the_goal = the_goal.model_copy(update={"checks": (*the_goal.checks, *extra)})
     if run_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):
         _fail(ConfigError("--run-id takes 1-64 letters, digits, '-' or '_'"))
@@ -407,13 +408,17 @@ def run(
     )
 
 
-def _scripts(paths: Sequence[str]) -> tuple[CommandCheck, ...]:
+def _scripts(workspace: Path, paths: Sequence[str]) -> tuple[CommandCheck, ...]:
     from zerog.validate.asserts import assert_script_check
 
     try:
-        return tuple(assert_script_check(p) for p in paths)
+        checks = tuple(assert_script_check(p) for p in paths)
     except ZerogError as exc:
         _fail(exc)
+    for path in paths:
+        if not (workspace / path).is_file():
+            _fail(ConfigError(f"--assert-script: there is no {path} in {workspace}"))
+    return checks
 
 
 def _examples(workspace: Path, path: str | None) -> tuple[CommandCheck, ...]:
