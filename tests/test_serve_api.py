@@ -159,6 +159,36 @@ def test_cancel_stops_a_running_run_and_rolls_back(tmp_path: Path) -> None:
         assert client.post(f"/api/runs/{run['id']}/cancel").status_code == 409
 
 
+def test_a_cancel_while_the_worker_starts_is_prompt_even_if_sigint_was_ignored(
+    tmp_path: Path,
+) -> None:
+    """A server started by a non-interactive shell in the background ignores SIGINT, and
+    its workers inherit that; a worker takes it back first thing, before its imports."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with (
+            serving(tmp_path / "root", tmp_path / "runs.db", grace=30.0) as server,
+            server.client() as client,
+        ):
+            model = _slow_script(server.root, 43.5)
+            for n in range(3):
+                (server.root / f"ws{n}").mkdir()
+                run = client.post("/api/runs", json=_slow_goal(f"ws{n}", model)).json()
+                deadline = time.monotonic() + 10
+                while client.get(f"/api/runs/{run['id']}").json()["run"]["status"] == "queued":
+                    assert time.monotonic() < deadline
+                    time.sleep(0.005)
+                started = time.monotonic()
+                assert client.post(f"/api/runs/{run['id']}/cancel").status_code == 202
+                _, end = follow(client, run["id"])
+                # Not the 30 s grace: the worker stopped on the signal itself.
+                assert time.monotonic() - started < 15
+                assert end["status"] in ("cancelled", "interrupted", "unfinished")
+                assert not (server.root / f"ws{n}" / "marker.txt").exists()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _processes() -> str:
     return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
 

@@ -76,12 +76,21 @@ class QueueFull(Exception):
 Launcher = Callable[[Job], "subprocess.Popen[bytes]"]
 
 
+# A server started in the background by a non-interactive shell ignores SIGINT, and its
+# workers would inherit that: a cancel while a worker is still importing would be lost
+# and wait for the grace period. The first thing a worker does is take SIGINT back.
+BOOT = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "import runpy; runpy.run_module('zerog.serve.job', run_name='__main__', alter_sys=True)"
+)
+
+
 def launch_worker(python: str, environ: dict[str, str]) -> Launcher:
-    """Start ``python -m zerog.serve.job`` for a job, its spec on stdin."""
+    """Start a ``zerog.serve.job`` process for a job, its spec on stdin."""
 
     def launch(job: Job) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [python, "-m", "zerog.serve.job"],
+            [python, "-c", BOOT],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
