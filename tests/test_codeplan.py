@@ -14,7 +14,7 @@ from zerog.errors import ConfigError
 from zerog.events import Event
 from zerog.models.base import Model
 from zerog.models.cascade import Escalating
-from zerog.models.scripted import ScriptedModel
+from zerog.models.scripted import ScriptedModel, parse_line
 from zerog.sandbox.local import LocalSandbox
 from zerog.store import Store
 from zerog.strategies import StrategyOptions
@@ -120,11 +120,18 @@ def test_after_the_fresh_retries_the_failures_are_shown(tmp_path: Path) -> None:
 
 
 def test_escalate_after_two_gives_the_first_model_one_informed_retry(tmp_path: Path) -> None:
-    small, big = scripted(WRONG, WRONG), scripted(RIGHT)
+    small = ScriptedModel([parse_line(WRONG, "1"), parse_line(WRONG, "2")], name="small")
+    big = ScriptedModel([parse_line(RIGHT, "1")], name="big")
     cascade = Escalating(small, [lambda: big], after=2)
     planner = CodePlanner("calc.py", fresh=lambda: cascade.fresh)
     result = engine(cascade, cascade, planner=planner).run(goal(tmp_path, 3))
     assert (result.status, result.iterations, cascade.level) == (RunStatus.SUCCESS, 3, 1)
+    # What each model of the cascade spent, in the order they answered.
+    assert [(name, spent.calls) for name, spent in result.models.items()] == [
+        ("small", 2),
+        ("big", 1),
+    ]
+    assert sum(s.usage.input_tokens for s in result.models.values()) == (result.usage.input_tokens)
     first, retry = small.requests
     assert (first.temperature, retry.temperature) == (0.0, 0.7)
     assert "Earlier attempts failed" in retry.messages[-1].content

@@ -27,6 +27,7 @@ class Meter:
         self.cost = 0.0
         self.iterations = 0
         self.phases: dict[str, PhaseSpend] = {}
+        self.models: dict[str, PhaseSpend] = {}  # by the model that answered (a cascade)
         self.cache_hits: dict[str, int] = {}  # kind (model, tool, plan) -> hits this run
         self.replaying = False  # a resumed run re-walks its past: time is not checked
 
@@ -41,13 +42,14 @@ class Meter:
     def remaining_seconds(self) -> float:
         return max(self.budget.max_seconds - self.elapsed(), 0.0)
 
-    def record(self, usage: Usage, cost: float, phase: str = "") -> None:
+    def record(self, usage: Usage, cost: float, phase: str = "", model: str = "") -> None:
         self.usage = self.usage + usage
         self.cost += cost
-        spent = self.phases.get(phase or "other", PhaseSpend())
-        self.phases[phase or "other"] = PhaseSpend(
-            calls=spent.calls + 1, usage=spent.usage + usage, cost=spent.cost + cost
-        )
+        for table, key in ((self.phases, phase or "other"), (self.models, model or "model")):
+            spent = table.get(key, PhaseSpend())
+            table[key] = PhaseSpend(
+                calls=spent.calls + 1, usage=spent.usage + usage, cost=spent.cost + cost
+            )
 
     def start_iteration(self) -> int:
         if self.iterations >= self.budget.max_iterations:

@@ -102,9 +102,12 @@ def _summary(console: Console, result: RunResult) -> None:
     if result.cache_hits:
         hits = ", ".join(f"{kind} {n}" for kind, n in sorted(result.cache_hits.items()))
         table.add_row("cache hits", hits)
-    for phase, spent in sorted(result.phases.items()):
+    rows = sorted(result.phases.items())
+    if len(result.models) > 1:  # a cascade: what each model spent, in the order asked
+        rows += [(f"by {one_line(name, 40)}", spent) for name, spent in result.models.items()]
+    for label, spent in rows:
         table.add_row(
-            f"  {phase}",
+            f"  {label}".replace("[", r"\["),
             f"{spent.calls} call{'s' if spent.calls != 1 else ''}, "
             f"{spent.usage.input_tokens:,} in / {spent.usage.output_tokens:,} out, "
             f"${spent.cost:.4f}",

@@ -503,6 +503,7 @@ class _Run:
             verdict=verdict,
             trace_path=self.trace.path if self.trace else None,
             phases=dict(self.meter.phases),
+            models=dict(self.meter.models),
             cache_hits=dict(self.meter.cache_hits),
         )
         self.rec.emit(
@@ -515,6 +516,7 @@ class _Run:
             cost=result.cost,
             duration=round(result.duration, 6),
             phases={k: v.model_dump(mode="json") for k, v in result.phases.items()},
+            models={k: v.model_dump(mode="json") for k, v in result.models.items()},
             cache_hits=result.cache_hits,
         )
         return result

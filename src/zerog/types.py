@@ -421,6 +421,7 @@ class RunResult(Frozen):
     verdict: Verdict | None = None
     trace_path: Path | None = None
     phases: dict[str, PhaseSpend] = Field(default_factory=dict)
+    models: dict[str, PhaseSpend] = Field(default_factory=dict)  # by the model that answered
     cache_hits: dict[str, int] = Field(default_factory=dict)  # kind -> answers from a cache
 
     @property

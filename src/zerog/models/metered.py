@@ -72,14 +72,15 @@ class MeteredModel:
             response = self._model.complete(request)
         elif isinstance(self._model, Stateful) and not response.cache_hit:
             self._model.skip(request)  # a recorded cache hit never reached the backend
-        self._meter.record(response.usage, response.cost, request.purpose)
+        name = response.model or self._model.name
+        self._meter.record(response.usage, response.cost, request.purpose, name)
         if response.cache_hit:
             self._meter.cache_hits["model"] = self._meter.cache_hits.get("model", 0) + 1
         self._recorder.emit(
             "model_call",
             call=self.calls,
             purpose=request.purpose,
-            model=response.model or self._model.name,
+            model=name,
             request=request_digest(request),
             text=response.text,
             input_tokens=response.usage.input_tokens,
