@@ -157,6 +157,26 @@ def test_goals_file_errors_name_the_line(tmp_path: Path) -> None:
     assert first.goal.budget.max_seconds == 30
 
 
+def batch_argv(goals: Path, model: str, store: Path, out: Path, *extra: str) -> list[str]:
+    """`zerog batch` of ``goals`` with ``model`` in the local sandbox."""
+    return [
+        sys.executable,
+        "-m",
+        "zerog",
+        "batch",
+        str(goals),
+        "-m",
+        model,
+        "--sandbox",
+        "local",
+        "--store",
+        str(store),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
 def _batch_state(store: Path, batch_id: str) -> int:
     if not store.exists():
         return 0
@@ -167,25 +187,16 @@ def _batch_state(store: Path, batch_id: str) -> int:
 def test_killed_zerog_batch_resumes_when_run_again(tmp_path: Path) -> None:
     workload = prepare(tmp_path, goals=16)
     store = tmp_path / "runs.db"
-    argv = [
-        sys.executable,
-        "-m",
-        "zerog",
-        "batch",
-        str(workload.goals_file),
-        "-m",
+    argv = batch_argv(
+        workload.goals_file,
         workload.model(),
-        "--sandbox",
-        "local",
-        "--store",
-        str(store),
-        "--out",
-        str(tmp_path / "out"),
+        store,
+        tmp_path / "out",
         "--batch-id",
         "nightly",
         "--jobs",
         "2",
-    ]
+    )
     env = {**os.environ, LOG_VAR: str(workload.log)}
     first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -247,26 +258,17 @@ def test_a_batch_runs_each_goal_with_the_cascade(tmp_path: Path) -> None:
     big = tmp_path / "big.jsonl"
     big.write_text(json.dumps({"text": "```python\ndef double(x):\n    return 2 * x\n```"}) + "\n")
     store = tmp_path / "runs.db"
-    argv = [
-        sys.executable,
-        "-m",
-        "zerog",
-        "batch",
-        str(tmp_path / "goals.jsonl"),
-        "-m",
+    argv = batch_argv(
+        tmp_path / "goals.jsonl",
         f"scripted:{small}",
+        store,
+        tmp_path / "out",
         "--answer-file",
         "calc.py",
         "--escalate",
         f"scripted:{big}",
-        "--sandbox",
-        "local",
-        "--store",
-        str(store),
-        "--out",
-        str(tmp_path / "out"),
         "--json",
-    ]
+    )
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -285,7 +287,9 @@ def test_a_batch_runs_each_goal_with_the_cascade(tmp_path: Path) -> None:
             assert spec["escalate"] == [f"scripted:{big}"]
             assert spec["answer_file"] == "calc.py"
     # Options that need a model to escalate to are refused up front.
-    lone = [*argv[:7], "--unsure-tokens", "3", "--sandbox", "local", "--store", str(store)]
+    lone = batch_argv(
+        tmp_path / "goals.jsonl", "scripted:x", store, tmp_path / "o", "--unsure-tokens", "3"
+    )
     refused = subprocess.run(lone, capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode == 2
     assert "needs a model to escalate to" in refused.stderr
