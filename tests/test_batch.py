@@ -293,3 +293,47 @@ def test_a_batch_runs_each_goal_with_the_cascade(tmp_path: Path) -> None:
     refused = subprocess.run(lone, capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode == 2
     assert "needs a model to escalate to" in refused.stderr
+
+
+def test_a_batch_routes_predictable_steps_without_the_model(tmp_path: Path) -> None:
+    goals = []
+    for n in range(2):
+        workspace = tmp_path / f"w{n}"
+        workspace.mkdir()
+        (workspace / "notes.txt").write_text(f"notes {n}\n", encoding="utf-8")
+        goals.append({"text": "Show the notes", "workspace": str(workspace), "checks": ["true"]})
+    (tmp_path / "goals.jsonl").write_text("\n".join(json.dumps(g) for g in goals) + "\n")
+    step = {"intent": "Show the notes", "op": "read_file", "target": "notes.txt"}
+    plan = {"purpose": "plan", "json": {"steps": [step]}}  # no actions: the worker's job
+    script = tmp_path / "plan.jsonl"
+    script.write_text(json.dumps(plan) + "\n")
+    store = tmp_path / "runs.db"
+
+    def batch(router: str) -> subprocess.CompletedProcess[str]:
+        argv = batch_argv(
+            tmp_path / "goals.jsonl",
+            f"scripted:{script}",
+            store,
+            tmp_path / f"out-{router}",
+            "--router",
+            router,
+            "--batch-id",
+            f"notes-{router}",
+            "--json",
+        )
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+    routed = batch("builtin")  # the default, as for `zerog run`
+    assert routed.returncode == 0, routed.stderr
+    assert json.loads(routed.stdout)["counts"] == {"success": 2}
+    with Store(store) as opened:
+        run_id = "notes-builtin-g0001"
+        decisions = [e.data["decision"] for e in opened.events(run_id) if e.kind == "route"]
+        assert decisions == ["routed"]
+        assert opened.find(run_id).spec["router"] == "builtin"
+    unrouted = batch("off")  # the worker asks the model, whose script has no answer
+    assert unrouted.returncode == 1
+    assert json.loads(unrouted.stdout)["counts"] == {"model_error": 2}
+    bad = batch("magic")
+    assert bad.returncode == 2
+    assert "unknown router 'magic'" in bad.stderr

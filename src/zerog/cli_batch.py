@@ -196,6 +196,18 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         stuck_after: Annotated[
             int, typer.Option(help="Stop a goal after this many identical failures.", min=1)
         ] = 2,
+        router: Annotated[
+            str,
+            typer.Option(
+                "--router",
+                help="As for `zerog run`: off, builtin (steps the planner marks with an op) or "
+                "compiled (builtin, then --router-file's routes).",
+            ),
+        ] = "builtin",
+        router_file: Annotated[
+            Path | None,
+            typer.Option(help="A router compiled by `zerog routes compile` (--router compiled)."),
+        ] = None,
         answer_file: Annotated[
             str | None,
             typer.Option(
@@ -278,6 +290,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             sidecar=sidecar,
             timeout=timeout,
             stuck_after=stuck_after,
+            router=router,
+            router_file=router_file,
             strategy=StrategyOptions(
                 answer_file=answer_file,
                 escalate=tuple(escalate),

@@ -27,6 +27,7 @@ from zerog.batch.goals import GoalsFile
 from zerog.batch.ledger import DONE, BatchLedger, SharedBudget, Spend
 from zerog.batch.worker import ERROR, GoalOutcome, GoalTask
 from zerog.errors import ConfigError
+from zerog.router.factory import make_router
 from zerog.store import Store
 from zerog.strategies import StrategyOptions
 
@@ -54,6 +55,8 @@ class BatchOptions:
     stuck_after: int = 2
     base_dir: Path = field(default_factory=Path.cwd)
     strategy: StrategyOptions = field(default_factory=StrategyOptions)
+    router: str = "off"  # as `zerog run --router`
+    router_file: Path | None = None
 
 
 class BatchProgress:
@@ -114,6 +117,8 @@ def run_batch(
     started = time.perf_counter()
     environ = os.environ if environ is None else environ
     options.strategy.check()
+    router_file = options.router_file.resolve() if options.router_file else None
+    make_router(options.router, router_file=router_file)  # refuse a bad router up front
     batch_id = options.batch_id or default_batch_id(goals, options.model, options.strategy)
     if not BATCH_ID.fullmatch(batch_id):
         raise ConfigError("a batch id takes 1-40 letters, digits, '-' or '_'")
@@ -136,6 +141,7 @@ def run_batch(
         "model": options.model,
         "out": str(out_dir),
         "strategy": options.strategy.model_dump(mode="json"),
+        "router": options.router,
     }
     with Store(store_path) as store:
         ledger = BatchLedger(store, batch_id)
@@ -163,6 +169,8 @@ def run_batch(
                 timeout=options.timeout,
                 stuck_after=options.stuck_after,
                 strategy=options.strategy,
+                router=options.router,
+                router_file=str(router_file) if router_file else None,
                 env={k: environ[k] for k in goal.goal.env_allow if k in environ},
             ).model_dump_json()
 

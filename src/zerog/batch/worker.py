@@ -30,6 +30,7 @@ from zerog.errors import ZerogError
 from zerog.loop import STATE_DIR, Engine
 from zerog.models.base import Model, Stateful
 from zerog.models.spec import load_model
+from zerog.router.factory import make_router
 from zerog.sandbox.base import Limits
 from zerog.store import RUNNING, Store
 from zerog.strategies import StrategyOptions
@@ -55,6 +56,8 @@ class GoalTask(Frozen):
     timeout: float = 120.0
     stuck_after: int = 2
     strategy: StrategyOptions = Field(default_factory=StrategyOptions)
+    router: str = "off"
+    router_file: str | None = None  # absolute, as the coordinator resolved it
     env: dict[str, str] = Field(
         default_factory=dict
     )  # the goal's allowed variables, as the coordinator saw them
@@ -154,8 +157,10 @@ def _run(task: GoalTask, state: WorkerState, ledger: BatchLedger, attempts: int)
         return SharedBudgetModel(state.model(spec, task.base_dir), ledger, task.run_id)
 
     strategy = task.strategy.build(counted(task.model), counted)
+    router_file = Path(task.router_file) if task.router_file else None
     engine = Engine(
         strategy.model,
+        router=make_router(task.router, router_file=router_file, store=store),
         sinks=strategy.sinks,
         plan_with=strategy.plan_with,
         doubt=strategy.doubt,
@@ -179,6 +184,8 @@ def _run(task: GoalTask, state: WorkerState, ledger: BatchLedger, attempts: int)
         "batch": task.batch_id,
         "source": str(source.workspace),
         **task.strategy.model_dump(mode="json"),
+        "router": task.router,
+        "router_file": task.router_file,
     }
     return _outcome(task, engine.run(goal, spec=spec, run_id=task.run_id), attempts, False)
 
