@@ -135,6 +135,33 @@ def test_a_run_with_a_cascade_strategy(tmp_path: Path) -> None:
         assert "2 * x" in (workspace / "calc.py").read_text()
 
 
+def test_a_predictable_step_is_routed_without_the_model(tmp_path: Path) -> None:
+    with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
+        for name in ("notes", "notes2"):
+            (server.root / name).mkdir()
+            (server.root / name / "notes.txt").write_text("some notes\n")
+        step = {"intent": "Show the notes", "op": "read_file", "target": "notes.txt"}
+        script = write_script(
+            server.root / "plan.jsonl", {"purpose": "plan", "json": {"steps": [step]}}
+        )
+        body = {
+            "text": "Show the notes",
+            "workspace": "notes",
+            "checks": ["true"],
+            "model": f"scripted:{script}",
+            "budget": {"max_iterations": 1},
+        }
+        response = client.post("/api/runs", json=body)  # the built-in router is the default
+        assert response.status_code == 202, response.text
+        events, end = follow(client, response.json()["id"])
+        assert end["status"] == "success"
+        assert [e["data"]["decision"] for e in events if e["kind"] == "route"] == ["routed"]
+        off = client.post("/api/runs", json={**body, "workspace": "notes2", "router": "off"})
+        assert off.status_code == 202, off.text
+        _, end = follow(client, off.json()["id"])
+        assert end["status"] == "model_error"  # the script has no answer for the worker
+
+
 def test_cancel_stops_a_running_run_and_rolls_back(tmp_path: Path) -> None:
     with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
         workspace = server.root / "ws"
@@ -333,6 +360,38 @@ def test_resume_after_the_server_stopped_mid_run(tmp_path: Path) -> None:
             },
             422,
             "allow-model-urls",
+        ),
+        (
+            {"text": "x", "workspace": "ws", "checks": ["true"], "router": "compiled"},
+            422,
+            "needs a router file",
+        ),
+        (
+            {"text": "x", "workspace": "ws", "checks": ["true"], "router_file": "r.json"},
+            422,
+            "only read with router compiled",
+        ),
+        (
+            {
+                "text": "x",
+                "workspace": "ws",
+                "checks": ["true"],
+                "router": "compiled",
+                "router_file": "../r.json",
+            },
+            422,
+            "must be under the workspaces root",
+        ),
+        (
+            {
+                "text": "x",
+                "workspace": "ws",
+                "checks": ["true"],
+                "router": "compiled",
+                "router_file": "ws",
+            },
+            422,
+            "router_file:",
         ),
     ],
 )

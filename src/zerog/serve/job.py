@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from zerog.errors import ZerogError
 from zerog.loop import Engine
 from zerog.models.spec import load_model
+from zerog.router.factory import make_router
 from zerog.sandbox.base import Limits
 from zerog.store import Store
 from zerog.strategies import StrategyOptions
@@ -48,6 +49,8 @@ class JobSpec(BaseModel):
     timeout: float = 120.0
     stuck_after: int = 2
     strategy: StrategyOptions = StrategyOptions()  # model specs confined by the server
+    router: str = "off"
+    router_file: Path | None = None  # confined by the server
 
 
 def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
@@ -57,6 +60,7 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
         backend, lambda model: load_model(model, base_dir=spec.base_dir, environ=environ)
     )
     with Store(spec.store) as store:
+        router = make_router(spec.router, router_file=spec.router_file, store=store)
         if spec.action == "resume":
             row = store.find(spec.run_id)
             limits = Limits.model_validate(row.spec.get("limits", {}))
@@ -65,6 +69,7 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
                 sinks=strategy.sinks,
                 plan_with=strategy.plan_with,
                 doubt=strategy.doubt,
+                router=router,
                 store=store,
                 environ=environ,
                 limits=limits,
@@ -81,6 +86,7 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
             sinks=strategy.sinks,
             plan_with=strategy.plan_with,
             doubt=strategy.doubt,
+            router=router,
             store=store,
             environ=environ,
             limits=Limits(timeout=spec.timeout),
@@ -89,7 +95,12 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
             sandbox_name=spec.sandbox,
             sidecar=spec.sidecar,
         )
-        recorded = {"model": spec.model, **spec.strategy.model_dump(mode="json")}
+        recorded = {
+            "model": spec.model,
+            **spec.strategy.model_dump(mode="json"),
+            "router": spec.router,
+            "router_file": str(spec.router_file) if spec.router_file else None,
+        }
         return engine.run(spec.goal, spec=recorded, run_id=spec.run_id)
 
 

@@ -97,6 +97,15 @@ class RunRequest(Body):
     )
     stuck_after: int = Field(default=2, ge=1, le=100)
     strategy: RunStrategy = RunStrategy()
+    router: Literal["off", "builtin", "compiled"] = Field(
+        default="builtin",
+        description="Carry out predictable steps without the model, as `zerog run --router`.",
+    )
+    router_file: str | None = Field(
+        default=None,
+        max_length=1_000,
+        description="With router compiled: a router file under the workspaces root.",
+    )
 
 
 class RunSummary(Body):

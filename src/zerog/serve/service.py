@@ -25,6 +25,7 @@ from zerog.errors import ZerogError
 from zerog.events import Event
 from zerog.journal import read_journal
 from zerog.redact import is_secret_name
+from zerog.router.factory import make_router
 from zerog.serve.job import JobSpec
 from zerog.serve.jobs import Busy, Job, JobState, Pool
 from zerog.serve.schema import EventOut, RunRequest, RunState, RunStrategy, RunSummary
@@ -90,6 +91,22 @@ def _strategy(request: RunStrategy, root: Path, policy: Policy) -> StrategyOptio
     except ZerogError as exc:
         raise RequestError(422, f"strategy: {exc}") from None
     return _confined_strategy(options, root, policy)
+
+
+def _router_file(router: str, path: str | None, root: Path) -> Path | None:
+    """The router file, confined to ``root`` and readable now (a bad one is a 422)."""
+    if path is None:
+        if router == "compiled":
+            raise RequestError(422, "router_file: the compiled router needs a router file")
+        return None
+    if router != "compiled":
+        raise RequestError(422, "router_file: only read with router compiled")
+    confined = _confined(root, path, "router_file")
+    try:
+        make_router(router, router_file=confined)
+    except ZerogError as exc:
+        raise RequestError(422, f"router_file: {exc}") from None
+    return confined
 
 
 def _confined_strategy(options: StrategyOptions, root: Path, policy: Policy) -> StrategyOptions:
@@ -172,6 +189,7 @@ class Service:
             )
         model = confine_model(request.model, root, self.policy)
         strategy = _strategy(request.strategy, root, self.policy)
+        router_file = _router_file(request.router, request.router_file, root)
         for name in request.env:
             if is_secret_name(name) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
                 raise RequestError(422, f"env: {name!r} is refused (not a name, or a secret)")
@@ -205,6 +223,8 @@ class Service:
             timeout=request.timeout,
             stuck_after=request.stuck_after,
             strategy=strategy,
+            router=request.router,
+            router_file=router_file,
         )
         job = Job(
             id=run_id,
@@ -241,6 +261,12 @@ class Service:
             base_dir=self.policy.workspaces,
             strategy=_confined_strategy(
                 StrategyOptions.from_spec(row.spec), self.policy.workspaces, self.policy
+            ),
+            router=str(row.spec.get("router") or "off"),
+            router_file=_router_file(
+                str(row.spec.get("router") or "off"),
+                str(row.spec["router_file"]) if row.spec.get("router_file") else None,
+                self.policy.workspaces,
             ),
         )
         job = Job(
