@@ -279,3 +279,9 @@ def test_strategy_options_round_trip_through_a_run_spec_and_refuse_what_cannot_r
     assert isinstance(built.model, Escalating)
     assert built.doubt is not None
     assert isinstance(built.plan_with, CodePlanner)
+    assert built.plan_with.confidence  # second opinions read token probabilities: ask
+    plain = options.model_copy(update={"unsure_tokens": None}).build(
+        scripted(RIGHT), lambda spec: scripted(RIGHT)
+    )
+    assert isinstance(plain.plan_with, CodePlanner)
+    assert not plain.plan_with.confidence  # nobody reads them: not asked (they cost)

@@ -109,6 +109,7 @@ class CodePlanner:
         *,
         retry_temperature: float = 0.7,
         fresh: Callable[[], bool] | None = None,
+        confidence: bool = False,
         max_tokens: int = 1536,
     ) -> None:
         rel = PurePosixPath(path)
@@ -117,6 +118,7 @@ class CodePlanner:
         self.path = str(rel)
         self.retry_temperature = retry_temperature
         self.fresh = fresh
+        self.confidence = confidence  # ask for token probabilities (second opinions)
         self.max_tokens = max_tokens
 
     def with_feedback(self, context: Context) -> bool:
@@ -154,6 +156,7 @@ class CodePlanner:
             temperature=self.retry_temperature if retry else 0.0,
             seed=context.history[-1].iteration if retry else None,
             purpose="plan",
+            confidence=self.confidence,
         )
         text = model.complete(request).text
         code = extract_code(text)

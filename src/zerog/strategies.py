@@ -106,7 +106,11 @@ def build_strategy(
         after=escalate_after,
         unsure_tokens=unsure_tokens,
     )
-    plan_with = CodePlanner(answer_file, fresh=_fresh(cascade)) if answer_file is not None else None
+    plan_with = (
+        CodePlanner(answer_file, fresh=_fresh(cascade), confidence=unsure_tokens is not None)
+        if answer_file is not None
+        else None
+    )
     doubt = cascade.doubt if unsure_tokens is not None else None
     return Strategy(cascade, plan_with, (cascade,), doubt)
 

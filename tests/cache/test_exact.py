@@ -49,6 +49,22 @@ def test_a_hit_says_what_the_original_call_spent_and_keeps_its_confidence(db: Ca
     assert again.confidence.low_tokens == 2
 
 
+def test_an_answer_cached_without_its_confidence_is_asked_again_when_it_is_wanted(
+    db: CacheDB,
+) -> None:
+    confidence = {"tokens": 12, "mean_logprob": -0.2, "min_prob": 0.3, "low_tokens": 2}
+    inner = scripted({"text": "plain"}, {"text": "measured", "confidence": confidence})
+    model = CachedModel(inner, db)
+    assert model.complete(_request()).confidence is None
+    wanted = model.complete(_request(confidence=True))  # the same question, same key
+    assert (wanted.text, wanted.cache_hit) == ("measured", False)
+    assert wanted.confidence is not None
+    again = model.complete(_request(confidence=True))
+    assert (again.cache_hit, again.confidence) == (True, wanted.confidence)
+    assert model.complete(_request()).cache_hit  # an answer with its confidence serves both
+    assert len(inner.requests) == 2
+
+
 def test_sampled_requests_are_never_cached(db: CacheDB) -> None:
     inner = scripted({"text": "a"}, {"text": "b"}, {"text": "c"}, {"text": "d"})
     model = CachedModel(inner, db)

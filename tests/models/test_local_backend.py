@@ -48,12 +48,13 @@ def test_output_is_repeatable_and_usage_is_counted(local_model: LlamaCppModel) -
 def test_a_greedy_answer_reports_how_sure_the_model_was_of_its_code(
     local_model: LlamaCppModel,
 ) -> None:
-    def ask_for(prompt: str, temperature: float = 0.0) -> Request:
+    def ask_for(prompt: str, temperature: float = 0.0, confidence: bool = True) -> Request:
         return Request(
             messages=(Message(role="user", content=prompt),),
             max_tokens=80,
             temperature=temperature,
             seed=1,
+            confidence=confidence,
         )
 
     easy = local_model.complete(ask_for("Reply with only this code block:\n```python\nx = 1\n```"))
@@ -66,6 +67,8 @@ def test_a_greedy_answer_reports_how_sure_the_model_was_of_its_code(
     assert 0 < hard.confidence.min_prob < 0.5
     # A sampled answer's tokens are not the most likely ones: no confidence is claimed.
     assert local_model.complete(ask_for("Say hi.", temperature=0.7)).confidence is None
+    # Not asked for: not measured (the probe costs a little on every generated token).
+    assert local_model.complete(ask_for("Say hi.", confidence=False)).confidence is None
 
 
 def test_a_gguf_path_spec_and_bad_local_specs(weights_path: Path, tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ def test_greedy_free_text_carries_the_confidence_of_its_code(
 ) -> None:
     text = "".join(t for t, _ in CODE_TOKENS)
     script.replies = [chat_completion(text, tokens=CODE_TOKENS)]
-    response = adapter(server).complete(Request(messages=MESSAGES))
+    response = adapter(server).complete(Request(messages=MESSAGES, confidence=True))
     confidence = response.confidence
     assert confidence is not None
     assert confidence.tokens == 3  # "x", " =", " 1": the prose and fences do not count
@@ -135,10 +135,14 @@ def test_greedy_free_text_carries_the_confidence_of_its_code(
     assert confidence.min_prob == pytest.approx(0.301194, abs=1e-6)
     assert server.requests[-1].json()["logprobs"] is True
     assert server.requests[-1].json()["top_logprobs"] == 1
-    # JSON answers, sampled answers and reasoning models do not ask for them.
-    adapter(server).complete(structured_request())
-    adapter(server).complete(Request(messages=MESSAGES, temperature=0.7, seed=1))
-    reasoning = adapter(server, model="o4-mini").complete(Request(messages=MESSAGES))
+    # Not wanted, JSON answers, sampled answers and reasoning models do not ask for them.
+    adapter(server).complete(Request(messages=MESSAGES))
+    adapter(server).complete(structured_request().model_copy(update={"confidence": True}))
+    sampled = Request(messages=MESSAGES, temperature=0.7, seed=1, confidence=True)
+    adapter(server).complete(sampled)
+    reasoning = adapter(server, model="o4-mini").complete(
+        Request(messages=MESSAGES, confidence=True)
+    )
     assert reasoning.confidence is None
     for sent in server.requests[1:]:
         assert "logprobs" not in sent.json()
@@ -153,9 +157,9 @@ def test_a_server_that_rejects_logprobs_is_asked_again_without(
         chat_completion("fine"),
     ]
     model = adapter(server, compatible=True)
-    response = model.complete(Request(messages=MESSAGES))
+    response = model.complete(Request(messages=MESSAGES, confidence=True))
     assert (response.text, response.confidence) == ("fine", None)
-    model.complete(Request(messages=MESSAGES))  # remembered: not asked again
+    model.complete(Request(messages=MESSAGES, confidence=True))  # remembered: not asked again
     bodies = [r.json() for r in server.requests]
     assert [("logprobs" in b) for b in bodies] == [True, False, False]
 

@@ -349,9 +349,9 @@ def run_task(
             )
             escalating = model = cascade
             sinks.append(cascade)
-            planner = CodePlanner(SOLUTION, fresh=lambda: cascade.fresh)
-        else:
-            planner = CodePlanner(SOLUTION)
+            planner = CodePlanner(SOLUTION, fresh=lambda: cascade.fresh, confidence=True)
+        else:  # every strategy records its confidences: `humaneval-signals` studies them
+            planner = CodePlanner(SOLUTION, confidence=True)
         capture = _Capture()
         sinks.append(capture)
         env = sandbox_env(environ, (), home=str(workspace))

@@ -59,6 +59,12 @@ class CachedModel:
             return self._model.complete(request)
         key = request_key(self._model.name, request)
         stored = self._cache.get(KIND, key)
+        if (
+            stored is not None
+            and request.confidence
+            and not isinstance(stored.get("confidence"), dict)
+        ):
+            stored = None  # answered before without its confidence: ask again, store that
         if stored is not None and isinstance(stored.get("text"), str):
             self._cache.count(KIND, "hit")
             confidence = stored.get("confidence")

@@ -26,6 +26,9 @@ class Request(Frozen):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     seed: int | None = None
     purpose: str = ""
+    # Ask for the probabilities of the answer's tokens (Response.confidence). Backends give
+    # them for greedy free-text answers only; costly on some servers, so only on request.
+    confidence: bool = False
 
 
 class Response(Frozen):

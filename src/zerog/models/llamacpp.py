@@ -133,7 +133,8 @@ class LlamaCppModel:
         grammar = self.grammar(request.json_schema) if request.json_schema is not None else None
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         # Token probabilities are only the chosen tokens' when decoding is greedy and free.
-        probe = _Probe() if grammar is None and request.temperature == 0.0 else None
+        wanted = request.confidence and grammar is None and request.temperature == 0.0
+        probe = _Probe() if wanted else None
         try:
             result = self._llama.create_chat_completion(
                 messages=messages,  # type: ignore[arg-type]

@@ -6,10 +6,11 @@ is asked again with ``json_object`` plus the schema (llama-cpp-python's dialect)
 plain ``json_object``, and the adapter remembers what the server accepted. Either way the
 answer is validated in one place, :func:`zerog.structured.ask`.
 
-A greedy free-text request also asks for the chosen tokens' log-probabilities, so that a
-code answer carries its :class:`~zerog.models.confidence.Confidence` (what second opinions
-on unsure answers read, as with the local model). A server that rejects ``logprobs`` is
-asked again without, and not asked for them again.
+A greedy free-text request that asks for its ``confidence`` (second opinions on unsure
+answers do) gets the chosen tokens' log-probabilities, so that a code answer carries its
+:class:`~zerog.models.confidence.Confidence`, as with the local model. Only on request:
+llama-cpp-python's server answers about ten times slower with them (BENCHMARKS.md). A
+server that rejects ``logprobs`` is asked again without, and not asked for them again.
 
 The SDK's own retries are off: :mod:`zerog.models.retry` retries 429, 5xx, timeouts and
 connection errors with backoff and jitter, with injectable sleep and randomness. The API
@@ -154,7 +155,12 @@ class OpenAIModel:
     def _wants_logprobs(self, request: Request) -> bool:
         """Token log-probabilities for greedy free text (code answers), when the server
         takes them."""
-        return self._logprobs and request.json_schema is None and request.temperature == 0.0
+        return (
+            self._logprobs
+            and request.confidence
+            and request.json_schema is None
+            and request.temperature == 0.0
+        )
 
     def _create(
         self, request: Request, messages: Sequence[ChatCompletionMessageParam]
