@@ -66,7 +66,8 @@ def explain(frame, line):
             continue  # abs(...), len(...): the call inside them is what matters
         seen.add(ast.dump(node))
         parts.append((ast.unparse(node)[:200], node))
-    print(f"The failing assert (line {line}): {ast.unparse(test)[:400]}", file=sys.stderr)
+    where = f"The failing assert (line {line}), its parts evaluated again"
+    print(f"{where}: {ast.unparse(test)[:400]}", file=sys.stderr)
     for label, node in parts:
         code = compile(ast.Expression(node), PATH, "eval")
         print(f"  {label}: {shown(code, frame)}", file=sys.stderr)
