@@ -62,6 +62,10 @@ def test_run_escalates_to_the_next_model_after_the_examples_fail(tmp_path: Path)
     assert spec["escalate"] == [f"scripted:{big}"]
     assert spec["unsure_tokens"] is None
     assert spec["escalate_after"] == 1
+    shown = zerog("show", str(result["run_id"]), cwd=tmp_path)  # each model's share
+    assert shown.returncode == 0, shown.stderr
+    assert "by scripted:small.jsonl: 1 call · " in shown.stdout
+    assert "by scripted:big.jsonl: 1 call · " in shown.stdout
     # --escalate-after 2: the small model gets one retry that sees its failure first.
     also_wrong = {"text": "```python\ndef double(x):\n    return x + 1\n```"}
     small_twice = write_script(tmp_path / "small2.jsonl", wrong, also_wrong)

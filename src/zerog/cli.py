@@ -32,7 +32,7 @@ from zerog.sandbox.base import Limits
 from zerog.store import Store, default_store_path
 from zerog.strategies import StrategyOptions
 from zerog.text import one_line
-from zerog.types import Budget, CommandCheck, Goal, RunResult, RunStatus
+from zerog.types import Budget, CommandCheck, Goal, PhaseSpend, RunResult, RunStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -669,6 +669,21 @@ def show(
             f" · {row.duration:.2f} s"
         )
     )
+    models = finished[-1].data.get("models") if finished else None
+    if isinstance(models, dict) and len(models) > 1:  # a cascade: each model's share
+        for name, data in models.items():
+            try:
+                spent = PhaseSpend.model_validate(data)
+            except ValidationError:
+                continue  # the store is a file: a damaged entry is skipped
+            console.print(
+                Text(
+                    f"  by {one_line(str(name), 60)}: {spent.calls} "
+                    f"call{'s' if spent.calls != 1 else ''} · "
+                    f"{spent.usage.input_tokens:,} in / {spent.usage.output_tokens:,} out "
+                    f"tokens · ${spent.cost:.4f}"
+                )
+            )
     if not finished:
         console.print(
             f"this run did not finish: `zerog resume {row.id}` continues it", markup=False
