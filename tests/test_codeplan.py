@@ -285,3 +285,26 @@ def test_strategy_options_round_trip_through_a_run_spec_and_refuse_what_cannot_r
     )
     assert isinstance(plain.plan_with, CodePlanner)
     assert not plain.plan_with.confidence  # nobody reads them: not asked (they cost)
+
+
+def test_a_strategy_built_from_options_runs_as_the_docs_show(tmp_path: Path) -> None:
+    """docs/strategies.md's Python example, with scripted models in place of local ones."""
+    (tmp_path / "calc.py").write_text(STUB, encoding="utf-8")
+    scripts = {"small": [WRONG, WRONG], "big": [RIGHT]}
+
+    def load(spec: str) -> Model:
+        return ScriptedModel([parse_line(line, spec) for line in scripts[spec]], name=spec)
+
+    options = StrategyOptions(answer_file="calc.py", escalate=("big",), escalate_after=2)
+    built = options.build(load("small"), load)
+    engine = Engine(
+        built.model,
+        LocalSandbox({"PATH": "/usr/bin:/bin"}),
+        sinks=built.sinks,
+        plan_with=built.plan_with,
+        doubt=built.doubt,
+        write_trace=False,
+    )
+    result = engine.run(goal(tmp_path, 5))
+    assert (result.status, result.iterations) == (RunStatus.SUCCESS, 3)
+    assert {name: spent.calls for name, spent in result.models.items()} == {"small": 2, "big": 1}

@@ -13,6 +13,7 @@ from zerog.models.base import Message, Model, Request, Response
 from zerog.models.scripted import ScriptedModel
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.local import LocalSandbox
+from zerog.strategies import StrategyOptions
 from zerog.types import (
     Budget,
     CommandCheck,
@@ -47,6 +48,7 @@ __all__ = [
     "Sandbox",
     "ScriptedModel",
     "Step",
+    "StrategyOptions",
     "Usage",
     "Verdict",
     "ZerogError",
