@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from builders import scripted, write_script, zerog_cli
 from zerog import Budget, Engine, Goal, RunStatus
@@ -18,7 +19,7 @@ from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.bwrap import BwrapSandbox
 from zerog.sandbox.local import LocalSandbox
 from zerog.types import ShellAction
-from zerog.validate.asserts import assert_script_check
+from zerog.validate.asserts import assert_command, assert_script_check
 
 ENV = {"PATH": "/usr/bin:/bin"}
 WRONG = "def dedupe(xs):\n    return sorted(set(xs))\n"
@@ -40,8 +41,8 @@ check(dedupe)
 def run(sandbox: Sandbox, workspace: Path, code: str, tests: str = TESTS) -> tuple[bool, str]:
     (workspace / "solution.py").write_text(code, encoding="utf-8")
     (workspace / "tests.py").write_text(tests, encoding="utf-8")
-    check = assert_script_check("tests.py", explain_seconds=1)
-    seen = sandbox.run(ShellAction(command=check.command), workspace, Limits(timeout=30))
+    command = assert_command("tests.py", explain_seconds=1)
+    seen = sandbox.run(ShellAction(command=command), workspace, Limits(timeout=30))
     return seen.ok, seen.stdout + seen.stderr
 
 
@@ -153,3 +154,16 @@ def test_cli_run_takes_assert_scripts(tmp_path: Path) -> None:
     missing = zerog(*args, "--assert-script", "test.py", cwd=tmp_path)  # a typo
     assert missing.returncode == 2
     assert "there is no test.py in" in missing.stderr
+
+
+def test_asserts_is_a_check_kind_of_goal_files(tmp_path: Path) -> None:
+    goal = Goal.model_validate(
+        {"text": "t", "workspace": tmp_path, "checks": [{"kind": "asserts", "path": "t.py"}]}
+    )
+    (check,) = goal.checks
+    assert check.label == "python3 t.py"
+    for bad in ("../t.py", "t.txt"):
+        with pytest.raises(ValidationError):
+            Goal.model_validate(
+                {"text": "t", "workspace": tmp_path, "checks": [{"kind": "asserts", "path": bad}]}
+            )

@@ -32,7 +32,15 @@ from zerog.sandbox.base import Limits
 from zerog.store import Store, default_store_path
 from zerog.strategies import StrategyOptions
 from zerog.text import one_line
-from zerog.types import Budget, CommandCheck, Goal, PhaseSpend, RunResult, RunStatus
+from zerog.types import (
+    AssertsCheck,
+    Budget,
+    CommandCheck,
+    Goal,
+    PhaseSpend,
+    RunResult,
+    RunStatus,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -411,7 +419,7 @@ def run(
     )
 
 
-def _scripts(workspace: Path, paths: Sequence[str]) -> tuple[CommandCheck, ...]:
+def _scripts(workspace: Path, paths: Sequence[str]) -> tuple[AssertsCheck, ...]:
     from zerog.validate.asserts import assert_script_check
 
     try:

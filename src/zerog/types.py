@@ -106,6 +106,27 @@ class TestsCheck(CheckBase):
         return self.command
 
 
+class AssertsCheck(CheckBase):
+    """A workspace test script of plain ``assert`` statements, run as ``python3 path``
+    would be; a failing assert is explained with the values of its parts
+    (:mod:`zerog.validate.asserts`)."""
+
+    kind: Literal["asserts"] = "asserts"
+    path: str = Field(min_length=1, max_length=1_000)
+
+    _path = field_validator("path")(_workspace_path)
+
+    @field_validator("path")
+    @classmethod
+    def _python(cls, value: str) -> str:
+        if PurePosixPath(value).suffix != ".py":
+            raise ValueError(f"a test script must be a .py file, not {value!r}")
+        return value
+
+    def describe(self) -> str:
+        return f"python3 {self.path}"
+
+
 class OutputCheck(CheckBase):
     """A command whose output (``stream``) matches ``matches`` and/or does not match
     ``not_matches`` (searched like grep: ``^`` and ``$`` match at each line). Its exit
@@ -209,7 +230,13 @@ class PredicateCheck(CheckBase):
 
 
 Check = Annotated[
-    CommandCheck | TestsCheck | OutputCheck | FileCheck | SchemaCheck | PredicateCheck,
+    CommandCheck
+    | TestsCheck
+    | AssertsCheck
+    | OutputCheck
+    | FileCheck
+    | SchemaCheck
+    | PredicateCheck,
     Field(discriminator="kind"),
 ]
 

@@ -1,7 +1,9 @@
 """A check for a plain Python test script (a file of ``assert`` statements), with sharper
 failure output.
 
-A bare ``AssertionError`` says which line failed, not what the code returned: the model
+The ``asserts`` check kind (:class:`~zerog.types.AssertsCheck`, ``zerog run
+--assert-script``) runs the program this module writes. A bare ``AssertionError`` says
+which line failed, not what the code returned: the model
 reading the feedback sees ``assert f([1, 2, 3, 2]) == [1, 3]`` and has to guess. The
 check made by :func:`assert_script_check` runs the script as ``python3 path`` would, and
 when an ``assert`` fails it prints, after the usual traceback, the values of the failing
@@ -14,10 +16,11 @@ The script's exit status is the check's verdict, as with ``python3 path``.
 from __future__ import annotations
 
 import shlex
-from pathlib import PurePosixPath
+
+from pydantic import ValidationError
 
 from zerog.errors import ConfigError
-from zerog.types import CommandCheck
+from zerog.types import AssertsCheck
 
 EXPLAIN_SECONDS = 5
 
@@ -105,19 +108,20 @@ def assert_script(path: str, explain_seconds: int = EXPLAIN_SECONDS) -> str:
     return f"PATH = {path!r}\nLIMIT = {int(explain_seconds)}\n" + _RUNNER
 
 
-def assert_script_check(
-    path: str,
-    *,
-    name: str = "",
-    timeout: float = 120.0,
-    explain_seconds: int = EXPLAIN_SECONDS,
-) -> CommandCheck:
-    """A command check that runs the workspace test script ``path`` (a ``.py`` file inside
-    the workspace) and explains a failing ``assert`` with the values of its parts."""
+def assert_command(path: str, explain_seconds: int = EXPLAIN_SECONDS) -> str:
+    """The shell command an ``asserts`` check runs in the sandbox."""
     if explain_seconds < 1:
         raise ConfigError("explain_seconds must be at least 1")
-    rel = PurePosixPath(path)
-    if rel.suffix != ".py" or rel.is_absolute() or ".." in rel.parts or not rel.parts:
-        raise ConfigError(f"a test script must be a .py file inside the workspace, not {path!r}")
-    command = f"python3 -c {shlex.quote(assert_script(str(rel), explain_seconds))}"
-    return CommandCheck(command=command, name=name or f"python3 {rel}", timeout=timeout)
+    return f"python3 -c {shlex.quote(assert_script(path, explain_seconds))}"
+
+
+def assert_script_check(path: str, *, name: str = "", timeout: float = 120.0) -> AssertsCheck:
+    """The ``asserts`` check of the workspace test script ``path`` (a ``.py`` file inside
+    the workspace); a bad path is a :class:`ConfigError`."""
+    try:
+        return AssertsCheck(path=path, name=name, timeout=timeout)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ConfigError(
+            f"a test script must be a .py file inside the workspace: {reason}"
+        ) from None

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from zerog.errors import ConfigError
 from zerog.types import (
+    AssertsCheck,
     Check,
     CommandCheck,
     FileCheck,
@@ -25,6 +26,7 @@ from zerog.types import (
     TestsCheck,
 )
 from zerog.validate import sidecar
+from zerog.validate.asserts import assert_command
 from zerog.validate.guest.schema import UNSUPPORTED, Validator
 from zerog.validate.kinds import (
     CommandRunner,
@@ -144,6 +146,9 @@ def _runner(check: Check, index: int) -> Runner:
         return CommandRunner(check)
     if isinstance(check, TestsCheck):
         return TestsRunner(check, index)
+    if isinstance(check, AssertsCheck):
+        command = CommandCheck(command=assert_command(check.path), timeout=check.timeout)
+        return CommandRunner(command)
     if isinstance(check, OutputCheck):
         return OutputRunner(check, _lines_regex(check.matches), _lines_regex(check.not_matches))
     if isinstance(check, FileCheck):
