@@ -15,6 +15,7 @@ from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.local import LocalSandbox
 from zerog.strategies import StrategyOptions
 from zerog.types import (
+    AssertsCheck,
     Budget,
     CommandCheck,
     Goal,
@@ -28,6 +29,7 @@ from zerog.types import (
 )
 
 __all__ = [
+    "AssertsCheck",
     "Budget",
     "CommandCheck",
     "ConfigError",
