@@ -11,11 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from zerog.serve.jobs import Busy, Job, JobState, Launcher, Pool, QueueFull
+from zerog.serve.jobs import READY, Busy, Job, JobState, Launcher, Pool, QueueFull
 
 STUBBORN = (
     "import signal, sys, time\n"
     "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "sys.stdin.read()\n"
+    "time.sleep(60)\n"
+)
+SLOW_TO_START = (  # ignores SIGINT for a while, as a worker would while starting
+    "import signal, sys, time\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "time.sleep(0.5)\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    f"print({READY!r}, flush=True)\n"
     "sys.stdin.read()\n"
     "time.sleep(60)\n"
 )
@@ -69,6 +78,22 @@ def test_a_process_that_ignores_sigint_is_killed_after_the_grace(tmp_path: Path)
         assert time.monotonic() - started < 5
         assert process.poll() is not None  # really gone
         assert pool.cancel(job.id) is None  # no longer active
+    finally:
+        pool.close()
+
+
+def test_a_cancel_before_the_worker_is_ready_is_sent_when_it_is(tmp_path: Path) -> None:
+    pool = Pool(_launcher(SLOW_TO_START), workers=1, queue_size=1, grace=30.0)
+    try:
+        job = _job(1, tmp_path)
+        pool.submit(job)
+        _until(lambda: job.process is not None)
+        started = time.monotonic()
+        assert pool.cancel(job.id) is job  # while it still ignores SIGINT
+        assert not job.ready
+        _until(lambda: job.state is JobState.DONE, timeout=20)
+        assert job.ready
+        assert time.monotonic() - started < 10  # the held SIGINT, not the 30 s grace
     finally:
         pool.close()
 

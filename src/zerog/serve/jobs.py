@@ -6,6 +6,11 @@ signals aimed at the server do not reach it and a cancel can reach all of it. Ca
 queued job drops it; cancelling a running one sends SIGINT (the loop stops, kills the
 command it was running, rolls the workspace back and records the run as interrupted) and,
 if the process is still there after ``grace`` seconds, SIGKILL to its process group.
+
+A worker says it is ready for SIGINT (one line on standard output) once it has taken the
+signal back: a server started in the background by a non-interactive shell ignores SIGINT
+and its workers inherit that, so a signal sent before would be lost. A cancel that comes
+earlier is held and sent when the worker says so.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class Job:
     state: JobState = JobState.QUEUED
     error: str = ""
     cancel_requested: bool = False
+    ready: bool = False  # the worker process takes SIGINT now
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -76,11 +82,11 @@ class QueueFull(Exception):
 Launcher = Callable[[Job], "subprocess.Popen[bytes]"]
 
 
-# A server started in the background by a non-interactive shell ignores SIGINT, and its
-# workers would inherit that: a cancel while a worker is still importing would be lost
-# and wait for the grace period. The first thing a worker does is take SIGINT back.
+READY = '{"ready": true}'
+# The first thing a worker does is take SIGINT back and say so (see the module docstring).
 BOOT = (
-    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    f"sys.stdout.write({READY!r} + chr(10)); sys.stdout.flush(); "
     "import runpy; runpy.run_module('zerog.serve.job', run_name='__main__', alter_sys=True)"
 )
 
@@ -179,9 +185,9 @@ class Pool:
                 job.state = JobState.CANCELLED
                 job.error = "cancelled before it started"
                 return job
-            process = job.process
+            process, ready = job.process, job.ready
         if process is not None:
-            self._interrupt(process)
+            self._interrupt(process, now=ready)  # not ready: sent when it is (_drive)
         return job
 
     def close(self, *, kill: bool = True) -> None:
@@ -199,7 +205,7 @@ class Pool:
                 if kill:
                     _kill_group(process)
                 else:
-                    self._interrupt(process)
+                    self._interrupt(process, now=True)
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:
@@ -212,11 +218,13 @@ class Pool:
         for job in finished[: max(len(finished) - KEEP_FINISHED, 0)]:
             del self._jobs[job.id]
 
-    def _interrupt(self, process: subprocess.Popen[bytes]) -> None:
-        try:
-            process.send_signal(signal.SIGINT)
-        except ProcessLookupError:
-            return
+    def _interrupt(self, process: subprocess.Popen[bytes], *, now: bool) -> None:
+        """SIGINT (now, or when the worker is ready), then SIGKILL after the grace."""
+        if now:
+            try:
+                process.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                return
 
         def reap() -> None:
             try:
@@ -250,7 +258,16 @@ class Pool:
             process.stdin.close()
         except BrokenPipeError:
             pass
-        output = process.stdout.read(MAX_OUTPUT)
+        first = process.stdout.readline(MAX_OUTPUT)
+        if first.strip() == READY.encode():
+            with self._lock:
+                job.ready = True
+                held = job.cancel_requested  # a cancel came before the worker was ready
+            if held:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGINT)
+            first = b""
+        output = first + process.stdout.read(MAX_OUTPUT)
         process.stdout.close()
         code = process.wait()
         error = _error_line(output)
