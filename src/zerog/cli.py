@@ -21,6 +21,14 @@ from rich.text import Text
 from zerog import cli_batch, cli_humaneval, cli_routes, cli_serve
 from zerog.cli_cache import Caching, caching, register
 from zerog.cli_errors import usage_error
+from zerog.cli_options import (
+    AnswerFileOption,
+    EscalateAfterOption,
+    EscalateOption,
+    RouterFileOption,
+    RouterOption,
+    UnsureTokensOption,
+)
 from zerog.errors import ConfigError, ZerogError
 from zerog.events import Event, EventSink
 from zerog.loop import Engine
@@ -234,18 +242,8 @@ def run(
             "name you chose; default: a random id.",
         ),
     ] = None,
-    router: Annotated[
-        str,
-        typer.Option(
-            "--router",
-            help="Carry out predictable steps without the model: off, builtin (steps the "
-            "planner marks with an op) or compiled (builtin, then --router-file's routes).",
-        ),
-    ] = "builtin",
-    router_file: Annotated[
-        Path | None,
-        typer.Option(help="A router compiled by `zerog routes compile` (--router compiled)."),
-    ] = None,
+    router: RouterOption = "builtin",
+    router_file: RouterFileOption = None,
     otlp_endpoint: OtlpOption = None,
     cache: Annotated[
         bool,
@@ -271,14 +269,7 @@ def run(
             "when the workspace and environment are unchanged (repeatable).",
         ),
     ] = [],  # noqa: B006
-    answer_file: Annotated[
-        str | None,
-        typer.Option(
-            help="The goal is about this one Python file: the model answers with its code "
-            "in a code block instead of a JSON plan (better for small models).",
-            show_default=False,
-        ),
-    ] = None,
+    answer_file: AnswerFileOption = None,
     examples: Annotated[
         str | None,
         typer.Option(
@@ -294,33 +285,9 @@ def run(
             "(repeatable); a failing assert is explained with the values its sides had.",
         ),
     ] = [],  # noqa: B006
-    escalate: Annotated[
-        list[str],
-        typer.Option(
-            help="After a failed iteration, move up to this model (repeatable, in order), "
-            "e.g. --model local --escalate local:1.5b.",
-        ),
-    ] = [],  # noqa: B006
-    escalate_after: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="With --escalate: failed iterations of a model before the next one is asked "
-            "(2 gives the cheaper model one retry that sees its failure first).",
-        ),
-    ] = 1,
-    unsure_tokens: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="With --escalate: an answer that passes the checks but whose code had at "
-            "least this many tokens the model was unsure of (probability < 0.5) gets "
-            "a second opinion from the next model; if that fails the checks, the first "
-            "answer is kept. Needs token probabilities: the local models and "
-            "OpenAI-compatible servers give them, Anthropic's API does not.",
-            show_default=False,
-        ),
-    ] = None,
+    escalate: EscalateOption = [],  # noqa: B006
+    escalate_after: EscalateAfterOption = 1,
+    unsure_tokens: UnsureTokensOption = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,

@@ -20,6 +20,14 @@ from zerog.batch.ledger import SharedBudget, Spend
 from zerog.batch.runner import BatchOptions, BatchProgress, BatchReport, run_batch
 from zerog.batch.worker import GoalOutcome
 from zerog.cli_errors import usage_error as _fail
+from zerog.cli_options import (
+    AnswerFileOption,
+    EscalateAfterOption,
+    EscalateOption,
+    RouterFileOption,
+    RouterOption,
+    UnsureTokensOption,
+)
 from zerog.errors import ConfigError, ZerogError
 from zerog.store import default_store_path
 from zerog.strategies import StrategyOptions
@@ -196,42 +204,12 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         stuck_after: Annotated[
             int, typer.Option(help="Stop a goal after this many identical failures.", min=1)
         ] = 2,
-        router: Annotated[
-            str,
-            typer.Option(
-                "--router",
-                help="As for `zerog run`: off, builtin (steps the planner marks with an op) or "
-                "compiled (builtin, then --router-file's routes).",
-            ),
-        ] = "builtin",
-        router_file: Annotated[
-            Path | None,
-            typer.Option(help="A router compiled by `zerog routes compile` (--router compiled)."),
-        ] = None,
-        answer_file: Annotated[
-            str | None,
-            typer.Option(
-                help="Each goal is about this Python file of its workspace: the model answers "
-                "with its code (as in `zerog run --answer-file`).",
-                show_default=False,
-            ),
-        ] = None,
-        escalate: Annotated[
-            list[str],
-            typer.Option(help="Move up to this model after failed iterations (repeatable)."),
-        ] = [],  # noqa: B006
-        escalate_after: Annotated[
-            int, typer.Option(help="With --escalate: failed iterations per model.", min=1)
-        ] = 1,
-        unsure_tokens: Annotated[
-            int | None,
-            typer.Option(
-                help="With --escalate: a second opinion on a passing answer with this many "
-                "unsure code tokens (as in `zerog run`).",
-                min=1,
-                show_default=False,
-            ),
-        ] = None,
+        router: RouterOption = "builtin",
+        router_file: RouterFileOption = None,
+        answer_file: AnswerFileOption = None,
+        escalate: EscalateOption = [],  # noqa: B006
+        escalate_after: EscalateAfterOption = 1,
+        unsure_tokens: UnsureTokensOption = None,
         sandbox: Annotated[
             str | None,
             typer.Option("--sandbox", help="bwrap (default on Linux), wasm or local."),

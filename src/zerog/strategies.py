@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,44 +75,26 @@ class StrategyOptions(Frozen):
         )
 
     def build(self, first: Model, load: Callable[[str], Model]) -> Strategy:
-        return build_strategy(
+        """The engine parts: ``first`` answers first; ``load`` builds an escalated model
+        from its spec when it is first needed."""
+        self.check()
+        if not self.escalate:
+            plan_with = CodePlanner(self.answer_file) if self.answer_file is not None else None
+            return Strategy(first, plan_with, ())
+        wants_confidence = self.unsure_tokens is not None
+        cascade = Escalating(
             first,
-            load,
-            answer_file=self.answer_file,
-            escalate=self.escalate,
-            escalate_after=self.escalate_after,
+            [_loader(load, spec) for spec in self.escalate],
+            after=self.escalate_after,
             unsure_tokens=self.unsure_tokens,
         )
-
-
-def build_strategy(
-    first: Model,
-    load: Callable[[str], Model],
-    *,
-    answer_file: str | None = None,
-    escalate: Sequence[str] = (),
-    escalate_after: int = 1,
-    unsure_tokens: int | None = None,
-) -> Strategy:
-    StrategyOptions(
-        escalate=tuple(escalate), escalate_after=escalate_after, unsure_tokens=unsure_tokens
-    ).check()
-    if not escalate:
-        plan_with = CodePlanner(answer_file) if answer_file is not None else None
-        return Strategy(first, plan_with, ())
-    cascade = Escalating(
-        first,
-        [_loader(load, spec) for spec in escalate],
-        after=escalate_after,
-        unsure_tokens=unsure_tokens,
-    )
-    plan_with = (
-        CodePlanner(answer_file, fresh=_fresh(cascade), confidence=unsure_tokens is not None)
-        if answer_file is not None
-        else None
-    )
-    doubt = cascade.doubt if unsure_tokens is not None else None
-    return Strategy(cascade, plan_with, (cascade,), doubt)
+        plan_with = (
+            CodePlanner(self.answer_file, fresh=_fresh(cascade), confidence=wants_confidence)
+            if self.answer_file is not None
+            else None
+        )
+        doubt = cascade.doubt if wants_confidence else None
+        return Strategy(cascade, plan_with, (cascade,), doubt)
 
 
 def _fresh(cascade: Escalating) -> Callable[[], bool]:
