@@ -11,9 +11,17 @@ EXTRAS := dev,local,local-server,openai,anthropic,wasm,otel,ray,serve,cache,benc
 
 .PHONY: demo demo-scripted serve test lint typecheck bench clean
 
+# llama.cpp is built from source. Its default build (-march=native) turns on the AMX kernels
+# on CPUs that advertise AMX, and those crash in our VMs (SIGSEGV in ggml_backend_amx_mul_mat,
+# 2026-12-03); on x86_64 it is built for AVX2 instead, never from a wheel cached by an earlier
+# native build. The version is the one pyproject.toml pins (a test checks they agree).
+LLAMA_CPP := llama-cpp-python==0.3.36
+LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON)
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q --no-cache-dir '$(LLAMA_CPP)'
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
