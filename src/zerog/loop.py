@@ -24,6 +24,7 @@ from zerog import planner, worker
 from zerog.budget import BudgetExhausted, Meter
 from zerog.errors import ConfigError, ModelError, ModelOutputError
 from zerog.events import EventSink, Recorder
+from zerog.hostpaths import PathMask
 from zerog.journal import FINAL, Journal, read_journal
 from zerog.models.base import Model, Response
 from zerog.models.confidence import Confidence
@@ -293,6 +294,8 @@ class _Run:
         self.goal = goal
         self.sandbox = sandbox
         self.redactor = redactor  # checks' results pass through it (actions: the sandbox)
+        home = engine.environ.get("HOME")
+        self.paths = PathMask(goal.workspace, {home: "~"} if home else {})
         self.action_sandbox: Sandbox = RedactedSandbox(sandbox, redactor)
         self.resolved: list[Step] = []  # the executed plan's steps with their actions
         self.rec = recorder
@@ -460,10 +463,9 @@ class _Run:
                     self.e.plan_cache.invalidate(reuse.entry)
                     self.rec.emit("plan_cache", outcome="invalidated", entry=reuse.entry)
                 self.rollback(good, iteration)
-                # Paths relative to the workspace: shorter, and the same in every copy of it.
-                feedback = doubt or summarize(step_failure, failures).replace(
-                    f"{goal.workspace}/", ""
-                )
+                # Paths relative to the workspace: shorter, the same in every copy of it, and
+                # they tell the model nothing of the host outside it.
+                feedback = doubt or self.paths.text(summarize(step_failure, failures))
                 fingerprint = _fingerprint(taken, feedback)
                 repeats = repeats + 1 if fingerprint == last_print else 0
                 last_print = fingerprint
