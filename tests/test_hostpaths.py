@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import JsonValue
+
 from zerog.hostpaths import PathMask
 
 
@@ -39,5 +41,5 @@ def test_the_file_system_root_and_empty_names_hide_nothing() -> None:
 
 def test_json_values_are_rewritten_everywhere() -> None:
     mask = PathMask(Path("/r"), {})
-    value = {"/r/k": ["/r/a", {"b": "/r/b"}, 3, None, True]}
+    value: JsonValue = {"/r/k": ["/r/a", {"b": "/r/b"}, 3, None, True]}
     assert mask.json(value) == {"k": ["a", {"b": "b"}, 3, None, True]}
