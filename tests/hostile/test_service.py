@@ -402,3 +402,30 @@ def test_answers_do_not_reveal_host_paths_outside_the_root(
     assert "bad.jsonl" in everything  # the broken script is named, relative to the root
     for secret in (str(tmp_path), str(home), str(data)):
         assert secret not in everything
+
+
+def test_runs_of_the_same_store_outside_the_root_are_not_shown(tmp_path: Path) -> None:
+    """`zerog run` elsewhere on the host writes to the same store: the server does not
+    show those runs (their workspace, their output) to its clients."""
+    from builders import plan, scripted, shell, step
+    from zerog.loop import Engine
+    from zerog.store import Store
+    from zerog.types import Goal
+
+    elsewhere = tmp_path / "home" / "private-project"
+    elsewhere.mkdir(parents=True)
+    with Store(tmp_path / "runs.db") as store:
+        model = scripted(plan(step("Print", shell("echo private output"))))
+        goal = Goal(text="a private goal", workspace=elsewhere, checks=["true"])
+        private = Engine(model, store=store, write_trace=False).run(goal).run_id
+    with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
+        server.demo_workspace("demo")
+        shutil.copy(DEMO / "script.jsonl", server.root / "script.jsonl")
+        ours = client.post("/api/runs", json=demo_goal("demo")).json()["id"]
+        follow(client, ours)
+        listed = client.get("/api/runs").json()["runs"]
+        assert [r["id"] for r in listed] == [ours]
+        for path in (f"/api/runs/{private}", f"/api/runs/{private}/events"):
+            assert client.get(path).status_code == 404
+        assert client.post(f"/api/runs/{private}/resume").status_code == 404
+        assert "private" not in json.dumps(listed)

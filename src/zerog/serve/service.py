@@ -14,7 +14,9 @@ Budgets: a run may not ask for more than the server's ceilings (:class:`Ceilings
 limit it leaves out is set to the ceiling.
 
 What the API answers names host paths only as :class:`~zerog.hostpaths.PathMask`
-shows them (relative to the root).
+shows them (relative to the root), and shows only runs whose workspace is under the root:
+runs of the same store elsewhere on the host (``zerog run`` in a home directory) are not
+this server's business.
 """
 
 from __future__ import annotations
@@ -295,7 +297,7 @@ class Service:
         if finished:
             raise RequestError(409, f"run {row.id} already finished ({finished})")
         workspace = Path(row.workspace)
-        if not workspace.resolve().is_relative_to(self.policy.workspaces):
+        if not workspace.resolve().is_relative_to(self.policy.workspaces):  # now a link out
             raise RequestError(403, "the run's workspace is outside this server's root")
         recorded = row.spec.get("goal")
         budget = Budget.model_validate(
@@ -364,13 +366,17 @@ class Service:
         return row
 
     def _row(self, run_id: str) -> RunRow | None:
-        """The run with exactly this id (no prefix matching), if the store has it."""
+        """The run with exactly this id (no prefix matching), if the store has it and its
+        workspace is under the root."""
         with self._lock:
             try:
                 row = self.store.find(run_id)
             except StoreError:
                 return None
-        return row if row.id == run_id else None
+        return row if row.id == run_id and self._ours(row) else None
+
+    def _ours(self, row: RunRow) -> bool:
+        return Path(row.workspace).is_relative_to(self.policy.workspaces)
 
     def _journal_finished(self, run_id: str) -> str | None:
         return read_journal(self.events(run_id)).finished
@@ -428,7 +434,7 @@ class Service:
 
     def runs(self, limit: int) -> list[RunSummary]:
         with self._lock:
-            rows = self.store.runs(min(limit, MAX_LISTED))
+            rows = [r for r in self.store.runs(MAX_LISTED) if self._ours(r)][:limit]
         jobs = {j.id: j for j in self.pool.jobs()}
         listed = [self._summary(r, jobs.pop(r.id, None)) for r in rows]
         pending = [
