@@ -52,9 +52,11 @@ serve: $(SANDBOXES)
 	cp -r examples/demo/workspace .demo/serve/demo && cp examples/demo/script.jsonl .demo/serve/
 	printf '%s\n' '{"text": "Fix restock() so the inventory tests pass", "workspace": "demo",' \
 		'"checks": ["python3 -m unittest -q"], "model": "scripted:script.jsonl"}' > .demo/demo-goal.json
-	@echo "open http://127.0.0.1:8321/ and submit the demo: paste .demo/demo-goal.json in New run, or"
-	@echo "  curl -s -X POST http://127.0.0.1:8321/api/runs -H 'content-type: application/json' -d @.demo/demo-goal.json"
-	$(BIN)/zerog serve --workspaces .demo/serve --store .demo/serve.db
+	@echo "open the URL printed below (it carries the token) and submit the demo: paste"
+	@echo ".demo/demo-goal.json in New run, or"
+	@echo "  curl -s -X POST http://127.0.0.1:8321/api/runs -H \"Authorization: Bearer \$$(cat .demo/serve-token)\" \\"
+	@echo "       -H 'content-type: application/json' -d @.demo/demo-goal.json"
+	$(BIN)/zerog serve --workspaces .demo/serve --store .demo/serve.db --token-file .demo/serve-token
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

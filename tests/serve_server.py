@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 
 from zerog.serve.build import Built, build_app, in_thread
+from zerog.serve.service import Ceilings
 from zerog.store import Store
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
@@ -26,12 +28,10 @@ class Server:
     url: str
     root: Path
     built: Built
-    token: str | None
+    token: str
 
     def client(self, token: str | None = None) -> httpx.Client:
-        headers = (
-            {"Authorization": f"Bearer {token or self.token}"} if (token or self.token) else {}
-        )
+        headers = {"Authorization": f"Bearer {token or self.token}"}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def demo_workspace(self, name: str) -> Path:
@@ -49,8 +49,11 @@ def serving(
     workers: int = 2,
     queue: int = 8,
     grace: float = 10.0,
+    ceilings: Ceilings | None = None,
 ) -> Iterator[Server]:
+    """The server needs a token, as `zerog serve` always does (a fresh one by default)."""
     root.mkdir(parents=True, exist_ok=True)
+    token = token or secrets.token_urlsafe(32)
     with Store(store_path) as store:
         built = build_app(
             store,
@@ -61,6 +64,7 @@ def serving(
             environ=os.environ,
             poll_seconds=0.05,
             grace=grace,
+            ceilings=ceilings,
         )
         with in_thread(built.app) as url:
             try:

@@ -237,9 +237,10 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, "COLUMNS": "400"},  # one line, however long the temporary path
     )
     assert result.returncode == 2
-    assert "goals.jsonl:1: not JSON" in "".join(result.stderr.split("\n"))
+    assert "goals.jsonl:1: not JSON" in result.stderr
     assert "Traceback" not in result.stderr
 
 

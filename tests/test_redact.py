@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from zerog.errors import ConfigError
 from zerog.redact import (
     REDACTED,
+    Redactor,
     is_secret_file,
     is_secret_name,
     redact_env,
     redact_text,
     sandbox_env,
 )
+from zerog.types import CheckResult, FailedTest, Observation, Status, Verdict
 
 # ---------------------------------------------------------------- names and files
 
@@ -191,7 +195,7 @@ def test_sandbox_env_is_minimal_and_leaks_nothing() -> None:
     }
     env = sandbox_env(environ, [], home="/work/ws")
     assert env == {
-        "PATH": "/opt/bin:/usr/bin",
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": "/work/ws",
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
@@ -245,3 +249,102 @@ def test_url_password_with_at_sign_is_fully_redacted() -> None:
     assert "ss@host" not in out
     assert "p@ss" not in out
     assert out.endswith("now")
+
+
+def test_sandbox_env_path_is_fixed_for_isolated_backends_and_the_hosts_for_local() -> None:
+    environ = {"PATH": "/home/me/.pyenv/shims:/usr/bin"}
+    assert sandbox_env(environ, [], home="/h")["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+    assert sandbox_env(environ, [], home="/h", host_path=True)["PATH"] == environ["PATH"]
+    toolchain = sandbox_env(environ, [], home="/h", extra_path=["/opt/tool/bin"])
+    assert toolchain["PATH"] == "/opt/tool/bin:/usr/local/bin:/usr/bin:/bin"
+
+
+@pytest.mark.parametrize("entry", ["relative/bin", "/a:/b", ""])
+def test_sandbox_env_refuses_a_bad_extra_path_entry(entry: str) -> None:
+    with pytest.raises(ConfigError, match="PATH entry"):
+        sandbox_env({}, [], home="/h", extra_path=[entry])
+
+
+# ---------------------------------------------------------------- labelled secrets
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("PASSWORD=hunter2", "PASSWORD=[redacted]"),
+        ("export DB_PASS='a b c'", "export DB_PASS=[redacted]"),
+        ("  SECRET_KEY = 'django-insecure-x'", "  SECRET_KEY = [redacted]"),
+        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG", "aws_secret_access_key = [redacted]"),
+        ("Authorization: Basic dXNlcjpwYXNz", "Authorization: [redacted]"),
+        ("curl -H 'authorization: token abc' x", "curl -H 'authorization: [redacted]' x"),
+        ("error: Bearer abcdefghijkl rejected", "error: Bearer [redacted] rejected"),
+        ('{"password": "p4ss", "user": "me"}', '{"password": [redacted], "user": "me"}'),
+        ("key AIza" + "B" * 35 + " end", f"key {REDACTED} end"),
+        ("stripe sk_live_" + "a" * 24, f"stripe {REDACTED}"),
+        ("hf_" + "a" * 34, REDACTED),
+    ],
+)
+def test_labelled_and_shaped_secrets_are_redacted(text: str, shown: str) -> None:
+    assert redact_text(text) == shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "    token = next(tokens)",  # code, not a credential
+        "PATH=/usr/bin:/bin",
+        "the password is checked by login()",
+        "bearer of bad news",
+    ],
+)
+def test_ordinary_lines_stay(text: str) -> None:
+    assert redact_text(text) == text
+
+
+# ---------------------------------------------------------------- the redactor
+
+
+def test_redactor_removes_known_values_and_shapes() -> None:
+    redactor = Redactor(["unshaped-value-1234", "short"])
+    out = redactor.text(f"a unshaped-value-1234 b short c {OPENAI}")
+    assert out == f"a {REDACTED} b short c {REDACTED}"  # short values are ignored
+
+
+def test_redactor_for_environment_takes_secret_variables_and_config_keys(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[keys]\nanthropic = "configured-key-5678"\n')
+    config.chmod(0o600)
+    environ = {
+        "MY_SERVICE_TOKEN": "env-token-value-99",
+        "EDITOR": "not-a-secret-value",
+        "PWD": "/work/somewhere",
+        "ZEROG_CONFIG": str(config),
+    }
+    redactor = Redactor.for_environment(environ)
+    text = "env-token-value-99 configured-key-5678 not-a-secret-value /work/somewhere"
+    assert redactor.text(text) == f"{REDACTED} {REDACTED} not-a-secret-value /work/somewhere"
+
+
+def test_redactor_with_an_unreadable_config_keeps_the_environment(tmp_path: Path) -> None:
+    environ = {"API_TOKEN": "env-token-value-99", "ZEROG_CONFIG": str(tmp_path / "missing")}
+    assert Redactor.for_environment(environ).text("env-token-value-99") == REDACTED
+
+
+def test_redactor_cleans_observations_and_check_results() -> None:
+    redactor = Redactor(["known-secret-value"])
+    observation = Observation(
+        status=Status.ERROR, stdout="known-secret-value", stderr=f"PASSWORD=x {GITHUB}"
+    )
+    result = CheckResult(
+        name="tests",
+        passed=False,
+        observation=observation,
+        failed_tests=(FailedTest(name="t", message="known-secret-value", details=OPENAI),),
+    )
+    clean = redactor.verdict(Verdict(passed=False, results=(result,))).results[0]
+    assert clean.observation.stdout == REDACTED
+    assert clean.observation.stderr == f"PASSWORD={REDACTED}"
+    assert clean.failed_tests[0].message == REDACTED
+    assert clean.failed_tests[0].details == REDACTED
+    assert clean.name == "tests"
+    assert clean.observation.status is Status.ERROR

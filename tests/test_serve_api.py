@@ -514,9 +514,10 @@ def test_cli_non_loopback_bind_prints_and_requires_a_token(tmp_path: Path) -> No
     try:
         assert process.stderr is not None
         lines = [process.stderr.readline() for _ in range(3)]
-        token = lines[1].strip()
         token_file = tmp_path / "config" / "zerog" / "serve-token"
-        assert "new bearer token" in lines[0]
+        assert lines[1].strip() == f"bearer token: new, kept in {token_file} (mode 600)"
+        assert lines[2].startswith(f"open: http://0.0.0.0:{port}/#token=")
+        token = lines[2].strip().rsplit("#token=", 1)[1]
         assert token_file.read_text().strip() == token
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         url = f"http://127.0.0.1:{port}"

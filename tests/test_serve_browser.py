@@ -85,7 +85,9 @@ def test_run_page_shows_the_loop_live_until_success(browser: Browser, tmp_path: 
         )
         assert submitted.status_code == 202, submitted.text
         run_id = submitted.json()["id"]
-        page.goto(f"{server.url}/runs/{run_id}")
+        # As `zerog serve` prints it: the token in the fragment, kept by the tab.
+        page.goto(f"{server.url}/runs/{run_id}#token={server.token}")
+        assert "token" not in page.url
 
         # Live: the first iteration is on the page while the run is still going.
         expect(page.locator('[data-iteration="1"] [data-step-state="running"]')).to_be_visible(

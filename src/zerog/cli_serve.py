@@ -24,7 +24,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def serve(
         host: Annotated[
             str,
-            typer.Option(help="Address to bind. Anything but loopback requires a bearer token."),
+            typer.Option(help="Address to bind (a TLS proxy in front for anything but loopback)."),
         ] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8321,
         workspaces: Annotated[
@@ -51,15 +51,41 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         token_file: Annotated[
             Path | None,
             typer.Option(
-                help="Where the bearer token is kept (default: "
+                help="Where the bearer token every API request needs is kept (default: "
                 "$XDG_CONFIG_HOME/zerog/serve-token or ~/.config/zerog/serve-token).",
                 show_default=False,
             ),
         ] = None,
-        require_token: Annotated[
-            bool,
-            typer.Option("--require-token", help="Require the bearer token on loopback binds too."),
-        ] = False,
+        max_iterations: Annotated[
+            int, typer.Option(help="The most iterations a run may ask for.", min=1, max=1000)
+        ] = 20,
+        max_seconds: Annotated[
+            float, typer.Option(help="The most wall time a run may ask for, s.", min=1)
+        ] = 3600.0,
+        max_input_tokens: Annotated[
+            int | None,
+            typer.Option(
+                help="The most input tokens a run may ask for (default: no ceiling).",
+                min=1,
+                show_default=False,
+            ),
+        ] = None,
+        max_output_tokens: Annotated[
+            int | None,
+            typer.Option(
+                help="The most output tokens a run may ask for (default: no ceiling).",
+                min=1,
+                show_default=False,
+            ),
+        ] = None,
+        max_cost: Annotated[
+            float | None,
+            typer.Option(
+                help="The most USD a run may ask to spend (default: no ceiling).",
+                min=0,
+                show_default=False,
+            ),
+        ] = None,
         allow_local_sandbox: Annotated[
             bool,
             typer.Option(
@@ -81,13 +107,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """Serve the HTTP API and the live dashboard of runs.
 
         Runs execute in worker processes (--workers at once, --queue waiting), in the
-        sandbox, on workspaces under --workspaces. Open http://HOST:PORT/ in a browser.
+        sandbox, on workspaces under --workspaces, within the --max-* ceilings. Every API
+        request needs the bearer token; open the printed http://HOST:PORT/#token=... URL
+        in a browser.
         """
         try:
             import uvicorn
 
             from zerog.serve.auth import default_token_path, is_loopback, load_or_create_token
             from zerog.serve.build import build_app
+            from zerog.serve.service import Ceilings
         except ImportError as exc:
             raise _fail(
                 f"zerog serve needs the serve extra ({exc.name} is missing): "
@@ -105,18 +134,18 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         if openapi:
             sys.stdout.write(json.dumps(build_openapi(), indent=2) + "\n")
             return
-        token: str | None = None
-        if require_token or not is_loopback(host):
-            path = token_file or default_token_path(environ)
-            try:
-                token, created = load_or_create_token(path)
-            except ConfigError as exc:
-                raise _fail(str(exc)) from None
-            if created:
-                say(f"new bearer token (kept in {path}, mode 600):")
-                say(f"  {token}")
-            else:
-                say(f"bearer token: in {path}")
+        path = token_file or default_token_path(environ)
+        try:
+            token, created = load_or_create_token(path)
+        except ConfigError as exc:
+            raise _fail(str(exc)) from None
+        ceilings = Ceilings(
+            max_iterations=max_iterations,
+            max_input_tokens=max_input_tokens,
+            max_output_tokens=max_output_tokens,
+            max_cost=max_cost,
+            max_seconds=max_seconds,
+        )
         try:
             opened = Store(store or default_store_path(environ))
         except ZerogError as exc:
@@ -131,11 +160,18 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 queue=queue,
                 allow_local_sandbox=allow_local_sandbox,
                 allow_model_urls=allow_model_urls,
+                loopback_only=is_loopback(host),
+                ceilings=ceilings,
                 environ=environ,
                 wall_clock=time.time,
             )
             shown = f"[{host}]" if ":" in host else host
             say(f"zerog serve: http://{shown}:{port}/  workspaces {root}  store {opened.path}")
+            say(f"bearer token: {'new, ' if created else ''}kept in {path} (mode 600)")
+            # The token in a URL's fragment, which browsers never send to the server. Shown
+            # when it is new, or to a person at a terminal, not into every service log.
+            if created or sys.stderr.isatty():
+                say(f"open: http://{shown}:{port}/#token={token}")
             try:
                 uvicorn.run(
                     built.app,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pydantic import Field
 
-from zerog.redact import is_secret_file, redact_env, redact_text
+from zerog.redact import Redactor, is_secret_file, redact_env, redact_text
 from zerog.text import elide, sanitize
 from zerog.types import Frozen, Goal
 
@@ -79,8 +79,11 @@ def _looks_binary(data: bytes) -> bool:
     return b"\x00" in data[:4096]
 
 
-def index_workspace(root: Path, limits: IndexLimits) -> tuple[list[FileEntry], int]:
-    """List files breadth-first (shallow files first), with the text of small ones."""
+def index_workspace(
+    root: Path, limits: IndexLimits, redact: Callable[[str], str] = redact_text
+) -> tuple[list[FileEntry], int]:
+    """List files breadth-first (shallow files first), with the text of small ones
+    (secrets removed by ``redact``)."""
     files: list[FileEntry] = []
     omitted = 0
     budget = limits.max_content_bytes
@@ -114,7 +117,7 @@ def index_workspace(root: Path, limits: IndexLimits) -> tuple[list[FileEntry], i
                 except OSError:
                     data = b"\x00"
                 if not _looks_binary(data):
-                    content = redact_text(sanitize(data.decode("utf-8", errors="replace")))
+                    content = redact(sanitize(data.decode("utf-8", errors="replace")))
                     budget -= len(data)
             files.append(FileEntry(path=rel, size=st.st_size, content=content))
     return files, omitted
@@ -127,13 +130,17 @@ def build(
     history_omitted: int = 0,
     notice: str = "",
     limits: IndexLimits | None = None,
+    redactor: Redactor | None = None,
 ) -> Context:
-    files, omitted = index_workspace(goal.workspace, limits or IndexLimits())
+    """``redactor`` removes known secret values besides secret-shaped text (see
+    :class:`zerog.redact.Redactor`)."""
+    redact = (redactor or Redactor()).text
+    files, omitted = index_workspace(goal.workspace, limits or IndexLimits(), redact)
     names = tuple(dict.fromkeys((*DEFAULT_ENV_ALLOW, *goal.env_allow)))
     return Context(
-        goal=redact_text(sanitize(goal.text)),
-        checks=tuple(redact_text(sanitize(c.label)) for c in goal.checks),
-        env={k: sanitize(v) for k, v in redact_env(environ, names).items()},
+        goal=redact(sanitize(goal.text)),
+        checks=tuple(redact(sanitize(c.label)) for c in goal.checks),
+        env={k: redact(sanitize(v)) for k, v in redact_env(environ, names).items()},
         files=tuple(files),
         files_omitted=omitted,
         history=tuple(history),

@@ -24,15 +24,17 @@ from zerog import planner, worker
 from zerog.budget import BudgetExhausted, Meter
 from zerog.errors import ConfigError, ModelError, ModelOutputError
 from zerog.events import EventSink, Recorder
+from zerog.hostpaths import PathMask
 from zerog.journal import FINAL, Journal, read_journal
 from zerog.models.base import Model, Response
 from zerog.models.confidence import Confidence
 from zerog.models.metered import MeteredModel
-from zerog.redact import sandbox_env
+from zerog.redact import Redactor, sandbox_env
 from zerog.router.base import Router
 from zerog.router.gate import RouteGate
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.factory import default_sandbox_name, make_sandbox
+from zerog.sandbox.redacted import RedactedSandbox
 from zerog.sandbox.workspace import Snapshot, Workspace
 from zerog.store import Store, StoreError
 from zerog.trace import JsonlTrace
@@ -163,6 +165,7 @@ class Engine:
         tool_cache: ToolCache | None = None,
         plan_with: Callable[[Model, ctx.Context], Plan] | None = None,
         doubt: Callable[[], str | None] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
@@ -191,6 +194,9 @@ class Engine:
         # A doubted answer is kept; the next iteration (usually a stronger model, see
         # models/cascade.py) replaces it only if its own answer passes the checks.
         self.doubt = doubt
+        # What command output is cleaned of before the model, the store, a trace or the
+        # terminal sees it; None: the secrets of ``environ`` and of its config file.
+        self.redactor = redactor
 
     def run(
         self, goal: Goal, spec: Mapping[str, object] | None = None, run_id: str | None = None
@@ -218,7 +224,10 @@ class Engine:
         root = goal.workspace.resolve()
         goal = goal.model_copy(update={"workspace": root})
         checks = compile_checks(goal.checks, where="goal")  # bad checks: before any model call
-        env = sandbox_env(self.environ, goal.env_allow, home=str(root))
+        name = self.sandbox.name if self.sandbox is not None else self.sandbox_name
+        # The host's PATH only for the local backend: the isolating ones do not show it.
+        env = sandbox_env(self.environ, goal.env_allow, home=str(root), host_path=name == "local")
+        redactor = self.redactor or Redactor.for_environment(self.environ)
         sandbox = self.sandbox or make_sandbox(
             self.sandbox_name, env, environ=self.environ, network=self.network
         )
@@ -256,10 +265,10 @@ class Engine:
             )
             workspace = Workspace(root, state / "snapshots")
             try:
-                run = _Run(self, goal, sandbox, recorder, workspace, trace, journal)
+                run = _Run(self, goal, sandbox, recorder, workspace, trace, journal, redactor)
                 if self.tool_cache is not None:  # actions only: checks always really run
                     run.action_sandbox = self.tool_cache.wrap(
-                        sandbox, env, lambda _: run.state_hash()
+                        run.action_sandbox, env, lambda _: run.state_hash()
                     )
                 return run.with_checks(checks, sidecar).execute()
             finally:
@@ -279,11 +288,15 @@ class _Run:
         workspace: Workspace,
         trace: JsonlTrace | None,
         journal: Journal | None,
+        redactor: Redactor,
     ) -> None:
         self.e = engine
         self.goal = goal
         self.sandbox = sandbox
-        self.action_sandbox: Sandbox = sandbox
+        self.redactor = redactor  # checks' results pass through it (actions: the sandbox)
+        home = engine.environ.get("HOME")
+        self.paths = PathMask(goal.workspace, {home: "~"} if home else {})
+        self.action_sandbox: Sandbox = RedactedSandbox(sandbox, redactor)
         self.resolved: list[Step] = []  # the executed plan's steps with their actions
         self.rec = recorder
         self.workspace = workspace
@@ -417,7 +430,12 @@ class _Run:
                 self.rec.emit("iteration_started", iteration=iteration)
                 shown, omitted = ctx.summarize_history(history)
                 context = ctx.build(
-                    goal, self.e.environ, shown, omitted, notice=STUCK_NOTICE if repeats else ""
+                    goal,
+                    self.e.environ,
+                    shown,
+                    omitted,
+                    notice=STUCK_NOTICE if repeats else "",
+                    redactor=self.redactor,
                 )
                 reuse = self.reuse_plan() if not history else None
                 plan = reuse.plan if reuse else self.e.plan_with(self.model, context)
@@ -445,10 +463,9 @@ class _Run:
                     self.e.plan_cache.invalidate(reuse.entry)
                     self.rec.emit("plan_cache", outcome="invalidated", entry=reuse.entry)
                 self.rollback(good, iteration)
-                # Paths relative to the workspace: shorter, and the same in every copy of it.
-                feedback = doubt or summarize(step_failure, failures).replace(
-                    f"{goal.workspace}/", ""
-                )
+                # Paths relative to the workspace: shorter, the same in every copy of it, and
+                # they tell the model nothing of the host outside it.
+                feedback = doubt or self.paths.text(summarize(step_failure, failures))
                 fingerprint = _fingerprint(taken, feedback)
                 repeats = repeats + 1 if fingerprint == last_print else 0
                 last_print = fingerprint
@@ -558,7 +575,7 @@ class _Run:
         self.rec.emit("validation_started", iteration=iteration)
 
         def on_result(result: CheckResult) -> None:
-            self.rec.emit("check", iteration=iteration, **_check_event(result))
+            self.rec.emit("check", iteration=iteration, **_check_event(self.redactor.check(result)))
 
         verdict = sweep(
             self.checks,
@@ -569,6 +586,7 @@ class _Run:
             sidecar=self.sidecar,
             state_hash=self.state_hash,
         )
+        verdict = self.redactor.verdict(verdict)
         self.rec.emit(
             "verdict",
             iteration=iteration,
@@ -640,6 +658,7 @@ class _Run:
             sidecar=self.sidecar,
             state_hash=self.state_hash,
         )
+        result = self.redactor.check(result)
         self.rec.emit(
             "step_check",
             iteration=iteration,

@@ -8,7 +8,6 @@ The schema is versioned with ``PRAGMA user_version`` and migrated forward on ope
 from __future__ import annotations
 
 import json
-import os
 import random
 import sqlite3
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from zerog.errors import ZerogError
 from zerog.events import Event
+from zerog.private import private_dir, private_file, tighten
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 MIGRATIONS: tuple[str, ...] = (
@@ -142,8 +142,9 @@ class Store:
     ) -> None:
         self.path = path
         self._sleep = sleep
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         _check_header(path)
+        private_file(path)  # before SQLite creates it (and its -wal and -shm) as 0644
         try:
             self._db = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -157,8 +158,7 @@ class Store:
                 f"the store {path} is damaged or unreadable ({exc}); it was left untouched. "
                 "Move it aside or choose another file with --store."
             ) from None
-        if os.name == "posix":
-            os.chmod(path, 0o600)
+        tighten(path, Path(f"{path}-wal"), Path(f"{path}-shm"))  # those of an older zerog
 
     # ---------------------------------------------------------------- plumbing
 

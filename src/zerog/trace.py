@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import IO
 
 from zerog.events import Event
+from zerog.private import private_dir, private_file
 
 
 class JsonlTrace:
@@ -15,7 +16,8 @@ class JsonlTrace:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        private_file(path)  # command output and model text: for its owner only
         self._file: IO[str] = path.open("a", encoding="utf-8")
 
     def emit(self, event: Event) -> None:

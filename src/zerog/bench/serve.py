@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import statistics
 import tempfile
@@ -101,17 +102,21 @@ def _engine_run(scratch: Path, n: int, store: Store) -> float:
     return elapsed
 
 
-def _post(url: str, body: dict[str, object]) -> dict[str, object]:
+def _post(url: str, token: str, body: dict[str, object]) -> dict[str, object]:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     request = urllib.request.Request(  # noqa: S310 - a loopback URL built here
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        url, data=json.dumps(body).encode(), headers=headers
     )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
         data: dict[str, object] = json.loads(response.read())
     return data
 
 
-def _follow(url: str, delays: list[float]) -> str:
-    with urllib.request.urlopen(url, timeout=120) as response:  # noqa: S310
+def _follow(url: str, token: str, delays: list[float]) -> str:
+    request = urllib.request.Request(  # noqa: S310 - a loopback URL built here
+        url, headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
         kind, data = "message", ""
         for raw in response:
             line = raw.decode("utf-8").rstrip("\r\n")
@@ -128,10 +133,11 @@ def _follow(url: str, delays: list[float]) -> str:
     return "no end"
 
 
-def _served_run(base: str, n: int, delays: list[float]) -> float:
+def _served_run(base: str, token: str, n: int, delays: list[float]) -> float:
     started = time.perf_counter()
     run = _post(
         f"{base}/api/runs",
+        token,
         {
             "text": GOAL_TEXT,
             "workspace": f"ws{n}",
@@ -139,7 +145,7 @@ def _served_run(base: str, n: int, delays: list[float]) -> float:
             "model": "scripted:script.jsonl",
         },
     )
-    status = _follow(f"{base}/api/runs/{run['id']}/events", delays)
+    status = _follow(f"{base}/api/runs/{run['id']}/events", token, delays)
     elapsed = (time.perf_counter() - started) * 1000
     if status != "success":
         raise ZerogError(f"the demo run did not succeed through the service: {status}")
@@ -161,11 +167,12 @@ def measure(
             engine = [_engine_run(scratch, n, store) for n in range(runs)]
         say(f"in-process: {statistics.median(engine):.0f} ms per run")
         delays: list[float] = []
+        token = secrets.token_urlsafe(32)
         with Store(scratch / "served.db") as store:
             built = build_app(
                 store,
                 scratch / "root",
-                token=None,
+                token=token,
                 workers=1,
                 queue=1,
                 environ=dict(os.environ),
@@ -175,8 +182,8 @@ def measure(
                 with in_thread(built.app) as base:
                     for n in range(runs + 1):
                         _fresh(scratch / "root", n)
-                    _served_run(base, runs, [])  # warm-up
-                    served = [_served_run(base, n, delays) for n in range(runs)]
+                    _served_run(base, token, runs, [])  # warm-up
+                    served = [_served_run(base, token, n, delays) for n in range(runs)]
             finally:
                 built.close()
         say(f"served: {statistics.median(served):.0f} ms per run")

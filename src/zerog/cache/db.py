@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zerog.errors import ZerogError
+from zerog.private import private_dir, private_file, tighten
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -105,7 +105,8 @@ class CacheDB:
         self.bounds = {kind: Bounds() for kind in KINDS} | dict(bounds or {})
         self._clock = clock
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        private_file(path)  # before SQLite creates it (and its -wal and -shm) as 0644
         try:
             self._db = sqlite3.connect(
                 path, timeout=30.0, isolation_level=None, check_same_thread=False
@@ -122,8 +123,7 @@ class CacheDB:
                 f"the cache {path} is damaged or not a cache ({exc}); remove it or "
                 "run `zerog cache clear`"
             ) from None
-        if os.name == "posix":
-            os.chmod(path, 0o600)
+        tighten(path, Path(f"{path}-wal"), Path(f"{path}-shm"))  # those of an older zerog
 
     def close(self) -> None:
         self._db.close()

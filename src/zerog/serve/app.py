@@ -3,9 +3,11 @@ the dashboard (static files written for zerog, no build step, nothing from a CDN
 
 Every error answer is ``{"error": ..., "details": [...]}`` with a 4xx status; an
 unexpected exception is logged by the server and answered with a bare 500, never a stack
-trace. No CORS headers are sent, so browsers keep other origins out; without a token, only
-requests addressed to a loopback host name are served (a DNS-rebinding page cannot reach
-the API through the user's browser).
+trace. Every ``/api`` request needs the server's bearer token. No CORS headers are sent,
+so browsers keep other origins out; a state-changing request a browser sends for another
+site's page is refused (:mod:`zerog.serve.guard`), and so is a body above the cap. A
+server bound to loopback answers only requests addressed to a loopback host name (a
+DNS-rebinding page cannot reach it through the user's browser).
 """
 
 import asyncio
@@ -25,6 +27,7 @@ from starlette.routing import BaseRoute, Match
 
 from zerog import __version__
 from zerog.serve.auth import is_loopback
+from zerog.serve.guard import MAX_BODY, BodyLimit, cross_site
 from zerog.serve.jobs import QueueFull
 from zerog.serve.schema import ErrorBody, Health, RunDetail, RunList, RunRequest, RunSummary
 from zerog.serve.service import RequestError, Service
@@ -50,11 +53,18 @@ ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorBody, "description": "No such run."},
     422: {"model": ErrorBody, "description": "The request is invalid."},
 }
+CHANGES: dict[int | str, dict[str, object]] = {  # what a state-changing request may also get
+    **ERRORS,
+    403: {"model": ErrorBody, "description": "Sent by a browser for a page of another site."},
+    413: {"model": ErrorBody, "description": "The body is larger than the server accepts."},
+}
 
 
 @dataclass(frozen=True)
 class Settings:
-    token: str | None  # None: no token needed (loopback only)
+    token: str  # every /api request must carry it (docs/serve.md)
+    loopback_only: bool = True  # bound to loopback: refuse requests for other host names
+    max_body: int = MAX_BODY
     poll_seconds: float = 0.25
     keepalive_seconds: float = 15.0
 
@@ -82,8 +92,6 @@ def create_app(service: Service, settings: Settings) -> FastAPI:
     def authorize(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
-        if settings.token is None:
-            return
         given = credentials.credentials if credentials is not None else ""
         if not hmac.compare_digest(given.encode(), settings.token.encode()):
             raise StarletteHTTPException(
@@ -96,10 +104,13 @@ def create_app(service: Service, settings: Settings) -> FastAPI:
     ) -> Response:
         host = request.headers.get("host", "").rsplit(":", 1)[0]
         unknown = sorted(set(request.query_params) - QUERY_PARAMETERS)
-        if settings.token is None and not is_loopback(host):
+        foreign = cross_site(request.method, request.headers)
+        if settings.loopback_only and not is_loopback(host):
             response: Response = _error(
                 421, "this server answers only requests addressed to a loopback host"
             )
+        elif foreign is not None:
+            response = _error(403, f"refused: a request from another site's page ({foreign})")
         elif unknown and request.url.path.startswith("/api/"):
             response = _error(422, "invalid request", [f"query: unknown parameter {unknown[0]!r}"])
         else:
@@ -107,6 +118,13 @@ def create_app(service: Service, settings: Settings) -> FastAPI:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
+
+    def too_large() -> Response:
+        response = _error(413, f"the request body is larger than {settings.max_body} bytes")
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    app.add_middleware(BodyLimit, limit=settings.max_body, too_large=too_large)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -129,7 +147,7 @@ def create_app(service: Service, settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestError)
     async def refused(request: Request, exc: RequestError) -> JSONResponse:
-        return _error(exc.status, exc.message)
+        return _error(exc.status, service.paths.text(exc.message))
 
     @app.exception_handler(QueueFull)
     async def full(request: Request, exc: QueueFull) -> JSONResponse:
@@ -155,7 +173,7 @@ def create_app(service: Service, settings: Settings) -> FastAPI:
         response_model=RunSummary,
         dependencies=api,
         responses={
-            **ERRORS,
+            **CHANGES,
             409: {"model": ErrorBody, "description": "The workspace is in use."},
             429: {
                 "model": ErrorBody,
@@ -215,7 +233,7 @@ def create_app(service: Service, settings: Settings) -> FastAPI:
         status_code=202,
         response_model=RunSummary,
         dependencies=api,
-        responses={**ERRORS, 409: {"model": ErrorBody, "description": "Not active here."}},
+        responses={**CHANGES, 409: {"model": ErrorBody, "description": "Not active here."}},
     )
     def cancel(run_id: Annotated[str, Path(pattern=RUN_ID)]) -> RunSummary:
         """Stop a run: a queued run is dropped; a running one is interrupted, its workspace
@@ -228,8 +246,11 @@ def create_app(service: Service, settings: Settings) -> FastAPI:
         response_model=RunSummary,
         dependencies=api,
         responses={
-            **ERRORS,
-            403: {"model": ErrorBody, "description": "Workspace outside the root."},
+            **CHANGES,
+            403: {
+                "model": ErrorBody,
+                "description": "Workspace outside the root, or sent for another site's page.",
+            },
             409: {"model": ErrorBody, "description": "Finished, or already active."},
             429: {"model": ErrorBody, "description": "The queue is full."},
         },
@@ -275,7 +296,8 @@ async def _follow(
         summary = await asyncio.to_thread(service.summary, run_id)
         events = await asyncio.to_thread(service.events, run_id, last)
         for event in events:
-            record = {"seq": event.seq, "ts": event.ts, "kind": event.kind, "data": event.data}
+            data = service.shown_data(event)
+            record = {"seq": event.seq, "ts": event.ts, "kind": event.kind, "data": data}
             yield f"id: {event.seq}\ndata: {json.dumps(record, ensure_ascii=True)}\n\n"
             last = event.seq
         finished = any(e.kind == "run_finished" for e in events)

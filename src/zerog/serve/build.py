@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import sys
 import tempfile
@@ -16,7 +17,7 @@ from fastapi import FastAPI
 
 from zerog.serve.app import Settings, create_app
 from zerog.serve.jobs import Pool, launch_worker
-from zerog.serve.service import Policy, Service
+from zerog.serve.service import Ceilings, Policy, Service
 from zerog.store import Store
 
 
@@ -34,13 +35,15 @@ def build_app(
     store: Store,
     workspaces: Path,
     *,
-    token: str | None,
+    token: str,
     workers: int,
     queue: int,
     environ: Mapping[str, str],
     wall_clock: Callable[[], float] = time.time,
     allow_local_sandbox: bool = False,
     allow_model_urls: bool = False,
+    loopback_only: bool = True,
+    ceilings: Ceilings | None = None,
     python: str = sys.executable,
     poll_seconds: float = 0.25,
     grace: float = 10.0,
@@ -52,9 +55,11 @@ def build_app(
         workspaces=workspaces.resolve(),
         allow_local_sandbox=allow_local_sandbox,
         allow_model_urls=allow_model_urls,
+        ceilings=ceilings or Ceilings(),
     )
-    service = Service(store, pool, policy, wall_clock=wall_clock)
-    app = create_app(service, Settings(token=token, poll_seconds=poll_seconds))
+    service = Service(store, pool, policy, wall_clock=wall_clock, home=environ.get("HOME"))
+    settings = Settings(token=token, loopback_only=loopback_only, poll_seconds=poll_seconds)
+    app = create_app(service, settings)
     return Built(app, service)
 
 
@@ -87,7 +92,8 @@ def in_thread(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
 def openapi_spec() -> dict[str, object]:
     """The OpenAPI document, from an app over a throwaway store (nothing is started)."""
     with tempfile.TemporaryDirectory() as scratch, Store(Path(scratch) / "runs.db") as store:
-        built = build_app(store, Path(scratch), token=None, workers=1, queue=0, environ={})
+        never_served = secrets.token_urlsafe(32)
+        built = build_app(store, Path(scratch), token=never_served, workers=1, queue=0, environ={})
         try:
             return built.app.openapi()
         finally:

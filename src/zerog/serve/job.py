@@ -25,6 +25,7 @@ from zerog.loop import Engine
 from zerog.models.spec import load_model
 from zerog.router.factory import make_router
 from zerog.sandbox.base import Limits
+from zerog.serve.confine import beneath, model_file
 from zerog.store import Store
 from zerog.strategies import StrategyOptions
 from zerog.text import one_line
@@ -53,8 +54,20 @@ class JobSpec(BaseModel):
     router_file: Path | None = None  # confined by the server
 
 
+def confine_files(spec: JobSpec) -> None:
+    """The files the job reads, confined again now, without following links (see
+    :mod:`zerog.serve.confine`): the server checked them when it took the job."""
+    files = [model_file(m) for m in (spec.model, *spec.strategy.escalate)]
+    for path in (*files, spec.router_file):
+        if path is not None:
+            beneath(spec.base_dir, path, directory=False)
+
+
 def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
     """Build the engine the way ``zerog run`` does and run (or resume) the job."""
+    confine_files(spec)
+    if spec.goal is not None:
+        beneath(spec.base_dir, spec.goal.workspace, directory=True)
     backend = load_model(spec.model, base_dir=spec.base_dir, environ=environ)
     strategy = spec.strategy.build(
         backend, lambda model: load_model(model, base_dir=spec.base_dir, environ=environ)
@@ -63,6 +76,7 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
         router = make_router(spec.router, router_file=spec.router_file, store=store)
         if spec.action == "resume":
             row = store.find(spec.run_id)
+            beneath(spec.base_dir, Path(row.workspace), directory=True)
             limits = Limits.model_validate(row.spec.get("limits", {}))
             engine = Engine(
                 strategy.model,

@@ -63,12 +63,26 @@ class Job:
 
 
 class Busy(Exception):
-    """The run or its workspace is already queued or running here."""
+    """The run, its workspace, or a workspace inside or around it is already queued or
+    running here."""
 
-    def __init__(self, holder: Job) -> None:
+    def __init__(self, holder: Job, how: str = "in use") -> None:
         what = "run" if holder.action == "run" else "resumed run"
-        super().__init__(f"workspace is in use by {what} {holder.id} ({holder.state.value})")
+        super().__init__(f"workspace is {how} by {what} {holder.id} ({holder.state.value})")
         self.holder = holder
+
+
+def overlap(one: Path, other: Path) -> str | None:
+    """How two workspaces overlap: the same one, one inside the other, or None. A run may
+    change anything in its workspace, so one inside another's could be swapped for a
+    symbolic link to anywhere while its run waits."""
+    if one == other:
+        return "in use"
+    if one.is_relative_to(other):
+        return "inside the workspace used"
+    if other.is_relative_to(one):
+        return "around the workspace used"
+    return None
 
 
 class QueueFull(Exception):
@@ -84,6 +98,8 @@ Launcher = Callable[[Job], "subprocess.Popen[bytes]"]
 
 READY = '{"ready": true}'
 # The first thing a worker does is take SIGINT back and say so (see the module docstring).
+# It runs isolated (``python -I``): neither the server's working directory nor PYTHON*
+# variables nor the user's site directory can put modules in front of the standard ones.
 BOOT = (
     "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
     f"sys.stdout.write({READY!r} + chr(10)); sys.stdout.flush(); "
@@ -96,7 +112,7 @@ def launch_worker(python: str, environ: dict[str, str]) -> Launcher:
 
     def launch(job: Job) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [python, "-c", BOOT],
+            [python, "-I", "-c", BOOT],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -157,8 +173,11 @@ class Pool:
             if self._closed:
                 raise QueueFull(self._retry_after)
             for other in self._jobs.values():
-                if other.active and (other.id == job.id or other.workspace == job.workspace):
-                    raise Busy(other)
+                if not other.active:
+                    continue
+                how = "in use" if other.id == job.id else overlap(job.workspace, other.workspace)
+                if how is not None:
+                    raise Busy(other, how)
             active = sum(1 for j in self._jobs.values() if j.active)
             if active >= self._capacity + len(self._threads):
                 raise QueueFull(self._retry_after)

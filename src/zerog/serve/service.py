@@ -3,9 +3,20 @@ describe runs by merging the store (what happened) with the pool (what is queued
 running in this server).
 
 Confinement: a run's workspace must be a directory strictly under the workspaces root
-(symlinks resolved); a ``scripted:FILE`` or ``local:FILE.gguf`` model file must be under
-it too; ``openai-compatible:URL`` models (the server would call any URL) and the
-unisolated ``local`` sandbox are refused unless the server was started allowing them.
+(symlinks resolved), and may not be, hold or lie inside the workspace of another run that
+is queued or running here (:func:`zerog.serve.jobs.overlap`; the worker checks the path
+again, link by link, when the run starts: :mod:`zerog.serve.confine`); a
+``scripted:FILE`` or ``local:FILE.gguf`` model file must be under it too;
+``openai-compatible:URL`` models (the server would call any URL) and the unisolated
+``local`` sandbox are refused unless the server was started allowing them.
+
+Budgets: a run may not ask for more than the server's ceilings (:class:`Ceilings`); a
+limit it leaves out is set to the ceiling.
+
+What the API answers names host paths only as :class:`~zerog.hostpaths.PathMask`
+shows them (relative to the root), and shows only runs whose workspace is under the root:
+runs of the same store elsewhere on the host (``zerog run`` in a home directory) are not
+this server's business.
 """
 
 from __future__ import annotations
@@ -14,15 +25,16 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
 
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 
 from zerog.codeplan import CodePlanner
 from zerog.errors import ZerogError
 from zerog.events import Event
+from zerog.hostpaths import PathMask
 from zerog.journal import read_journal
 from zerog.redact import is_secret_name
 from zerog.router.factory import make_router
@@ -31,7 +43,7 @@ from zerog.serve.jobs import Busy, Job, JobState, Pool
 from zerog.serve.schema import EventOut, RunRequest, RunState, RunStrategy, RunSummary
 from zerog.store import RUNNING, RunRow, Store, StoreError
 from zerog.strategies import StrategyOptions
-from zerog.types import Goal
+from zerog.types import Budget, Goal
 from zerog.validate.compile import compile_checks
 
 MAX_LISTED = 500
@@ -47,12 +59,46 @@ class RequestError(Exception):
 
 
 @dataclass(frozen=True)
+class Ceilings:
+    """The most a run may ask of this server (None: no ceiling)."""
+
+    max_iterations: int = 20
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
+    max_cost: float | None = None
+    max_seconds: float = 3600.0
+
+    def apply(self, budget: Budget, asked: set[str]) -> Budget:
+        """``budget`` within the ceilings: a limit above one is refused if the request
+        set it (``asked``; unbounded counts as above), else lowered to the ceiling."""
+        lowered: dict[str, float | int] = {}
+        for name in Budget.model_fields:
+            self._fit(name, budget, asked, lowered)
+        return budget.model_copy(update=lowered)
+
+    def _fit(
+        self, name: str, budget: Budget, asked: set[str], lowered: dict[str, float | int]
+    ) -> None:
+        ceiling: float | int | None = getattr(self, name, None)
+        value: float | int | None = getattr(budget, name)
+        if ceiling is None or (value is not None and value <= ceiling):
+            return
+        if name in asked:
+            shown = "unbounded" if value is None else f"{value:g}"
+            raise RequestError(
+                422, f"budget.{name}: {shown} is above this server's maximum of {ceiling:g}"
+            )
+        lowered[name] = ceiling
+
+
+@dataclass(frozen=True)
 class Policy:
     """What submissions may ask for."""
 
     workspaces: Path  # resolved
     allow_local_sandbox: bool = False
     allow_model_urls: bool = False
+    ceilings: Ceilings = field(default_factory=Ceilings)
 
 
 def _confined(root: Path, relative: str, what: str) -> Path:
@@ -61,10 +107,10 @@ def _confined(root: Path, relative: str, what: str) -> Path:
     candidate = Path(relative)
     try:
         path = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
-        raise RequestError(422, f"{what}: cannot be resolved ({exc})") from None
+    except (OSError, RuntimeError):  # a name too long, a symlink loop
+        raise RequestError(422, f"{what}: cannot be resolved") from None
     if path == root or not path.is_relative_to(root):
-        raise RequestError(422, f"{what}: must be under the workspaces root {root}")
+        raise RequestError(422, f"{what}: must be under the workspaces root")
     return path
 
 
@@ -168,10 +214,13 @@ class Service:
         *,
         wall_clock: Callable[[], float],
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:12],
+        home: str | None = None,
     ) -> None:
         self.store = store
         self.pool = pool
         self.policy = policy
+        names = {str(store.path.resolve().parent): "<store>", **({home: "~"} if home else {})}
+        self.paths = PathMask(policy.workspaces, names)
         self._clock = wall_clock
         self._new_id = new_id
         self._lock = threading.Lock()
@@ -193,13 +242,14 @@ class Service:
         for name in request.env:
             if is_secret_name(name) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
                 raise RequestError(422, f"env: {name!r} is refused (not a name, or a secret)")
+        budget = self.policy.ceilings.apply(request.budget, request.budget.model_fields_set)
         try:
             goal = Goal.model_validate(
                 {
                     "text": request.text,
                     "workspace": workspace,
                     "checks": request.checks,
-                    "budget": request.budget,
+                    "budget": budget,
                     "env_allow": request.env,
                 }
             )
@@ -247,8 +297,16 @@ class Service:
         if finished:
             raise RequestError(409, f"run {row.id} already finished ({finished})")
         workspace = Path(row.workspace)
-        if not workspace.resolve().is_relative_to(self.policy.workspaces):
+        if not workspace.resolve().is_relative_to(self.policy.workspaces):  # now a link out
             raise RequestError(403, "the run's workspace is outside this server's root")
+        recorded = row.spec.get("goal")
+        budget = Budget.model_validate(
+            recorded.get("budget", {}) if isinstance(recorded, dict) else {}
+        )
+        try:
+            self.policy.ceilings.apply(budget, set(Budget.model_fields))
+        except RequestError as exc:
+            raise RequestError(409, f"the run's {exc.message}") from None
         model = str(row.spec.get("model", "local"))
         sandbox = row.spec.get("sandbox")
         if sandbox == "local" and not self.policy.allow_local_sandbox:
@@ -308,13 +366,17 @@ class Service:
         return row
 
     def _row(self, run_id: str) -> RunRow | None:
-        """The run with exactly this id (no prefix matching), if the store has it."""
+        """The run with exactly this id (no prefix matching), if the store has it and its
+        workspace is under the root."""
         with self._lock:
             try:
                 row = self.store.find(run_id)
             except StoreError:
                 return None
-        return row if row.id == run_id else None
+        return row if row.id == run_id and self._ours(row) else None
+
+    def _ours(self, row: RunRow) -> bool:
+        return Path(row.workspace).is_relative_to(self.policy.workspaces)
 
     def _journal_finished(self, run_id: str) -> str | None:
         return read_journal(self.events(run_id)).finished
@@ -340,7 +402,7 @@ class Service:
                 id=job.id,
                 status=status,
                 goal=job.goal,
-                workspace=str(job.workspace),
+                workspace=self.paths.text(str(job.workspace)),
                 model=job.model,
                 iterations=0,
                 input_tokens=0,
@@ -349,7 +411,7 @@ class Service:
                 duration=0.0,
                 created=job.created,
                 updated=job.created,
-                reason=job.error,
+                reason=self.paths.text(job.error),
                 active=active,
             )
         reason = row.reason or (job.error if job is not None else "")
@@ -357,8 +419,8 @@ class Service:
             id=row.id,
             status=status,
             goal=row.goal,
-            workspace=row.workspace,
-            model=self._shown_model(str(row.spec.get("model", ""))),
+            workspace=self.paths.text(row.workspace),
+            model=self.paths.text(str(row.spec.get("model", ""))),
             iterations=row.iterations,
             input_tokens=row.input_tokens,
             output_tokens=row.output_tokens,
@@ -366,21 +428,13 @@ class Service:
             duration=row.duration if finished else max(row.updated - row.created, 0.0),
             created=row.created,
             updated=row.updated,
-            reason=reason,
+            reason=self.paths.text(reason),
             active=active,
         )
 
-    def _shown_model(self, spec: str) -> str:
-        """A model file under the root is shown relative to it, as it was submitted."""
-        kind, _, rest = spec.partition(":")
-        root = f"{self.policy.workspaces}/"
-        if kind in ("scripted", "local") and rest.startswith(root):
-            return f"{kind}:{rest.removeprefix(root)}"
-        return spec
-
     def runs(self, limit: int) -> list[RunSummary]:
         with self._lock:
-            rows = self.store.runs(min(limit, MAX_LISTED))
+            rows = [r for r in self.store.runs(MAX_LISTED) if self._ours(r)][:limit]
         jobs = {j.id: j for j in self.pool.jobs()}
         listed = [self._summary(r, jobs.pop(r.id, None)) for r in rows]
         pending = [
@@ -392,4 +446,9 @@ class Service:
         return every[:limit]
 
     def event_out(self, events: list[Event]) -> list[EventOut]:
-        return [EventOut(seq=e.seq, ts=e.ts, kind=e.kind, data=dict(e.data)) for e in events]
+        return [EventOut(seq=e.seq, ts=e.ts, kind=e.kind, data=self.shown_data(e)) for e in events]
+
+    def shown_data(self, event: Event) -> dict[str, JsonValue]:
+        """An event's data as clients see it: host paths shown as :attr:`paths` does."""
+        shown = self.paths.json(dict(event.data))  # type: ignore[arg-type]
+        return shown if isinstance(shown, dict) else {}

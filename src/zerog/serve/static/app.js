@@ -77,7 +77,7 @@
 
   function askToken() {
     const input = el("input", { type: "password", placeholder: "bearer token", autocomplete: "off" });
-    const form = el("form", { class: "token" }, "This server needs its token: ", input, el("button", { type: "submit" }, "Use it"));
+    const form = el("form", { class: "token" }, "This server needs its token (open the URL zerog serve printed, or paste the token from its token file): ", input, el("button", { type: "submit" }, "Use it"));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       sessionStorage.setItem(TOKEN_KEY, input.value.trim());
