@@ -454,7 +454,11 @@ class BwrapSandbox:
 
     def _values(self, limits: Limits, groups: Cgroups) -> dict[int, int]:
         values = rlimits(limits, data="memory" not in groups.directories)
-        if not self._root_user and "pids" not in groups.directories:
+        # RLIMIT_NPROC counts per user and user namespace: for the calling user's own
+        # sandboxes, set in each sandbox's namespace. Root's sandboxes (all host_id) have
+        # the pids cgroup that root requires.
+        calling_user = not self._root_user and self._launcher.drop is None
+        if calling_user and "pids" not in groups.directories:
             values[resource.RLIMIT_NPROC] = limits.max_processes + 1  # per user namespace
         return values
 
@@ -630,6 +634,11 @@ class _SessionChild:
     def exit_fd(self) -> int:
         return self._sock.fileno()
 
+    def abandon(self, reason: str) -> None:
+        """Stop waiting for an exit status that may never come."""
+        if self.returncode is None:
+            self.returncode, self.error = -signal.SIGKILL, reason
+
     def _receive(self) -> None:
         chunk = self._sock.recv(4096)
         if not chunk:
@@ -683,11 +692,19 @@ class _Session:
     def alive(self) -> bool:
         return not self._broken and self.proc.poll() is None
 
-    def _sweep(self) -> None:
+    def _sweep(self, child: _SessionChild) -> None:
         """Kill everything the command left in the sandbox (daemons, new sessions). What
-        cannot be killed in time retires the sandbox: it is never handed another command."""
+        cannot be killed in time retires the sandbox (it is never handed another command)
+        and ends the command: its exit status may never come."""
         if not self.groups.kill_all(self._sweep_seconds, keep=frozenset({self.init_pid})):
             self._broken = self._stuck = True
+            child.abandon(self._stuck_note())
+
+    def _stuck_note(self) -> str:
+        return (
+            f"processes of the command could not be killed within {self._sweep_seconds:g} s; "
+            "its sandbox was retired"
+        )
 
     def run(
         self,
@@ -739,17 +756,13 @@ class _Session:
                 kill_output_bytes=limits.kill_output_bytes,
                 clock=self._clock,
                 watch=disk,
-                kill=self._sweep,
+                kill=lambda: self._sweep(child),
             )
         except BaseException:
             self._broken = True
             raise
-        if self._stuck:
-            note = (
-                f"[zerog: processes the command left behind could not be killed within "
-                f"{self._sweep_seconds:g} s; its sandbox was retired]"
-            )
-            stderr = f"{observation.stderr}\n{note}".lstrip("\n")
+        if self._stuck and not child.error:  # the command had ended, something it left had not
+            stderr = f"{observation.stderr}\n[zerog: {self._stuck_note()}]".lstrip("\n")
             observation = observation.model_copy(update={"stderr": decode(stderr.encode())})
         if child.error:
             self._broken = child.returncode != 127
