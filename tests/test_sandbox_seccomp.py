@@ -46,7 +46,7 @@ def run(code: bytes, nr: int, arch: int, *args: int) -> int:
         if op == 0x20:  # ld [k]
             (acc,) = struct.unpack_from("=I", data, k)
         elif op == 0x06:  # ret k
-            return k
+            return int(k)
         elif op in (0x15, 0x35, 0x45):
             taken = {0x15: acc == k, 0x35: acc >= k, 0x45: bool(acc & k)}[op]
             pc += jt if taken else jf
