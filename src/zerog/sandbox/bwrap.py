@@ -501,8 +501,8 @@ class BwrapSandbox:
             os.close(block_r)
             os.close(filter_fd)
         try:
-            pid = self._release(proc, info_r, block_w, groups, None)
-            if pid is None:
+            released = self._release(proc, info_r, block_w, groups, None)
+            if released is None:
                 proc.wait(timeout=_HANDSHAKE_SECONDS)
                 reason = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
                 raise SandboxError(f"bubblewrap failed to start: {reason.strip()[:500]}")
@@ -515,6 +515,8 @@ class BwrapSandbox:
         finally:
             os.close(info_r)
             os.close(block_w)
+        pid, pidfd = released
+        os.close(pidfd)
         return _Session(proc, host, groups, pid, self._clock, self._sweep_seconds)
 
     def _shell_once(self, command: str, workspace: Path, limits: Limits) -> Observation:
@@ -558,26 +560,36 @@ class BwrapSandbox:
                 os.close(block_r)
                 os.close(filter_fd)
             try:
-                pid = self._release(proc, info_r, block_w, groups, nproc)
+                released = self._release(proc, info_r, block_w, groups, nproc)
             except BaseException:
                 os.killpg(proc.pid, 9)
                 proc.wait()
                 raise
             finally:
                 os.close(block_w)
-            if pid is None:  # the launcher or bubblewrap failed: say why, as a failure to start
+            if released is None:  # the launcher or bubblewrap failed: a failure to start
                 _, err = proc.communicate()
                 reason = err.decode("utf-8", "replace").strip()[:500]
                 return spawn_failure(SandboxError(reason), self._clock() - started)
-            observation = supervise(
-                proc,
-                started=started,
-                timeout=limits.timeout,
-                max_output_bytes=limits.max_output_bytes,
-                kill_output_bytes=limits.kill_output_bytes,
-                clock=self._clock,
-                watch=disk,
-            )
+            try:
+                observation = supervise(
+                    proc,
+                    started=started,
+                    timeout=limits.timeout,
+                    max_output_bytes=limits.max_output_bytes,
+                    kill_output_bytes=limits.kill_output_bytes,
+                    clock=self._clock,
+                    watch=disk,
+                )
+            finally:
+                ended = _end_namespace(released[1], self._sweep_seconds)
+            if not ended:
+                note = (
+                    "[zerog: processes of the command could not be killed within "
+                    f"{self._sweep_seconds:g} s]"
+                )
+                stderr = f"{observation.stderr}\n{note}".lstrip("\n")
+                observation = observation.model_copy(update={"stderr": decode(stderr.encode())})
             return settle_limits(observation, limits, groups, disk)
         finally:
             os.close(info_r)
@@ -590,9 +602,10 @@ class BwrapSandbox:
         block_w: int,
         groups: Cgroups,
         values: dict[int, int] | None,
-    ) -> int | None:
+    ) -> tuple[int, int] | None:
         """Put bwrap's child (not yet running anything) in its cgroups, set its rlimits,
-        then let it go; its pid. None if bwrap failed before that (its error is on stderr)."""
+        then let it go; its pid and a pidfd of it (the caller closes it). None if bwrap
+        failed before that (its error is on stderr)."""
         data = b""
         deadline = time.monotonic() + _HANDSHAKE_SECONDS
         while b"}" not in data:
@@ -604,14 +617,19 @@ class BwrapSandbox:
                 return None
             data += chunk
         pid = int(json.loads(data.decode())["child-pid"])
-        groups.join(pid)
-        if values is None:  # the reused sandbox's init: commands get their rlimits from it
-            with contextlib.suppress(OSError):  # the OOM killer must pick a command, not it
-                Path(f"/proc/{pid}/oom_score_adj").write_text("-1000")
-        else:
-            apply_rlimits(pid, values)
-        os.write(block_w, b"x")
-        return pid
+        pidfd = os.pidfd_open(pid)  # before it can run, so the pid cannot have been reused
+        try:
+            groups.join(pid)
+            if values is None:  # the reused sandbox's init: commands get their rlimits from it
+                with contextlib.suppress(OSError):  # the OOM killer must pick a command, not it
+                    Path(f"/proc/{pid}/oom_score_adj").write_text("-1000")
+            else:
+                apply_rlimits(pid, values)
+            os.write(block_w, b"x")
+        except BaseException:
+            os.close(pidfd)
+            raise
+        return pid, pidfd
 
 
 class _NotStarted(SandboxError):
@@ -786,6 +804,18 @@ class _Session:
         if self.proc.stderr is not None:
             self.proc.stderr.close()
         self.groups.remove()
+
+
+def _end_namespace(pidfd: int, wait: float) -> bool:
+    """Kill the pid namespace whose init ``pidfd`` refers to, and wait (up to ``wait``
+    seconds) until it is gone: its init exits only once every process in it has. Whether
+    it is gone. Closes ``pidfd``."""
+    try:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        return bool(select.select([pidfd], [], [], wait)[0])
+    finally:
+        os.close(pidfd)
 
 
 def _kill_group(pid: int) -> None:
