@@ -2,8 +2,12 @@
 
 The profile (see ``docs/sandboxes.md`` for what it stops):
 
+- never host root: bubblewrap is started by a launcher (:mod:`zerog.sandbox.launch`) that,
+  when zerog is root, drops to an unprivileged ``host_id`` after giving it an idmapped
+  view of the workspace; it also joins a fresh session keyring;
 - new user, pid, network, ipc, uts and cgroup namespaces; nested user namespaces disabled;
-  commands run as uid/gid 65534 inside, without capabilities;
+  commands run as uid/gid 65534 inside, without capabilities, under a seccomp deny list
+  (:mod:`zerog.sandbox.seccomp`);
 - ``--new-session`` (no controlling terminal, so no TIOCSTI), and no life after zerog
   (``--die-with-parent`` for a command's own bubblewrap, socket EOF for a kept init);
   stdin is /dev/null; bwrap itself starts with an empty environment (its pid 1's
@@ -11,17 +15,20 @@ The profile (see ``docs/sandboxes.md`` for what it stops):
   exactly the sandbox's allow-listed variables;
 - the root is an empty tmpfs remounted read-only; /usr and a short list of /etc files
   are bound read-only (no /home, /root, /var, /run, /opt, host sockets or keys);
+  /proc/sys is read-only and the kernel's sensitive /proc files are covered;
   /dev holds only the standard nodes and is read-only; /tmp and /dev/shm are private
   tmpfs of bounded size; the workspace, at its own path, is the only writable bind, and
   zerog's state in it (``.zerog/``: snapshots, traces, sidecars) is bound read-only;
 - no network unless granted (``network=True`` shares the host's network namespace);
 - bwrap's child is held (``--block-fd``) until it is in its pids and memory cgroups, so
   nothing started in the sandbox escapes them; after each command everything but the
-  sandbox's init is killed.
+  sandbox's init is killed (frozen first); a sandbox where that fails is retired.
 
 By default one sandbox is kept per workspace and its init (:mod:`zerog.sandbox.bwrap_init`)
-starts each command, which saves bubblewrap's ~9 ms per command; with ``reuse=False``, or
-without a Python in the sandbox, every command gets a bubblewrap of its own.
+starts each command, which saves bubblewrap's ~9 ms per command; with ``reuse=False``,
+without a Python in the sandbox, or without a writable cgroup to hold (and kill) all of
+its processes, every command gets a bubblewrap of its own, whose pid namespace zerog
+ends with the command.
 
 File actions (write, edit) do not need a process: they run in zerog, confined to the
 workspace like on every backend.
