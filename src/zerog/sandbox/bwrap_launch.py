@@ -1,10 +1,19 @@
 """The launcher of the bwrap sandbox: the program zerog starts, which becomes bubblewrap.
 
 zerog never imports this module: it reads its source and runs it as
-``python -I -S -c SOURCE SPEC BWRAP [ARG...]``, with an empty environment and only the
-descriptors bubblewrap needs. ``SPEC`` is JSON (see :mod:`zerog.sandbox.launch`). It does,
-in order, what bubblewrap cannot do for itself, then executes bubblewrap in its place
-(same process, so zerog's handshake, cgroups and rlimits apply to bubblewrap as before):
+``python -I -S -c SOURCE SPEC... -- BWRAP [ARG...]``, with an empty environment and only
+the descriptors bubblewrap needs. ``SPEC`` is a list of words (built by
+:mod:`zerog.sandbox.launch`)::
+
+    drop UID GID                   zerog is root: run the sandbox as UID and GID
+    stage DIRECTORY                where to put the clones of the binds
+    bind SOURCE READONLY IDMAP     a bind to clone (READONLY and IDMAP are 0 or 1)
+    rlimit RESOURCE SOFT HARD      an rlimit to set
+    ignore-signals                 a kept sandbox: ignore the terminal's signals
+
+It does, in order, what bubblewrap cannot do for itself, then executes bubblewrap in its
+place (same process, so zerog's handshake, cgroups and rlimits apply to bubblewrap as
+before). It is started for every bubblewrap, so it imports little (no json, no enum).
 
 1. When zerog runs as root (``drop`` is set): a private mount namespace; every bind
    source of the spec is cloned (``open_tree``) while root can still reach it, made
@@ -20,10 +29,13 @@ in order, what bubblewrap cannot do for itself, then executes bubblewrap in its 
 3. The rlimits of the spec, set on this process (lowering them needs no privilege, unlike
    setting them on a process of another user from outside), so bubblewrap and every
    process of the sandbox inherit them.
-4. For a kept sandbox (``ignore_signals``): the terminal's signals (SIGINT, SIGQUIT,
-   SIGHUP, SIGTSTP, SIGTTIN, SIGTTOU) are ignored, so only zerog ends it; the kept
-   sandbox's init gives each command the default dispositions back.
+4. For a kept sandbox (``ignore-signals``, done first): the terminal's signals (SIGINT,
+   SIGQUIT, SIGHUP, SIGTSTP, SIGTTIN, SIGTTOU) are ignored, so only zerog ends it; the
+   kept sandbox's init gives each command the default dispositions back.
 5. ``execve`` of bubblewrap with an empty environment.
+
+Everything it imports is imported before the uid switch: zerog's interpreter may live
+where the unprivileged user cannot read (``/root/.pyenv``).
 
 Any failure is one line on stderr starting with ``zerog launcher:`` and exit status 126:
 bubblewrap never runs with less than was asked for.
@@ -33,10 +45,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
 import resource
-import signal
 import stat
 import sys
 
@@ -70,6 +80,48 @@ TERMINAL_SIGNALS = ("SIGINT", "SIGQUIT", "SIGHUP", "SIGTSTP", "SIGTTIN", "SIGTTO
 
 class LaunchError(Exception):
     pass
+
+
+class Spec:
+    """What the words before ``--`` ask for."""
+
+    def __init__(self) -> None:
+        self.drop: tuple[int, int] | None = None
+        self.stage = "/tmp"
+        self.binds: list[tuple[str, bool, bool]] = []  # (source, readonly, idmap)
+        self.rlimits: list[tuple[int, int, int]] = []
+        self.ignore_signals = False
+
+
+def parse(words: list[str]) -> tuple[Spec, list[str]]:
+    """The spec and bubblewrap's command line (what follows ``--``)."""
+    spec = Spec()
+    at = 0
+    while at < len(words) and words[at] != "--":
+        word = words[at]
+        if word == "drop":
+            spec.drop = (int(words[at + 1]), int(words[at + 2]))
+            at += 3
+        elif word == "stage":
+            spec.stage = words[at + 1]
+            at += 2
+        elif word == "bind":
+            source, readonly, idmap = words[at + 1 : at + 4]
+            spec.binds.append((source, readonly == "1", idmap == "1"))
+            at += 4
+        elif word == "rlimit":
+            which, soft, hard = (int(w) for w in words[at + 1 : at + 4])
+            spec.rlimits.append((which, soft, hard))
+            at += 4
+        elif word == "ignore-signals":
+            spec.ignore_signals = True
+            at += 1
+        else:
+            raise LaunchError(f"unknown word in the spec: {word!r}")
+    bwrap = words[at + 1 :]
+    if not bwrap:
+        raise LaunchError("usage: launcher [SPEC...] -- BWRAP [ARG...]")
+    return spec, bwrap
 
 
 class _MountAttr(ctypes.Structure):
@@ -135,9 +187,9 @@ def _userns(kernel: _Kernel, uid: tuple[int, int], gid: tuple[int, int]) -> int:
         os.waitpid(pid, 0)
 
 
-def _clone(kernel: _Kernel, bind: dict[str, object], drop: tuple[int, int]) -> int:
+def _clone(kernel: _Kernel, bind: tuple[str, bool, bool], drop: tuple[int, int]) -> int:
     """A detached copy of the bind's source, with the attributes it needs."""
-    source = str(bind["source"])
+    source, readonly, idmap = bind
     tree = kernel.call(
         f"cannot clone {source}",
         "open_tree",
@@ -147,11 +199,11 @@ def _clone(kernel: _Kernel, bind: dict[str, object], drop: tuple[int, int]) -> i
     )
     attr = _MountAttr()
     attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
-    if bind["readonly"]:
+    if readonly:
         attr.attr_set |= MOUNT_ATTR_RDONLY
     userns = -1
     try:
-        if bind["idmap"]:
+        if idmap:
             owner = os.stat(tree)
             userns = _userns(kernel, (owner.st_uid, drop[0]), (owner.st_gid, drop[1]))
             attr.attr_set |= MOUNT_ATTR_IDMAP
@@ -182,11 +234,9 @@ def _clone(kernel: _Kernel, bind: dict[str, object], drop: tuple[int, int]) -> i
     return tree
 
 
-def _stage(kernel: _Kernel, spec: dict[str, object], drop: tuple[int, int]) -> None:
+def _stage(kernel: _Kernel, spec: Spec, drop: tuple[int, int]) -> None:
     """Clone the bind sources, cover the staging directory, move the clones under it."""
-    binds = spec["binds"]
-    if not isinstance(binds, list):
-        raise LaunchError("malformed spec")
+    binds = spec.binds
     kernel.check("cannot create a mount namespace", kernel.libc.unshare(CLONE_NEWNS))
     kernel.check(
         "cannot make the mounts private",
@@ -196,7 +246,7 @@ def _stage(kernel: _Kernel, spec: dict[str, object], drop: tuple[int, int]) -> N
     try:
         for bind in binds:
             trees.append(_clone(kernel, bind, drop))
-        stage = str(spec["stage"])
+        stage = spec.stage
         kernel.check(
             f"cannot mount the staging tmpfs on {stage}",
             kernel.libc.mount(
@@ -214,7 +264,7 @@ def _stage(kernel: _Kernel, spec: dict[str, object], drop: tuple[int, int]) -> N
             else:
                 os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
             kernel.call(
-                f"cannot move the clone of {binds[index]['source']} to {target}",
+                f"cannot move the clone of {binds[index][0]} to {target}",
                 "move_mount",
                 tree,
                 b"",
@@ -262,27 +312,25 @@ def _fresh_keyring(kernel: _Kernel) -> None:
 
 
 def launch(argv: list[str]) -> None:
-    spec = json.loads(argv[1])
-    bwrap = argv[2:]
-    if not isinstance(spec, dict) or not bwrap:
-        raise LaunchError("usage: launcher SPEC BWRAP [ARG...]")
+    spec, bwrap = parse(argv[1:])
     kernel = _Kernel()
     os.chdir("/")
     program: int | str = bwrap[0]
-    drop = spec.get("drop")
-    if drop is not None:
-        uid, gid = int(drop[0]), int(drop[1])
+    if spec.ignore_signals:  # before the uid switch: zerog's interpreter may be private
+        import signal  # only here: it imports enum, which costs milliseconds
+
+        for name in TERMINAL_SIGNALS:
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    if spec.drop is not None:
+        uid, gid = spec.drop
         if uid == 0 or gid == 0:
             raise LaunchError("refusing to run the sandbox as uid or gid 0")
         program = _open_program(bwrap[0])
         _stage(kernel, spec, (uid, gid))
         _drop(uid, gid)
     _fresh_keyring(kernel)
-    for which, soft, hard in spec.get("rlimits", []):
-        resource.setrlimit(int(which), (int(soft), int(hard)))
-    if spec.get("ignore_signals"):
-        for name in TERMINAL_SIGNALS:
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    for which, soft, hard in spec.rlimits:
+        resource.setrlimit(which, (soft, hard))
     try:
         os.execve(program, bwrap, {})  # noqa: S606 - bubblewrap itself
     except OSError as exc:

@@ -16,7 +16,6 @@ bubblewrap under a private staging directory (``<stage>/<index>``, see :func:`st
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,15 +80,13 @@ class Launcher:
         """The launcher's command line for the bubblewrap command line ``bwrap``, whose
         bind sources come from :meth:`sources`. ``rlimits`` (resource, soft, hard) are set
         on the launcher itself, so bubblewrap and all it starts inherit them."""
-        spec = {
-            "drop": None if self.drop is None else [self.drop, self.drop],
-            "stage": str(self.stage),
-            "binds": []
-            if self.drop is None
-            else [
-                {"source": str(b.source), "readonly": b.readonly, "idmap": b.idmap} for b in binds
-            ],
-            "ignore_signals": ignore_signals,
-            "rlimits": [list(triple) for triple in rlimits],
-        }
-        return [self.python, "-I", "-S", "-c", self.source, json.dumps(spec), *bwrap]
+        words = ["stage", str(self.stage)]
+        if self.drop is not None:
+            words += ["drop", str(self.drop), str(self.drop)]
+            for bind in binds:
+                words += ["bind", str(bind.source), str(int(bind.readonly)), str(int(bind.idmap))]
+        for which, soft, hard in rlimits:
+            words += ["rlimit", str(which), str(soft), str(hard)]
+        if ignore_signals:
+            words.append("ignore-signals")
+        return [self.python, "-I", "-S", "-c", self.source, *words, "--", *bwrap]
