@@ -446,6 +446,15 @@ PAYLOADS: tuple[Payload, ...] = (
         stops=BWRAP,
         note="wasm: the workspace is pre-opened whole, .zerog/ included; local: writable",
     ),
+    Payload(
+        "set-id-files",
+        "filesystem",
+        "leave a set-user-ID or set-group-ID file in the workspace (chmod, fchmod, "
+        "fchmodat2, open, mkdir, mknod)",
+        py=SET_ID_FILES,
+        stops=ISOLATED,
+        note="local: the files are made (set-user-ID root when zerog is root)",
+    ),
     # ------------------------------------------------------------ secrets
     Payload(
         "read-home-canary",
@@ -496,6 +505,14 @@ PAYLOADS: tuple[Payload, ...] = (
         sh="ps -ef 2>/dev/null || ls /proc",
         stops=ISOLATED,
         note="local: sees the host's processes",
+    ),
+    Payload(
+        "keyring-read",
+        "secrets",
+        "read a key from zerog's session keyring (keyctl, /proc/keys)",
+        py=KEYRING_READ,
+        stops=ISOLATED,
+        note="local: shares zerog's session keyring",
     ),
     # ------------------------------------------------------------ network
     Payload(
@@ -615,15 +632,6 @@ PAYLOADS: tuple[Payload, ...] = (
         note="local: root can (and any user reads /proc/keys and /proc/timer_list)",
     ),
     Payload(
-        "set-id-files",
-        "filesystem",
-        "leave a set-user-ID or set-group-ID file in the workspace (chmod, fchmod, "
-        "fchmodat2, open, mkdir, mknod)",
-        py=SET_ID_FILES,
-        stops=ISOLATED,
-        note="local: the files are made (set-user-ID root when zerog is root)",
-    ),
-    Payload(
         "denied-system-calls",
         "processes",
         "keyctl, personality, io_uring, userfaultfd, kcmp, process_vm_readv, unshare, "
@@ -631,14 +639,6 @@ PAYLOADS: tuple[Payload, ...] = (
         py=DENIED_CALLS,
         stops=ISOLATED,
         note="local: no seccomp filter",
-    ),
-    Payload(
-        "keyring-read",
-        "secrets",
-        "read a key from zerog's session keyring (keyctl, /proc/keys)",
-        py=KEYRING_READ,
-        stops=ISOLATED,
-        note="local: shares zerog's session keyring",
     ),
     # ------------------------------------------------------------ terminal
     Payload(
