@@ -527,7 +527,8 @@ class BwrapSandbox:
         return _Session(proc, host, groups, pid, self._clock, self._sweep_seconds)
 
     def _shell_once(self, command: str, workspace: Path, limits: Limits) -> Observation:
-        """One bubblewrap per command (when no Python is there to reuse a sandbox)."""
+        """One bubblewrap per command (no Python in the sandbox to reuse it with, no cgroup
+        to hold all of a kept sandbox's processes, or ``reuse=False``)."""
         started = self._clock()
         try:
             groups = self._cgroups.create(limits, reserve=1)  # + bwrap's init in the pid ns
