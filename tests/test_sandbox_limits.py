@@ -226,3 +226,34 @@ def test_tree_usage_counts_blocks_and_entries(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to("/usr")  # not followed
     grown = tree_usage(tmp_path) - empty
     assert MIB + 3 * 4096 <= grown < MIB + 64 * 4096
+
+
+def test_cgroup_v2_with_both_controllers_is_one_cgroup(tmp_path: Path) -> None:
+    unified = tmp_path / "unified"
+    (unified / "me").mkdir(parents=True)
+    (unified / "me" / "cgroup.subtree_control").write_text("cpu memory pids\n")
+    proc = _fake_proc(tmp_path, f"40 25 0:30 / {unified} rw - cgroup2 cgroup2 rw\n", "0::/me\n")
+    factory = CgroupFactory(proc=proc, new_id=lambda: "cmd1")
+    assert factory.controllers == {"pids", "memory"}
+    groups = factory.create(Limits(max_processes=7, memory_bytes=32 * MIB), reserve=1)
+    assert set(groups.directories.values()) == {unified / "me" / "cmd1"}
+    assert (unified / "me" / "cmd1" / "pids.max").read_text() == "8"
+    assert (unified / "me" / "cmd1" / "memory.max").read_text() == str(32 * MIB)
+
+
+def test_a_v1_freezer_is_used_where_writable(tmp_path: Path) -> None:
+    pids, freezer = tmp_path / "pids", tmp_path / "freezer"
+    pids.mkdir()
+    freezer.mkdir()
+    proc = _fake_proc(
+        tmp_path,
+        f"30 25 0:26 / {pids} rw - cgroup cgroup rw,pids\n"
+        f"32 25 0:28 / {freezer} rw - cgroup cgroup rw,freezer\n",
+        "8:pids:/\n6:freezer:/\n",
+    )
+    factory = CgroupFactory(proc=proc, new_id=lambda: "cmd1")
+    assert factory.controllers == {"pids", "freezer"}
+    groups = factory.create(Limits(max_processes=7), reserve=1)
+    assert groups.directories["freezer"] == freezer / "cmd1"
+    assert not (freezer / "cmd1" / "pids.max").exists()  # limits go to pids and memory only
+    assert groups.kill_all(wait=0.1)  # nothing in it: nothing to freeze or kill

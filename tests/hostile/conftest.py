@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import io
 import os
 import signal
@@ -19,6 +21,42 @@ import pytest
 MARKERS = (b"4242", b"zerog-hostile")
 CANARY_ENV = "ZEROG_HOSTILE_CANARY"
 SECRET = "canary-secret-7f3a9c"
+KEY_DESCRIPTION = "zerog-hostile-key"
+KEYCTL = {"x86_64": 250, "aarch64": 219}
+ADD_KEY = {"x86_64": 248, "aarch64": 217}
+
+
+@contextlib.contextmanager
+def session_key(secret: str) -> Iterator[int | None]:
+    """This process joins a new session keyring holding a "user" key with ``secret``
+    (what a CI job's or a user's login session may hold); the key's id, or None where the
+    kernel has no keys. The key is revoked afterwards."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    machine = os.uname().machine
+    keyctl, add_key = ctypes.c_long(KEYCTL[machine]), ctypes.c_long(ADD_KEY[machine])
+    if libc.syscall(keyctl, ctypes.c_long(1), None) < 0:  # KEYCTL_JOIN_SESSION_KEYRING
+        if ctypes.get_errno() == errno.ENOSYS:
+            yield None
+            return
+        raise OSError(ctypes.get_errno(), "cannot join a session keyring")
+    payload = secret.encode()
+    key = int(
+        libc.syscall(
+            add_key,
+            b"user",
+            KEY_DESCRIPTION.encode(),
+            payload,
+            ctypes.c_long(len(payload)),
+            ctypes.c_long(-3),  # KEY_SPEC_SESSION_KEYRING
+        )
+    )
+    if key < 0:
+        raise OSError(ctypes.get_errno(), "cannot add a key to the session keyring")
+    try:
+        yield key
+    finally:
+        libc.syscall(keyctl, ctypes.c_long(3), ctypes.c_long(key))  # KEYCTL_REVOKE
 
 
 @dataclass
@@ -60,6 +98,18 @@ class Host:
                 found[rel] = path.read_bytes()
             else:
                 found[rel] = b"dir"
+        return found
+
+    def setid_files(self) -> list[str]:
+        """Files in the workspace with the set-user-ID or set-group-ID bit (not followed
+        through links)."""
+        found = []
+        for top, dirs, files in os.walk(self.ws):
+            for name in dirs + files:
+                path = os.path.join(top, name)
+                with contextlib.suppress(OSError):
+                    if os.lstat(path).st_mode & 0o6000:
+                        found.append(os.path.relpath(path, self.ws))
         return found
 
     def contacted(self) -> list[str]:
@@ -135,7 +185,8 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bombs: Path) -> Iterat
     unix.listen()
     unix.setblocking(False)
     try:
-        yield Host(tmp_path, ws, home, outside, tcp, udp, unix, abstract)
+        with session_key(SECRET):
+            yield Host(tmp_path, ws, home, outside, tcp, udp, unix, abstract)
     finally:
         for sock in (tcp, udp, unix):
             sock.close()

@@ -47,6 +47,126 @@ class Payload:
         return self.sh
 
 
+# Programs of the payloads that need more than a line or two. Each prints "escaped ..."
+# for what got through (the suite fails on that word in the output).
+SET_ID_FILES = """
+import os, stat
+def attempt(call, *args):
+    try:
+        call(*args)
+    except Exception:
+        pass
+open('plain', 'w').close()
+attempt(os.chmod, 'plain', 0o6755)
+attempt(os.open, 'created', os.O_CREAT | os.O_WRONLY, 0o4755)
+attempt(os.mkdir, 'setgid-dir', 0o2755)
+attempt(getattr(os, 'mknod', None), 'node', 0o4755 | stat.S_IFREG)
+fd = os.open('by-fd', os.O_CREAT | os.O_WRONLY, 0o644)
+attempt(os.fchmod, fd, 0o4755)
+attempt(os.chmod, 'by-fd', 0o2755)
+try:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    open('at2', 'w').close()
+    libc.syscall(452, -100, b'at2', 0o4755, 0)  # fchmodat2 (same number on both arches)
+except Exception:
+    pass
+for name in os.listdir('.'):
+    if os.lstat(name).st_mode & 0o6000:
+        print('escaped', name, oct(os.lstat(name).st_mode))
+"""
+
+# System calls the seccomp filter denies, each made so that it would succeed (or fail
+# with another error) for an unprivileged process without the filter.
+DENIED_CALLS = """
+import ctypes, errno, os
+machine = os.uname().machine
+NR = {
+    'x86_64': dict(keyctl=250, personality=135, io_uring_setup=425, userfaultfd=323,
+                   kcmp=312, process_vm_readv=310, unshare=272, name_to_handle_at=303,
+                   setns=308, clone3=435, openat2=437, mount=165, pidfd_getfd=438,
+                   pidfd_open=434, umount2=166, syslog=103),
+    'aarch64': dict(keyctl=219, personality=92, io_uring_setup=425, userfaultfd=282,
+                    kcmp=272, process_vm_readv=270, unshare=97, name_to_handle_at=264,
+                    setns=268, clone3=435, openat2=437, mount=40, pidfd_getfd=438,
+                    pidfd_open=434, umount2=39, syslog=116),
+}[machine]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+L = ctypes.c_long
+def call(name, *args):
+    ctypes.set_errno(0)
+    result = libc.syscall(L(NR[name]), *[L(a) if isinstance(a, int) else a for a in args])
+    return result, ctypes.get_errno()
+pid = os.getpid()
+buf = ctypes.create_string_buffer(4096)
+iov_local = (ctypes.c_void_p * 2)(ctypes.addressof(buf), 16)
+iov_remote = (ctypes.c_void_p * 2)(ctypes.addressof(buf), 16)
+handle = ctypes.create_string_buffer(8 + 128)
+ctypes.memmove(handle, (128).to_bytes(4, 'little'), 4)
+mount_id = ctypes.c_int()
+pidfd, _ = call('pidfd_open', pid, 0)
+attempts = {
+    'keyctl': (call('keyctl', 0, -3, 0), errno.EPERM),
+    'personality': (call('personality', 0x0040000), errno.EPERM),
+    'io_uring_setup': (call('io_uring_setup', 1, buf), errno.EPERM),
+    'userfaultfd': (call('userfaultfd', 1), errno.EPERM),
+    'kcmp': (call('kcmp', pid, pid, 1, 0, 0), errno.EPERM),
+    'process_vm_readv': (call('process_vm_readv', pid, iov_local, 1, iov_remote, 1, 0),
+                         errno.EPERM),
+    'unshare': (call('unshare', 0), errno.EPERM),
+    'name_to_handle_at': (call('name_to_handle_at', -100, b'.', handle,
+                               ctypes.byref(mount_id), 0), errno.EPERM),
+    'setns': (call('setns', -1, 0), errno.EPERM),
+    'clone3': (call('clone3', 0, 0), errno.ENOSYS),
+    'openat2': (call('openat2', -100, b'.', 0, 0), errno.ENOSYS),
+    'mount': (call('mount', 1, 1, 1, 0, 0), errno.EPERM),
+    'umount2': (call('umount2', 1, 0), errno.EPERM),
+    'syslog': (call('syslog', 10, 0, 0), errno.EPERM),
+    'pidfd_getfd': (call('pidfd_getfd', pidfd, 0, 0), errno.EPERM),
+}
+for name, ((result, err), wanted) in attempts.items():
+    if result >= 0 or err != wanted:
+        print('escaped', name, result, errno.errorcode.get(err, err))
+status = open('/proc/self/status').read()
+if 'Seccomp:\t2' not in status:
+    print('escaped: no seccomp filter')
+"""
+
+KEYRING_READ = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+keyctl = {'x86_64': 250, 'aarch64': 219}[os.uname().machine]
+L = ctypes.c_long
+key = libc.syscall(L(keyctl), L(10), L(-3), b'user', b'zerog-hostile-key', L(0))  # SEARCH
+if key > 0:
+    buf = ctypes.create_string_buffer(256)
+    size = libc.syscall(L(keyctl), L(11), L(key), buf, L(256))  # READ
+    print('escaped', buf.raw[:max(size, 0)].decode())
+for line in open('/proc/keys'):
+    print('escaped', line)
+"""
+
+PROC_KERNEL_FILES = """
+import os
+for path in ('/proc/sys/kernel/core_pattern', '/proc/sys/kernel/printk_ratelimit_burst',
+             '/proc/sysrq-trigger'):
+    try:
+        os.close(os.open(path, os.O_WRONLY))  # opened for writing; nothing written
+        print('escaped: writable', path)
+    except OSError:
+        pass
+for path in ('/proc/kcore', '/proc/kallsyms', '/proc/keys', '/proc/key-users',
+             '/proc/timer_list', '/proc/sched_debug'):
+    try:
+        with open(path, 'rb') as handle:
+            if handle.read(4096):
+                print('escaped: readable', path)
+    except OSError:
+        pass
+"""
+
 S = Status
 FAILED = frozenset({S.ERROR})
 KILLED_OR_FAILED = frozenset(
@@ -326,6 +446,15 @@ PAYLOADS: tuple[Payload, ...] = (
         stops=BWRAP,
         note="wasm: the workspace is pre-opened whole, .zerog/ included; local: writable",
     ),
+    Payload(
+        "set-id-files",
+        "filesystem",
+        "leave a set-user-ID or set-group-ID file in the workspace (chmod, fchmod, "
+        "fchmodat2, open, mkdir, mknod)",
+        py=SET_ID_FILES,
+        stops=ISOLATED,
+        note="local: the files are made (set-user-ID root when zerog is root)",
+    ),
     # ------------------------------------------------------------ secrets
     Payload(
         "read-home-canary",
@@ -376,6 +505,14 @@ PAYLOADS: tuple[Payload, ...] = (
         sh="ps -ef 2>/dev/null || ls /proc",
         stops=ISOLATED,
         note="local: sees the host's processes",
+    ),
+    Payload(
+        "keyring-read",
+        "secrets",
+        "read a key from zerog's session keyring (keyctl, /proc/keys)",
+        py=KEYRING_READ,
+        stops=ISOLATED,
+        note="local: shares zerog's session keyring",
     ),
     # ------------------------------------------------------------ network
     Payload(
@@ -477,10 +614,31 @@ PAYLOADS: tuple[Payload, ...] = (
     Payload(
         "mount-and-sysctl",
         "processes",
-        "mount a file system, write a sysctl, reach the cgroup tree",
-        sh="mount -t tmpfs none /mnt; echo 1 > /proc/sys/kernel/sysrq; ls /sys/fs/cgroup",
+        "mount a file system, write a sysctl (its own value back), reach the cgroup tree",
+        sh="mount -t tmpfs none /mnt && echo escaped mount; "
+        "v=$(cat /proc/sys/kernel/printk_ratelimit_burst) && "
+        'echo "$v" > /proc/sys/kernel/printk_ratelimit_burst && echo escaped sysctl; '
+        "ls /sys/fs/cgroup",
         stops=ISOLATED,
         note="local: root can",
+    ),
+    Payload(
+        "proc-kernel-files",
+        "processes",
+        "open core_pattern, a sysctl and sysrq-trigger for writing; read kcore, kallsyms, "
+        "every key, timers",
+        py=PROC_KERNEL_FILES,
+        stops=ISOLATED,
+        note="local: root can (and any user reads /proc/keys and /proc/timer_list)",
+    ),
+    Payload(
+        "denied-system-calls",
+        "processes",
+        "keyctl, personality, io_uring, userfaultfd, kcmp, process_vm_readv, unshare, "
+        "file handles, setns, clone3, openat2, mount, syslog, pidfd_getfd",
+        py=DENIED_CALLS,
+        stops=ISOLATED,
+        note="local: no seccomp filter",
     ),
     # ------------------------------------------------------------ terminal
     Payload(

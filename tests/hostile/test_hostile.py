@@ -85,6 +85,7 @@ def test_payload_leaves_the_host_untouched(
     assert sorted(str(p) for p in host.home.rglob("*")) == home_before
     assert (host.ws / ".zerog" / "state.txt").read_bytes() == zerog_state
     assert (host.outside / "canary.txt").read_text() == "untouched\n"
+    assert host.setid_files() == [], "a set-user-ID or set-group-ID file was left behind"
     assert not (Path("/etc") / "pwned").exists()
     assert not (Path("/usr") / "pwned").exists()
     # The network: nothing reached the listeners the test opened on the host.
@@ -143,6 +144,10 @@ ESCAPES_ON_LOCAL: dict[str, Detector] = {
     "tcp-loopback": lambda h, o: h.contacted() == ["tcp"],
     "proc-parent-environ": lambda h, o: any(e in o.stdout for e in parent_environ()),
     "symlink-escape": lambda h, o: (h.outside / "pwned.txt").exists(),
+    "keyring-read": lambda h, o: SECRET in o.stdout,
+    "set-id-files": lambda h, o: h.setid_files() != [],
+    "denied-system-calls": lambda h, o: "escaped keyctl" in o.stdout,
+    "proc-kernel-files": lambda h, o: "escaped: readable /proc/keys" in o.stdout,
 }
 
 

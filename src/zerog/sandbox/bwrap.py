@@ -2,8 +2,12 @@
 
 The profile (see ``docs/sandboxes.md`` for what it stops):
 
+- never host root: bubblewrap is started by a launcher (:mod:`zerog.sandbox.launch`) that,
+  when zerog is root, drops to an unprivileged ``host_id`` after giving it an idmapped
+  view of the workspace; it also joins a fresh session keyring;
 - new user, pid, network, ipc, uts and cgroup namespaces; nested user namespaces disabled;
-  commands run as uid/gid 65534 inside, without capabilities;
+  commands run as uid/gid 65534 inside, without capabilities, under a seccomp deny list
+  (:mod:`zerog.sandbox.seccomp`);
 - ``--new-session`` (no controlling terminal, so no TIOCSTI), and no life after zerog
   (``--die-with-parent`` for a command's own bubblewrap, socket EOF for a kept init);
   stdin is /dev/null; bwrap itself starts with an empty environment (its pid 1's
@@ -11,17 +15,20 @@ The profile (see ``docs/sandboxes.md`` for what it stops):
   exactly the sandbox's allow-listed variables;
 - the root is an empty tmpfs remounted read-only; /usr and a short list of /etc files
   are bound read-only (no /home, /root, /var, /run, /opt, host sockets or keys);
+  /proc/sys is read-only and the kernel's sensitive /proc files are covered;
   /dev holds only the standard nodes and is read-only; /tmp and /dev/shm are private
   tmpfs of bounded size; the workspace, at its own path, is the only writable bind, and
   zerog's state in it (``.zerog/``: snapshots, traces, sidecars) is bound read-only;
 - no network unless granted (``network=True`` shares the host's network namespace);
 - bwrap's child is held (``--block-fd``) until it is in its pids and memory cgroups, so
   nothing started in the sandbox escapes them; after each command everything but the
-  sandbox's init is killed.
+  sandbox's init is killed (frozen first); a sandbox where that fails is retired.
 
 By default one sandbox is kept per workspace and its init (:mod:`zerog.sandbox.bwrap_init`)
-starts each command, which saves bubblewrap's ~9 ms per command; with ``reuse=False``, or
-without a Python in the sandbox, every command gets a bubblewrap of its own.
+starts each command, which saves bubblewrap's ~9 ms per command; with ``reuse=False``,
+without a Python in the sandbox, or without a writable cgroup to hold (and kill) all of
+its processes, every command gets a bubblewrap of its own, whose pid namespace zerog
+ends with the command.
 
 File actions (write, edit) do not need a process: they run in zerog, confined to the
 workspace like on every backend.
@@ -33,12 +40,14 @@ import contextlib
 import io
 import json
 import os
+import platform
 import resource
 import select
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -47,8 +56,10 @@ from pathlib import Path
 from typing import IO
 
 from zerog.errors import SandboxError
+from zerog.sandbox import seccomp
 from zerog.sandbox.base import MIB, Limits, SandboxUnavailable
 from zerog.sandbox.files import RESERVED, edit_file, write_file
+from zerog.sandbox.launch import HOST_ID, SOURCE, Bind, Launcher, stage_for
 from zerog.sandbox.limits import (
     CgroupFactory,
     Cgroups,
@@ -97,6 +108,20 @@ ETC = (
     "magic",
     "python3",
 )
+# Files of /proc a command has no business reading or writing (as container runtimes
+# mask them): the kernel's memory and symbols, the magic SysRq trigger, every key on the
+# system, timers and scheduler internals. Each is covered by /dev/null.
+PROC_MASKED = (
+    "kcore",
+    "kallsyms",
+    "sysrq-trigger",
+    "keys",
+    "key-users",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+    "latency_stats",
+)
 _HANDSHAKE_SECONDS = 10.0
 
 
@@ -125,13 +150,25 @@ class BwrapSandbox:
         root: Path = Path("/"),
         uid: int | None = None,
         reuse: bool = True,
+        host_id: int = HOST_ID,
+        python: str | None = None,
+        machine: str | None = None,
+        proc: Path = Path("/proc"),
+        sweep_seconds: float = 2.0,
     ) -> None:
+        """``host_id``: when zerog runs as root, the host uid and gid every process of the
+        sandbox runs as (see :mod:`zerog.sandbox.launch`). ``python``: the interpreter
+        that runs the launcher (zerog's own by default). ``machine``: the architecture
+        the seccomp filter is built for (this one's by default). ``sweep_seconds``: how
+        long killing what a command left behind may take before its sandbox is retired."""
         self._env = dict(env)
         self._network = network
         self._bwrap = executable or find_bwrap()
         self._cgroups = cgroups if cgroups is not None else CgroupFactory()
         self._clock = clock
         self._root = root
+        self._proc = proc
+        self._sweep_seconds = sweep_seconds
         self._root_user = (os.getuid() if uid is None else uid) == 0
         if self._root_user and "pids" not in self._cgroups.controllers:
             raise SandboxUnavailable(
@@ -139,10 +176,36 @@ class BwrapSandbox:
                 "for whom RLIMIT_NPROC is not enforced, and no pids cgroup is writable here; "
                 "run zerog as an unprivileged user or give it a writable pids cgroup"
             )
+        # Never host root inside: as root, bubblewrap and the sandbox run as host_id.
+        drop = host_id if self._root_user or os.geteuid() == 0 else None
+        if drop is not None and not 0 < host_id < 2**32 - 1:
+            raise SandboxUnavailable(f"host_id {host_id} cannot be an unprivileged uid")
+        needed = [Path(self._bwrap), root / "usr", root / "etc", *(root / n for n in TOP_LEVEL)]
+        stage = stage_for(needed) if drop is not None else Path("/tmp")
+        if stage is None:
+            raise SandboxUnavailable(
+                "the bwrap sandbox needs a directory to stage its binds in (/tmp, /var/tmp, "
+                "/dev/shm or /mnt) that does not hold bubblewrap or the system's files"
+            )
+        interpreter = python or sys.executable
+        if not interpreter:
+            raise SandboxUnavailable(
+                "the bwrap sandbox starts bubblewrap through a small Python launcher and "
+                "cannot tell which interpreter runs zerog (sys.executable is empty)"
+            )
+        self._launcher = Launcher(interpreter, SOURCE.read_text("utf-8"), drop, stage)
+        self._filter = seccomp.program(seccomp.arch_for(machine or platform.machine()))
+        self._init_source = (Path(__file__).parent / "bwrap_init.py").read_text("utf-8")
         self._probe()
         self._cgroups.remove_stale()
-        # Reusing one sandbox per workspace needs a Python inside it to start commands.
-        self._reuse = reuse and (root / INIT_PYTHON.lstrip("/")).is_file()
+        # Reusing one sandbox per workspace needs a Python inside it to start commands,
+        # and a cgroup holding all of its processes, so that nothing one command started
+        # (a daemon, a new session) can live on into the next one or race zerog's own
+        # file actions. Without one, each command gets a bubblewrap (and so a pid
+        # namespace) of its own, which ends with it.
+        self._reuse = (
+            reuse and (root / INIT_PYTHON.lstrip("/")).is_file() and bool(self._cgroups.controllers)
+        )
         # Idle sandboxes by (workspace, /tmp size); one per command running at once (the
         # validation sweep runs checks in threads), each with its own cgroups and limits.
         self._lock = threading.Lock()
@@ -176,18 +239,81 @@ class BwrapSandbox:
         return self._network
 
     def _probe(self) -> None:
-        argv = [*self._argv(Path("/"), Limits(), None), SHELL, "-c", "true"]
+        """The whole start-up once: launcher, uid switch, keyring, seccomp, bubblewrap."""
+        filter_fd = self._filter_fd()
+        argv = [*self._command(None, Limits(), None, filter_fd), SHELL, "-c", "true"]
         try:
-            done = subprocess.run(argv, env={}, capture_output=True, timeout=30, check=False)
+            done = subprocess.run(
+                argv,
+                env={},
+                capture_output=True,
+                timeout=30,
+                check=False,
+                cwd="/",
+                pass_fds=(filter_fd,),
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             raise SandboxUnavailable(f"bubblewrap does not start here: {exc}") from exc
+        finally:
+            os.close(filter_fd)
         if done.returncode != 0:
             reason = done.stderr.decode("utf-8", "replace").strip()[:500]
+            if reason.startswith("zerog launcher:"):
+                raise SandboxUnavailable(f"the bwrap sandbox cannot start here: {reason}")
             raise SandboxUnavailable(
                 f"bubblewrap cannot create its namespaces here ({reason}); unprivileged user "
                 "namespaces must be allowed (sysctl kernel.unprivileged_userns_clone=1, or the "
                 "AppArmor profile for bwrap on Ubuntu)"
             )
+
+    def _filter_fd(self) -> int:
+        """A pipe holding the seccomp program, for ``bwrap --seccomp`` (which reads it to
+        its end; the caller closes the descriptor once bubblewrap has started)."""
+        read, write = os.pipe()
+        try:
+            os.write(write, self._filter)  # far below a pipe's capacity
+        except BaseException:
+            os.close(read)
+            raise
+        finally:
+            os.close(write)
+        return read
+
+    def _binds(self, workspace: Path | None) -> list[Bind]:
+        """The workspace, writable, and zerog's state in it, read-only."""
+        if workspace is None or workspace == Path("/"):
+            return []
+        binds = [Bind(workspace, workspace, idmap=True)]
+        state = workspace / RESERVED
+        if state.is_dir() and not state.is_symlink():
+            binds.append(Bind(state, state, readonly=True, idmap=True))
+        return binds
+
+    def _command(
+        self,
+        workspace: Path | None,
+        limits: Limits,
+        fds: tuple[int, int] | None,
+        filter_fd: int,
+        *,
+        init: bool = False,
+        values: dict[int, int] | None = None,
+    ) -> list[str]:
+        """The launcher's command line, up to the program bubblewrap runs; ``values`` are
+        rlimits for the launcher to set on itself, and so on everything it starts."""
+        binds = self._binds(workspace)
+        argv = self._argv(
+            workspace,
+            limits,
+            fds,
+            init=init,
+            binds=binds,
+            sources=self._launcher.sources(binds),
+            filter_fd=filter_fd,
+        )
+        return self._launcher.argv(
+            argv, binds, ignore_signals=init, rlimits=rlimit_triples(values or {})
+        )
 
     def _argv(
         self,
@@ -196,7 +322,14 @@ class BwrapSandbox:
         fds: tuple[int, int] | None,
         *,
         init: bool = False,
+        binds: list[Bind] | None = None,
+        sources: list[str] | None = None,
+        filter_fd: int | None = None,
     ) -> list[str]:
+        """bubblewrap's command line. ``binds`` (by default :meth:`_binds`) are bound from
+        ``sources`` (by default their own paths)."""
+        binds = self._binds(workspace) if binds is None else binds
+        sources = [str(b.source) for b in binds] if sources is None else sources
         argv = [self._bwrap, "--unshare-all", "--unshare-user"]
         if init:
             argv.append("--as-pid-1")
@@ -230,21 +363,24 @@ class BwrapSandbox:
             argv += ["--ro-bind-try", str(self._root / "etc" / name), f"/etc/{name}"]
         tmp_size = str(limits.max_disk_bytes)
         shm_size = str(min(limits.max_disk_bytes, 64 * MIB))
-        argv += ["--proc", "/proc", "--dev", "/dev"]
+        argv += ["--proc", "/proc", "--ro-bind", str(self._proc / "sys"), "/proc/sys"]
+        for name in PROC_MASKED:
+            if (self._proc / name).exists():
+                argv += ["--ro-bind", "/dev/null", f"/proc/{name}"]
+        argv += ["--dev", "/dev"]
         argv += ["--size", shm_size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
         argv += ["--size", tmp_size, "--tmpfs", "/tmp"]
+        for bind, source in zip(binds, sources, strict=True):
+            argv += ["--ro-bind" if bind.readonly else "--bind", source, str(bind.dest)]
         if workspace is not None and workspace != Path("/"):
-            where = str(workspace)
-            argv += ["--bind", where, where]
-            if (workspace / RESERVED).is_dir():  # zerog's state: readable, not writable
-                state = str(workspace / RESERVED)
-                argv += ["--ro-bind", state, state]
-            argv += ["--chdir", where]
+            argv += ["--chdir", str(workspace)]
         argv += ["--remount-ro", "/"]
         for key, value in () if init else self._env.items():
             argv += ["--setenv", key, value]
         if fds is not None:
             argv += ["--info-fd", str(fds[0]), "--block-fd", str(fds[1])]
+        if filter_fd is not None:
+            argv += ["--seccomp", str(filter_fd)]
         argv.append("--")
         return argv
 
@@ -325,7 +461,11 @@ class BwrapSandbox:
 
     def _values(self, limits: Limits, groups: Cgroups) -> dict[int, int]:
         values = rlimits(limits, data="memory" not in groups.directories)
-        if not self._root_user and "pids" not in groups.directories:
+        # RLIMIT_NPROC counts per user and user namespace: for the calling user's own
+        # sandboxes, set in each sandbox's namespace. Root's sandboxes (all host_id) have
+        # the pids cgroup that root requires.
+        calling_user = not self._root_user and self._launcher.drop is None
+        if calling_user and "pids" not in groups.directories:
             values[resource.RLIMIT_NPROC] = limits.max_processes + 1  # per user namespace
         return values
 
@@ -334,26 +474,29 @@ class BwrapSandbox:
         host, guest = socket.socketpair()
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
-        source = (Path(__file__).parent / "bwrap_init.py").read_text("utf-8")
+        filter_fd = self._filter_fd()
         argv = [
-            *self._argv(workspace, limits, (info_w, block_r), init=True),
+            *self._command(workspace, limits, (info_w, block_r), filter_fd, init=True),
             INIT_PYTHON,
             "-I",
             "-S",
             "-c",
-            source,
+            self._init_source,
             str(guest.fileno()),
         ]
         try:
+            # A session of its own: no terminal, so no Ctrl-C, hang-up or job control
+            # signal reaches the kept sandbox; only zerog ends it.
             proc = subprocess.Popen(
                 argv,
                 env={},
+                cwd="/",
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                process_group=0,
+                start_new_session=True,
                 close_fds=True,
-                pass_fds=(info_w, block_r, guest.fileno()),
+                pass_fds=(info_w, block_r, guest.fileno(), filter_fd),
             )
         except BaseException:
             host.close()
@@ -363,9 +506,10 @@ class BwrapSandbox:
             guest.close()
             os.close(info_w)
             os.close(block_r)
+            os.close(filter_fd)
         try:
-            pid = self._release(proc, info_r, block_w, groups, None)
-            if pid is None:
+            released = self._release(proc, info_r, block_w, groups, None)
+            if released is None:
                 proc.wait(timeout=_HANDSHAKE_SECONDS)
                 reason = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
                 raise SandboxError(f"bubblewrap failed to start: {reason.strip()[:500]}")
@@ -378,10 +522,13 @@ class BwrapSandbox:
         finally:
             os.close(info_r)
             os.close(block_w)
-        return _Session(proc, host, groups, pid, self._clock)
+        pid, pidfd = released
+        os.close(pidfd)
+        return _Session(proc, host, groups, pid, self._clock, self._sweep_seconds)
 
     def _shell_once(self, command: str, workspace: Path, limits: Limits) -> Observation:
-        """One bubblewrap per command (when no Python is there to reuse a sandbox)."""
+        """One bubblewrap per command (no Python in the sandbox to reuse it with, no cgroup
+        to hold all of a kept sandbox's processes, or ``reuse=False``)."""
         started = self._clock()
         try:
             groups = self._cgroups.create(limits, reserve=1)  # + bwrap's init in the pid ns
@@ -389,41 +536,68 @@ class BwrapSandbox:
             return spawn_failure(exc, self._clock() - started)
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
+        filter_fd = self._filter_fd()
+        # The per-process rlimits are set by the launcher on itself: zerog may not set
+        # them from outside on a process of another user (root without CAP_SYS_RESOURCE,
+        # as in many containers). RLIMIT_NPROC is set on bubblewrap's child, in its user
+        # namespace, where it counts only the sandbox's processes.
+        values = self._values(limits, groups)
+        nproc = {k: v for k, v in values.items() if k == resource.RLIMIT_NPROC}
+        inherited = {k: v for k, v in values.items() if k != resource.RLIMIT_NPROC}
         try:
             try:
                 disk = DiskWatch(workspace, limits)
+                argv = self._command(
+                    workspace, limits, (info_w, block_r), filter_fd, values=inherited
+                )
                 proc = subprocess.Popen(
-                    [*self._argv(workspace, limits, (info_w, block_r)), SHELL, "-c", command],
+                    [*argv, SHELL, "-c", command],
                     env={},
+                    cwd="/",
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
-                    process_group=0,
+                    start_new_session=True,
                     close_fds=True,
-                    pass_fds=(info_w, block_r),
+                    pass_fds=(info_w, block_r, filter_fd),
                 )
             except (OSError, ValueError, subprocess.SubprocessError) as exc:
                 return spawn_failure(exc, self._clock() - started)
             finally:
                 os.close(info_w)
                 os.close(block_r)
+                os.close(filter_fd)
             try:
-                self._release(proc, info_r, block_w, groups, self._values(limits, groups))
+                released = self._release(proc, info_r, block_w, groups, nproc)
             except BaseException:
                 os.killpg(proc.pid, 9)
                 proc.wait()
                 raise
             finally:
                 os.close(block_w)
-            observation = supervise(
-                proc,
-                started=started,
-                timeout=limits.timeout,
-                max_output_bytes=limits.max_output_bytes,
-                kill_output_bytes=limits.kill_output_bytes,
-                clock=self._clock,
-                watch=disk,
-            )
+            if released is None:  # the launcher or bubblewrap failed: a failure to start
+                _, err = proc.communicate()
+                reason = err.decode("utf-8", "replace").strip()[:500]
+                return spawn_failure(SandboxError(reason), self._clock() - started)
+            try:
+                observation = supervise(
+                    proc,
+                    started=started,
+                    timeout=limits.timeout,
+                    max_output_bytes=limits.max_output_bytes,
+                    kill_output_bytes=limits.kill_output_bytes,
+                    clock=self._clock,
+                    watch=disk,
+                )
+            finally:
+                ended = _end_namespace(released[1], self._sweep_seconds)
+            if not ended:
+                note = (
+                    "[zerog: processes of the command could not be killed within "
+                    f"{self._sweep_seconds:g} s]"
+                )
+                stderr = f"{observation.stderr}\n{note}".lstrip("\n")
+                observation = observation.model_copy(update={"stderr": decode(stderr.encode())})
             return settle_limits(observation, limits, groups, disk)
         finally:
             os.close(info_r)
@@ -436,9 +610,10 @@ class BwrapSandbox:
         block_w: int,
         groups: Cgroups,
         values: dict[int, int] | None,
-    ) -> int | None:
+    ) -> tuple[int, int] | None:
         """Put bwrap's child (not yet running anything) in its cgroups, set its rlimits,
-        then let it go; its pid. None if bwrap failed before that (its error is on stderr)."""
+        then let it go; its pid and a pidfd of it (the caller closes it). None if bwrap
+        failed before that (its error is on stderr)."""
         data = b""
         deadline = time.monotonic() + _HANDSHAKE_SECONDS
         while b"}" not in data:
@@ -450,14 +625,19 @@ class BwrapSandbox:
                 return None
             data += chunk
         pid = int(json.loads(data.decode())["child-pid"])
-        groups.join(pid)
-        if values is None:  # the reused sandbox's init: commands get their rlimits from it
-            with contextlib.suppress(OSError):  # the OOM killer must pick a command, not it
-                Path(f"/proc/{pid}/oom_score_adj").write_text("-1000")
-        else:
-            apply_rlimits(pid, values)
-        os.write(block_w, b"x")
-        return pid
+        pidfd = os.pidfd_open(pid)  # before it can run, so the pid cannot have been reused
+        try:
+            groups.join(pid)
+            if values is None:  # the reused sandbox's init: commands get their rlimits from it
+                with contextlib.suppress(OSError):  # the OOM killer must pick a command, not it
+                    Path(f"/proc/{pid}/oom_score_adj").write_text("-1000")
+            else:
+                apply_rlimits(pid, values)
+            os.write(block_w, b"x")
+        except BaseException:
+            os.close(pidfd)
+            raise
+        return pid, pidfd
 
 
 class _NotStarted(SandboxError):
@@ -479,6 +659,11 @@ class _SessionChild:
 
     def exit_fd(self) -> int:
         return self._sock.fileno()
+
+    def abandon(self, reason: str) -> None:
+        """Stop waiting for an exit status that may never come."""
+        if self.returncode is None:
+            self.returncode, self.error = -signal.SIGKILL, reason
 
     def _receive(self) -> None:
         chunk = self._sock.recv(4096)
@@ -518,21 +703,34 @@ class _Session:
         groups: Cgroups,
         init_pid: int,
         clock: Callable[[], float],
+        sweep_seconds: float,
     ) -> None:
         self.proc = proc
         self.sock = sock
         self.groups = groups
         self.init_pid = init_pid
         self._clock = clock
+        self._sweep_seconds = sweep_seconds
         self._broken = False
+        self._stuck = False  # something the command left could not be killed
         self._set: tuple[int, int] | None = None  # (processes, memory) the cgroups have
 
     def alive(self) -> bool:
         return not self._broken and self.proc.poll() is None
 
-    def _sweep(self) -> None:
-        """Kill everything the command left in the sandbox (daemons, new sessions)."""
-        self.groups.kill_all(keep=frozenset({self.init_pid}))
+    def _sweep(self, child: _SessionChild) -> None:
+        """Kill everything the command left in the sandbox (daemons, new sessions). What
+        cannot be killed in time retires the sandbox (it is never handed another command)
+        and ends the command: its exit status may never come."""
+        if not self.groups.kill_all(self._sweep_seconds, keep=frozenset({self.init_pid})):
+            self._broken = self._stuck = True
+            child.abandon(self._stuck_note())
+
+    def _stuck_note(self) -> str:
+        return (
+            f"processes of the command could not be killed within {self._sweep_seconds:g} s; "
+            "its sandbox was retired"
+        )
 
     def run(
         self,
@@ -584,11 +782,14 @@ class _Session:
                 kill_output_bytes=limits.kill_output_bytes,
                 clock=self._clock,
                 watch=disk,
-                kill=self._sweep,
+                kill=lambda: self._sweep(child),
             )
         except BaseException:
             self._broken = True
             raise
+        if self._stuck and not child.error:  # the command had ended, something it left had not
+            stderr = f"{observation.stderr}\n[zerog: {self._stuck_note()}]".lstrip("\n")
+            observation = observation.model_copy(update={"stderr": decode(stderr.encode())})
         if child.error:
             self._broken = child.returncode != 127
             stderr = f"{observation.stderr}\n[zerog: {child.error}]".lstrip("\n")
@@ -611,6 +812,18 @@ class _Session:
         if self.proc.stderr is not None:
             self.proc.stderr.close()
         self.groups.remove()
+
+
+def _end_namespace(pidfd: int, wait: float) -> bool:
+    """Kill the pid namespace whose init ``pidfd`` refers to, and wait (up to ``wait``
+    seconds) until it is gone: its init exits only once every process in it has. Whether
+    it is gone. Closes ``pidfd``."""
+    try:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        return bool(select.select([pidfd], [], [], wait)[0])
+    finally:
+        os.close(pidfd)
 
 
 def _kill_group(pid: int) -> None:

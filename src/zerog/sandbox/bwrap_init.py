@@ -11,7 +11,9 @@ socket. zerog kills everything else in the sandbox's cgroups once the command en
 no process of one command lives into the next one.
 
 This process is not dumpable (no ptrace, no /proc/1/mem for the commands, which run with
-the same uid), and as pid 1 of its namespace it ignores signals the commands send it.
+the same uid), and as pid 1 of its namespace it ignores signals the commands send it; it
+also ignores the signals of a terminal (SIGINT and the like), which the host could send
+it, so only zerog decides when it ends.
 It exits when zerog's end of the socket closes (zerog closed the sandbox, exited or died),
 even while a command runs; as pid 1, its exit ends every process in the namespace.
 
@@ -29,13 +31,23 @@ import socket
 import sys
 
 PR_SET_DUMPABLE = 4
+# Signals a terminal sends. The init ignores them (only zerog decides when it ends); each
+# command gets the default dispositions back.
+TERMINAL_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGHUP,
+    signal.SIGTSTP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+)
 
 
-def _undumpable() -> None:
+def _dumpable(on: bool) -> None:
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, int(on), 0, 0, 0)
     except (ImportError, OSError, AttributeError):  # pragma: no cover - best effort
         pass
 
@@ -48,14 +60,18 @@ def _child(request: dict[str, object], out: int, err: int) -> None:
         os.dup2(null, 0)
         os.dup2(out, 1)
         os.dup2(err, 2)
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, *TERMINAL_SIGNALS):
             signal.signal(sig, signal.SIG_DFL)
         limits, env = request["rlimits"], request["env"]
         if not isinstance(limits, list) or not isinstance(env, dict):
             raise TypeError("malformed request")
         for which, soft, hard in limits:
             resource.setrlimit(which, (soft, hard))
-        try:  # zerog protects this init from the OOM killer, not the commands
+        # zerog protects this init from the OOM killer, not the commands. Undumpable like
+        # the init, this process's /proc files belong to host root: dumpable again, they
+        # are its own (execve makes it dumpable anyway).
+        _dumpable(True)
+        try:
             with open("/proc/self/oom_score_adj", "w") as handle:
                 handle.write("0")
         except OSError:  # not protected (zerog is not root): nothing to undo
@@ -131,7 +147,9 @@ def _await_exit(pid: int, sock: socket.socket) -> None:
 
 
 def main(argv: list[str]) -> int:
-    _undumpable()
+    _dumpable(False)
+    for sig in TERMINAL_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     serve(socket.socket(fileno=int(argv[1])))
     return 0
 

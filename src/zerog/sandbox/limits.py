@@ -11,7 +11,9 @@ Three mechanisms, used by the backends that spawn processes:
   is not enforced for uid 0, even inside a user namespace) and a memory cgroup
   (``memory_bytes``, the OOM killer acts inside it). Each command gets its own cgroup,
   created under the cgroup this process is in, and every process left in it is killed
-  afterwards. Cgroup v1 hierarchies and delegated v2 trees are used when writable.
+  afterwards: frozen first (a v1 freezer cgroup, or v2's ``cgroup.freeze``), so that
+  nothing can fork while it is being killed, then killed, then thawed to die. Cgroup v1
+  hierarchies and delegated v2 trees are used when writable.
 - a disk watch: the free space and inodes of the workspace's file system are read every
   50 ms while the command runs. When more than ``max_disk_bytes`` (each new inode counts
   as 4 KiB) has gone, the workspace itself is measured against its size at the first
@@ -300,6 +302,8 @@ def _own_paths(proc: Path) -> dict[str, str]:
 
 def _files(name: str, v2: bool) -> tuple[str, str, str]:
     """(limit file, events file, event counting the limit hits) of a controller."""
+    if name == "freezer":  # cgroup v1 only: v2 has cgroup.freeze in every cgroup
+        return "freezer.state", "", ""
     if name == "pids":
         return "pids.max", "pids.events", "max"
     if v2:
@@ -367,17 +371,50 @@ class Cgroups:
                 found.update(int(p) for p in procs.read_text().split())
         return found
 
-    def kill_all(self, wait: float = 2.0, keep: frozenset[int] = frozenset()) -> None:
-        """Kill every process still in the cgroups (a daemon, a new session), but ``keep``."""
+    def kill_all(self, wait: float = 2.0, keep: frozenset[int] = frozenset()) -> bool:
+        """Kill every process still in the cgroups (a daemon, a new session), but ``keep``;
+        True once none is left, False if some still were after ``wait`` seconds.
+
+        The cgroups are frozen first, where a freezer is available, so that no process
+        can fork (or otherwise run) while they are killed; then thawed, so they die."""
         deadline = time.monotonic() + wait
+        if not self.pids() - keep:
+            return True
+        frozen = self._freeze(True, deadline)
+        try:
+            _kill(self.pids() - keep)
+        finally:
+            if frozen:
+                self._freeze(False, deadline)
         while True:
             alive = self.pids() - keep
-            if not alive or time.monotonic() > deadline:
-                return
-            for pid in alive:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+            if not alive:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            _kill(alive)
             time.sleep(0.001)
+
+    def _freeze(self, frozen: bool, deadline: float) -> bool:
+        """Freeze (or thaw) the processes of the cgroups; whether there was a freezer. A
+        freeze waits, until ``deadline`` at most, for every process to be frozen."""
+        freezer = self.directories.get("freezer")
+        unified = [d for kind, d in self.directories.items() if self._controllers[kind].v2]
+        if freezer is not None:
+            control, value = freezer / "freezer.state", "FROZEN" if frozen else "THAWED"
+            state, done = control, "FROZEN"
+        elif unified:
+            control, value = unified[0] / "cgroup.freeze", "1" if frozen else "0"
+            state, done = unified[0] / "cgroup.events", "frozen 1"
+        else:
+            return False
+        try:
+            control.write_text(value)
+            while frozen and done not in state.read_text() and time.monotonic() < deadline:
+                time.sleep(0.001)
+        except OSError:
+            return False
+        return True
 
     def mark(self) -> None:
         """Count limit hits from now on only (a reused cgroup keeps its counters)."""
@@ -385,6 +422,8 @@ class Cgroups:
 
     def set_limits(self, limits: Limits, *, reserve: int = 0) -> None:
         for kind, directory in self.directories.items():
+            if kind not in ("pids", "memory"):
+                continue
             controller = self._controllers[kind]
             value = limits.max_processes + reserve if kind == "pids" else limits.memory_bytes
             if kind == "memory" and not controller.v2:
@@ -411,12 +450,14 @@ class CgroupFactory:
     def __init__(self, proc: Path = PROC, new_id: Callable[[], str] | None = None) -> None:
         self._proc = proc
         self._controllers = {
-            name: found for name in ("pids", "memory") if (found := _find(proc, name))
+            name: found for name in ("pids", "memory", "freezer") if (found := _find(proc, name))
         }
         self._new_id = new_id or (lambda: f"zerog-{os.getpid()}-{uuid.uuid4().hex[:10]}")
 
     @property
     def controllers(self) -> frozenset[str]:
+        """The writable controllers: any one of them holds every process of a sandbox, so
+        that they can all be killed."""
         return frozenset(self._controllers)
 
     def remove_stale(self) -> int:
@@ -443,7 +484,8 @@ class CgroupFactory:
         try:
             for kind, controller in self._controllers.items():
                 directory = controller.directory / name
-                directory.mkdir()
+                if directory not in groups.directories.values():  # v2: one for all
+                    directory.mkdir()
                 groups.directories[kind] = directory
                 groups._controllers[kind] = controller
                 if kind == "memory" and controller.v2:
@@ -454,6 +496,12 @@ class CgroupFactory:
             groups.remove()
             raise
         return groups
+
+
+def _kill(pids: set[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _set_v1_memory(directory: Path, value: int) -> None:
