@@ -58,7 +58,7 @@ from zerog.sandbox.limits import (
     rlimits,
 )
 from zerog.sandbox.limits import settle as settle_limits
-from zerog.sandbox.process import spawn_failure, supervise
+from zerog.sandbox.process import spawn_failure, stdin_pipe, supervise
 from zerog.text import decode
 from zerog.types import Action, EditAction, Observation, ShellAction, Status
 
@@ -196,6 +196,7 @@ class BwrapSandbox:
         fds: tuple[int, int] | None,
         *,
         init: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> list[str]:
         argv = [self._bwrap, "--unshare-all", "--unshare-user"]
         if init:
@@ -241,16 +242,25 @@ class BwrapSandbox:
                 argv += ["--ro-bind", state, state]
             argv += ["--chdir", where]
         argv += ["--remount-ro", "/"]
-        for key, value in () if init else self._env.items():
+        for key, value in () if init else (self._env if env is None else env).items():
             argv += ["--setenv", key, value]
         if fds is not None:
             argv += ["--info-fd", str(fds[0]), "--block-fd", str(fds[1])]
         argv.append("--")
         return argv
 
-    def run(self, action: Action, workspace: Path, limits: Limits) -> Observation:
+    def run(
+        self,
+        action: Action,
+        workspace: Path,
+        limits: Limits,
+        *,
+        stdin: bytes = b"",
+        env: Mapping[str, str] | None = None,
+    ) -> Observation:
         if isinstance(action, ShellAction):
-            return self._shell(action.command, workspace.resolve(), limits)
+            variables = {**self._env, **(env or {})}
+            return self._shell(action.command, workspace.resolve(), limits, stdin, variables)
         started = self._clock()
         if isinstance(action, EditAction):
             observation = edit_file(workspace, action)
@@ -258,9 +268,11 @@ class BwrapSandbox:
             observation = write_file(workspace, action)
         return observation.model_copy(update={"duration": self._clock() - started})
 
-    def _shell(self, command: str, workspace: Path, limits: Limits) -> Observation:
+    def _shell(
+        self, command: str, workspace: Path, limits: Limits, stdin: bytes, env: Mapping[str, str]
+    ) -> Observation:
         if not self._reuse:
-            return self._shell_once(command, workspace, limits)
+            return self._shell_once(command, workspace, limits, stdin, env)
         started = self._clock()
         key = (workspace, limits.max_disk_bytes)  # the tmpfs sizes are fixed at the start
         session = self._checkout(key)
@@ -269,7 +281,7 @@ class BwrapSandbox:
                 if session is None:
                     session = self._new_session(workspace, limits)
                 observation = session.run(
-                    command, self._env, workspace, limits, self._values(limits, session.groups)
+                    command, env, workspace, limits, self._values(limits, session.groups), stdin
                 )
             except _NotStarted:
                 # A kept sandbox that cannot take this command (its /tmp holds more than the
@@ -278,7 +290,7 @@ class BwrapSandbox:
                     self._retire(session)
                 session = self._new_session(workspace, limits)
                 observation = session.run(
-                    command, self._env, workspace, limits, self._values(limits, session.groups)
+                    command, env, workspace, limits, self._values(limits, session.groups), stdin
                 )
         except (OSError, SandboxError, TimeoutError) as exc:
             if session is not None:
@@ -380,7 +392,9 @@ class BwrapSandbox:
             os.close(block_w)
         return _Session(proc, host, groups, pid, self._clock)
 
-    def _shell_once(self, command: str, workspace: Path, limits: Limits) -> Observation:
+    def _shell_once(
+        self, command: str, workspace: Path, limits: Limits, stdin: bytes, env: Mapping[str, str]
+    ) -> Observation:
         """One bubblewrap per command (when no Python is there to reuse a sandbox)."""
         started = self._clock()
         try:
@@ -389,13 +403,16 @@ class BwrapSandbox:
             return spawn_failure(exc, self._clock() - started)
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
+        source: int | None = None
         try:
             try:
                 disk = DiskWatch(workspace, limits)
+                source = stdin_pipe(stdin) if stdin else None
+                argv = self._argv(workspace, limits, (info_w, block_r), env=env)
                 proc = subprocess.Popen(
-                    [*self._argv(workspace, limits, (info_w, block_r)), SHELL, "-c", command],
+                    [*argv, SHELL, "-c", command],
                     env={},
-                    stdin=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL if source is None else source,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     process_group=0,
@@ -407,6 +424,8 @@ class BwrapSandbox:
             finally:
                 os.close(info_w)
                 os.close(block_r)
+                if source is not None:
+                    os.close(source)
             try:
                 self._release(proc, info_r, block_w, groups, self._values(limits, groups))
             except BaseException:
@@ -541,6 +560,7 @@ class _Session:
         workspace: Path,
         limits: Limits,
         values: dict[int, int],
+        stdin: bytes = b"",
     ) -> Observation:
         started = self._clock()
         wanted = (limits.max_processes, limits.memory_bytes)
@@ -551,8 +571,9 @@ class _Session:
                 self._set = wanted
             self.groups.mark()
             disk = DiskWatch(workspace, limits)
+            source = [stdin_pipe(stdin)] if stdin else []  # the init's child reads it as stdin
             out_r, out_w = os.pipe()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             self._broken = True
             raise _NotStarted(str(exc)) from exc
         err_r, err_w = os.pipe()
@@ -563,15 +584,15 @@ class _Session:
             "rlimits": rlimit_triples(values),
         }
         try:
-            socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w])
+            socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w, *source])
         except OSError as exc:
             os.close(out_r)
             os.close(err_r)
             self._broken = True
             raise _NotStarted(str(exc)) from exc
         finally:
-            os.close(out_w)
-            os.close(err_w)
+            for fd in (out_w, err_w, *source):
+                os.close(fd)
         child = _SessionChild(
             self.init_pid, io.FileIO(out_r, "r"), io.FileIO(err_r, "r"), self.sock
         )

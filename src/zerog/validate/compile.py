@@ -148,7 +148,7 @@ def _runner(check: Check, index: int) -> Runner:
         return TestsRunner(check, index)
     if isinstance(check, AssertsCheck):
         command = CommandCheck(command=assert_command(check.path), timeout=check.timeout)
-        return CommandRunner(command)
+        return CommandRunner(command, confirmed=True)
     if isinstance(check, OutputCheck):
         return OutputRunner(check, _lines_regex(check.matches), _lines_regex(check.not_matches))
     if isinstance(check, FileCheck):
