@@ -41,6 +41,7 @@ from zerog.types import (
     TestsCheck,
     Verdict,
 )
+from zerog.validate.examples import examples_check
 from zerog.validate.sidecar import make_sidecar
 from zerog.validate.sweep import sweep
 
@@ -202,6 +203,26 @@ def test_code_under_test_ending_the_process_does_not_pass_an_asserts_check(
         "import sys\nfrom app import answer\nassert answer() == 42\nsys.exit(0)\n"
     )
     assert run_sweep([AssertsCheck(path="tests.py")], ws, backend(name)).passed
+
+
+@pytest.mark.parametrize("name", ["local", "bwrap"])
+@pytest.mark.parametrize("planted", ["json.py", "os._exit"])
+def test_the_docstring_examples_check_cannot_be_forged(
+    ws: Path, backend: Backends, name: str, planted: str
+) -> None:
+    # The examples runner ran as `python3 -c` (the workspace first on sys.path): a
+    # workspace json.py gave it no examples to check; an exit at import passed it too.
+    source = 'def answer():\n    """\n    >>> answer()\n    42\n    """\n    return 41\n'
+    check = examples_check("app.py", source)
+    if planted == "json.py":
+        (ws / "app.py").write_text(source)
+        (ws / "json.py").write_text("def loads(text, **kw):\n    return []\n")
+    else:
+        (ws / "app.py").write_text("import os\nos._exit(0)\n" + source)
+    verdict = run_sweep([check], ws, backend(name))
+    assert not verdict.passed, verdict
+    (ws / "app.py").write_text(source.replace("41", "42"))
+    assert run_sweep([check], ws, backend(name)).passed
 
 
 FORGED_JUNIT = (
