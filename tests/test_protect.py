@@ -40,6 +40,8 @@ DEFAULTS = Protection(DEFAULT_PROTECTED)
         ("sitecustomize.py", "sitecustomize.py"),
         ("lib/usercustomize.py", "usercustomize.py"),
         ("tests/__pycache__/test_a.cpython-311.pyc", "tests/"),
+        ("__pycache__/app.cpython-311.pyc", "__pycache__/"),
+        ("app.pyc", "*.pyc"),
     ],
 )
 def test_the_default_patterns_protect_tests_and_what_configures_them(

@@ -5,8 +5,9 @@ A check proves nothing if the attempt it judges may rewrite it: edit the tests, 
 Python with status 0. So a goal names the files its checks rely on, as gitignore-style
 patterns relative to the workspace; by default :data:`DEFAULT_PROTECTED` (the test files,
 ``conftest.py``, pytest's and tox's configuration, ``.pth`` files and Python's
-``sitecustomize``/``usercustomize`` anywhere, every ``tests/`` and ``test/`` directory)
-and the test files its checks name. The loop
+``sitecustomize``/``usercustomize`` anywhere, every ``tests/`` and ``test/`` directory,
+and bytecode: a planted ``.pyc`` whose header matches a source file's size and time runs
+instead of it) and the test files its checks name. The loop
 refuses a file action on a protected path before it runs, and puts every protected path
 back as it was when the run started before each sweep (shell commands can change them
 too).
@@ -43,6 +44,8 @@ DEFAULT_PROTECTED: tuple[str, ...] = (
     "*.pth",
     "sitecustomize.py",
     "usercustomize.py",
+    "__pycache__/",
+    "*.pyc",
 )
 _SCRIPT = re.compile(r"(?:\./)?[\w.+-]+(?:/[\w.+-]+)*\.py")
 

@@ -136,6 +136,7 @@ def test_a_workspace_hashlib_does_not_pass_sidecar_checks(
     (ws / "data.json").write_text(RIGHT_DATA)
     (ws / "app.py").write_text("def answer():\n    return 42\n")
     assert run_sweep(sidecar_checks(), ws, sandbox, sidecar).passed
+    assert not (ws / "__pycache__").exists()  # (a stale app.pyc would have answered 41)
 
 
 @pytest.mark.parametrize(("sidecar", "name"), EVERY_SIDECAR)

@@ -471,6 +471,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         sys.stderr.write("usage: wasm_shell COMMAND\n")
         return 2
+    # The guest runs with -I, which ignores PYTHON* variables: this one matters (the
+    # sandbox sets it), or every python command would write bytecode into the workspace.
+    sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
     try:
         if os.environ.get("PWD"):
             os.chdir(os.environ["PWD"])  # WASI starts in "/"; the host passes the workspace

@@ -39,7 +39,6 @@ EXPLAIN_SECONDS = 5
 _RUNNER = """\
 import ast, builtins, os, runpy, signal, sys, traceback
 sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
-sys.pycache_prefix = os.environ.get("PYTHONPYCACHEPREFIX") or None
 extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 sys.path.extend([os.path.dirname(os.path.abspath(PATH)), *extra])
 sys.argv = [PATH]

@@ -110,7 +110,6 @@ def alarm(signum, frame):
     raise TimeoutError(f"took longer than {LIMIT} s")
 def main(nonce):
     sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
-    sys.pycache_prefix = os.environ.get("PYTHONPYCACHEPREFIX") or None
     extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path.extend([os.getcwd(), *extra])
     cases = json.loads(CASES)

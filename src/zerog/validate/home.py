@@ -5,9 +5,11 @@ the home of every later command: ``~/.local/lib/python3.X/site-packages/x.pth`` 
 code at the start of every Python that reads the user site-packages (an ``import os;
 os._exit(0)`` there passes any ``python3`` check), and ``~/.gitconfig``, ``~/.npmrc``
 or ``~/.config/...`` change how tools behave. A check gets instead a ``HOME`` nobody
-wrote to, ``PYTHONNOUSERSITE=1``, and ``PYTHONPYCACHEPREFIX`` inside that home, so that
-Python never loads bytecode planted in a workspace ``__pycache__`` (a ``.pyc`` whose
-header matches a test file's size and time would run instead of the test).
+wrote to, and ``PYTHONNOUSERSITE=1``. (Bytecode planted in the workspace, a ``.pyc``
+whose header matches a test file's size and time, is a protected file instead: see
+:mod:`zerog.protect`. A ``PYTHONPYCACHEPREFIX`` would stop Python from reading it, but
+also from reading the standard library's bytecode: every check would compile the modules
+it imports again.)
 
 Where that home is depends on what the backend lets a command write outside the
 workspace: ``local`` gets a new directory made by zerog on the host and removed after the
@@ -40,4 +42,4 @@ def check_variables(sandbox: str, token: str) -> Iterator[dict[str, str]]:
 
 
 def _variables(home: str) -> dict[str, str]:
-    return {"HOME": home, "PYTHONNOUSERSITE": "1", "PYTHONPYCACHEPREFIX": f"{home}/.pycache"}
+    return {"HOME": home, "PYTHONNOUSERSITE": "1"}

@@ -6,7 +6,7 @@ would be the check's. The runner starts the same interpreter with ``-I`` (nothin
 workspace on the path, no user site-packages), imports pytest from where it is installed,
 only then appends the working directory (and the entries of ``PYTHONPATH``, which ``-I``
 ignores) to the path, and calls ``pytest.main(ARGS)``; bytecode is read and written as
-``PYTHONDONTWRITEBYTECODE`` and ``PYTHONPYCACHEPREFIX`` say (``-I`` ignores them too). It
+``PYTHONDONTWRITEBYTECODE`` says (``-I`` ignores it too). It
 reads the sweep's nonce on its stdin first and prints the verdict line only when pytest
 returned 0 (:mod:`zerog.validate.nonce`): tests that end the process early fail.
 
@@ -31,7 +31,6 @@ import sys
 def main(nonce):
     import os
     sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
-    sys.pycache_prefix = os.environ.get("PYTHONPYCACHEPREFIX") or None
     import pytest
     extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path.extend([os.getcwd(), *extra])

@@ -217,11 +217,11 @@ def store_program(workspace: Path, program: GuestProgram) -> tuple[str, str]:
 # Reads the nonce, then runs a stored program if its sha256 is the expected one, without
 # runpy (slow to load under WASI): the status is what the program's run() returns, and
 # only a run() that returned 0 gets the verdict line. Started with -I, so the working
-# directory is not on sys.path: hashlib is the standard library's. Works with CPython on
-# the host and in the wasm sandbox's guest shell.
+# directory is not on sys.path: hashlib is the standard library's. No bytecode is written
+# into the workspace. Works with CPython on the host and in the wasm sandbox's guest shell.
 LOADER = f"""\
-import os, sys
-sys.pycache_prefix = os.environ.get('PYTHONPYCACHEPREFIX') or None
+import sys
+sys.dont_write_bytecode = True
 def load(nonce):
     import hashlib
     p, h = sys.argv[1:3]
