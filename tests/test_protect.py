@@ -58,7 +58,16 @@ def test_the_default_patterns_leave_the_code_alone(path: str) -> None:
 
 
 def test_anchored_patterns_and_double_stars() -> None:
-    rules = Protection(("/verify.py", "data/*.csv", "docs/**/*.md", "build/"))
+    rules = Protection(("/verify.py", "data/*.csv", "docs/**/*.md", "build/", "gen/**"))
+    assert rules.covers("gen")
+    assert rules.covers("gen/a/b.py")
+    assert not rules.covers("generated.py")
+    assert Protection(("**/fixtures",)).covers("a/b/fixtures/x.json")
+    assert Protection(("**",)).covers("anything/at/all")
+    assert Protection(("f[0-9].txt",)).covers("d/f1.txt")
+    assert not Protection(("f[!0-9].txt",)).covers("f1.txt")
+    assert Protection(("f[!0-9].txt",)).covers("fx.txt")
+    assert not Protection(("a?c",)).covers("a/c")
     assert rules.covers("verify.py")
     assert not rules.covers("sub/verify.py")
     assert rules.covers("data/a.csv")

@@ -25,8 +25,6 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 
 from zerog.sandbox.workspace import Entry
@@ -50,36 +48,58 @@ DEFAULT_PROTECTED: tuple[str, ...] = (
 _SCRIPT = re.compile(r"(?:\./)?[\w.+-]+(?:/[\w.+-]+)*\.py")
 
 
-def _segments_match(pattern: Sequence[str], path: Sequence[str]) -> bool:
-    if not pattern:
-        return not path
-    head, rest = pattern[0], pattern[1:]
-    if head == "**":
-        return any(_segments_match(rest, path[i:]) for i in range(len(path) + 1))
-    return bool(path) and fnmatchcase(path[0], head) and _segments_match(rest, path[1:])
+def _glob(segment: str) -> str:
+    """A regex for one path component's glob: ``*`` and ``?`` never match a ``/``."""
+    out, i = [], 0
+    while i < len(segment):
+        char = segment[i]
+        close = segment.find("]", i + 2) if char == "[" else -1
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif close > 0:
+            body = segment[i + 1 : close]
+            negated = body.startswith(("!", "^"))
+            body = re.escape(body[1:] if negated else body).replace("\\-", "-")
+            out.append(f"[^/{body}]" if negated else f"(?!/)[{body}]")
+            i = close
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return "".join(out)
 
 
-def _matches(pattern: str, parts: Sequence[str]) -> bool:
-    """Whether ``pattern`` matches the path ``parts`` itself (not a directory above it)."""
+def _regex(pattern: str) -> re.Pattern[str]:
+    """A regex matching the paths ``pattern`` protects: the ones it matches, and
+    everything below them."""
     body = pattern.strip("/")
     if "/" not in body and not pattern.startswith("/"):
-        return bool(parts) and fnmatchcase(parts[-1], body)
-    return _segments_match(body.split("/"), parts)
+        return re.compile(f"(?:.*/)?{_glob(body)}(?:/.*)?", re.DOTALL)
+    out, slash = "", ""  # slash: what separates the next component from the last one
+    segments = body.split("/")
+    for index, segment in enumerate(segments):
+        if segment != "**":
+            out, slash = out + slash + _glob(segment), "/"
+        elif index == len(segments) - 1:
+            out += "(?:/[^/]+)*" if slash else ".*"
+        else:
+            out, slash = out + slash + "(?:[^/]+/)*", ""
+    return re.compile(out + "(?:/.*)?", re.DOTALL)
 
 
-@dataclass(frozen=True)
 class Protection:
-    """The protected patterns of one goal."""
+    """The protected patterns of one goal, compiled once."""
 
-    patterns: tuple[str, ...]
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.patterns = tuple(patterns)
+        self._compiled = tuple((pattern, _regex(pattern)) for pattern in self.patterns)
 
     def reason(self, path: str) -> str | None:
         """The pattern that protects ``path`` (relative, ``/``-separated), or None."""
-        parts = PurePosixPath(path).parts
-        for end in range(1, len(parts) + 1):
-            for pattern in self.patterns:
-                if _matches(pattern, parts[:end]):
-                    return pattern
+        for pattern, regex in self._compiled:
+            if regex.fullmatch(path):
+                return pattern
         return None
 
     def covers(self, path: str) -> bool:
