@@ -160,8 +160,31 @@ def test_overrides_replace_what_the_file_says(tmp_path: Path) -> None:
     assert len(compiled) == 1
 
 
+def test_protected_patterns_from_the_file_and_the_command_line(tmp_path: Path) -> None:
+    body = FULL_TOML.replace(
+        'env = ["LANG"]\n',
+        'env = ["LANG"]\nprotected = ["config.schema.json", "data/"]\nprotect_defaults = false\n',
+    )
+    goal, _ = load_goal(project(tmp_path, body))
+    assert goal.protected == ("config.schema.json", "data/")
+    assert not goal.protect_defaults
+    goal, _ = load_goal(
+        project(tmp_path, body), {"protected": ["more.txt"], "protect_defaults": True}
+    )
+    assert goal.protected == ("config.schema.json", "data/", "more.txt")
+    assert goal.protect_defaults
+    default, _ = load_goal(project(tmp_path))
+    assert default.protected == ()
+    assert default.protect_defaults
+
+
 BAD = [
     # (goal file body, words the error must contain)
+    ("text = 'x'\nchecks = ['true']\nprotected = 'tests/'\n", ["protected", "must be a list"]),
+    (
+        "text = 'x'\nchecks = ['true']\nprotected = ['../up']\n",
+        ["protected:", "may not contain '..'"],
+    ),
     ("text = 'x'\nchecks = ['true']\nbogus = 1\n", ["bogus", "not a known field"]),
     ("text = 'x'\n[[checks]]\nkind = 'teleport'\ncommand = 'x'\n", ["check 1", "kind", "one of"]),
     ("text = 'x'\n[[checks]]\nkind = 'file'\n", ["check 1", "path", "Field required"]),
@@ -319,3 +342,45 @@ def test_run_needs_a_goal_text_or_a_goal_file(tmp_path: Path) -> None:
     done = zerog("run", "-c", "true", cwd=tmp_path)
     assert done.returncode == 2
     assert "--goal FILE" in done.stderr
+
+
+def test_protected_files_from_the_command_line_and_in_zerog_show(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "test_app.py").write_text("import app\nassert app.answer() == 42\n")
+    (ws / "data.txt").write_text("keep\n")
+    fix = write("app.py", "def answer():\n    return 42\n")
+
+    def run(name: str, answer: dict[str, object], *flags: str) -> dict[str, object]:
+        # (each goal text its own: the exact cache would answer a repeated request)
+        (ws / "app.py").write_text("def answer():\n    return 41\n")
+        script = write_script(tmp_path / f"{name}.jsonl", answer)
+        done = zerog(
+            "run", name, "--check", "python3 test_app.py", "--max-iterations", "1", *flags,
+            "-m", f"scripted:{script}", "--sandbox", "local", "-w", str(ws), "--json",
+            cwd=tmp_path,
+        )  # fmt: skip
+        result: dict[str, object] = json.loads(done.stdout)
+        return result
+
+    # A shell command changes a test: put back before the sweep; the fix passes.
+    changed = run(
+        "fix", plan(step("fix", {"kind": "shell", "command": "echo x >> test_app.py"}, fix))
+    )
+    assert changed["status"] == "success"
+    assert (ws / "test_app.py").read_text() == "import app\nassert app.answer() == 42\n"
+    shown = zerog("show", str(changed["run_id"]), cwd=tmp_path)
+    assert "protected files put back before the checks: test_app.py" in shown.stdout
+    # --protect data.txt: a file action on it is refused before it runs.
+    refused = run(
+        "fix it", plan(step("fix", write("data.txt", "changed\n"), fix)), "--protect", "data.txt"
+    )
+    assert refused["status"] == "max_iterations"
+    assert (ws / "data.txt").read_text() == "keep\n"
+    # --no-protect-defaults: the test file may be written (a goal that writes tests).
+    written = run(
+        "tests", plan(step("write the test", write("test_app.py", "assert True\n"))),
+        "--no-protect-defaults",
+    )  # fmt: skip
+    assert written["status"] == "success"
+    assert (ws / "test_app.py").read_text() == "assert True\n"

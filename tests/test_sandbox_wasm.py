@@ -51,6 +51,23 @@ def test_python_runs_in_the_workspace(sandbox: WasmSandbox, ws: Path) -> None:
     assert sandbox.name == "wasm"
 
 
+def test_bytecode_is_written_only_without_pythondontwritebytecode(
+    sandbox: WasmSandbox, ws: Path, data_dir: Path
+) -> None:
+    # The guest runs with -I, which ignores PYTHON* variables; the shell applies this one
+    # (a .pyc written into the workspace would be read instead of a source edited within
+    # the same second: a stale answer to every later check).
+    (ws / "app.py").write_text("X = 1\n")
+    action = ShellAction(command="python3 -c 'import app'")
+    assert sandbox.run(action, ws, Limits(timeout=30)).ok
+    assert (ws / "__pycache__").is_dir()
+    (ws / "__pycache__" / "app.cpython-312.pyc").unlink()
+    (ws / "__pycache__").rmdir()
+    quiet = WasmSandbox({**ENV, "PYTHONDONTWRITEBYTECODE": "1"}, data_dir=data_dir)
+    assert quiet.run(action, ws, Limits(timeout=30)).ok
+    assert not (ws / "__pycache__").exists()
+
+
 def test_shell_subset_and_exit_codes(sandbox: WasmSandbox, ws: Path) -> None:
     command = "echo hi > f.txt && cat f.txt; test -f f.txt && echo yes || echo no; exit 3"
     obs = sandbox.run(ShellAction(command=command), ws, Limits())

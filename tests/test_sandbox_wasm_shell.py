@@ -78,6 +78,27 @@ def test_python_runs_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().out == "script ['a', 'b']\n"
 
 
+def test_isolated_python_keeps_the_workspace_off_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As in CPython: -I (or -P) puts neither the working directory nor the script's
+    # directory on sys.path, so a workspace hashlib.py is not the standard library's.
+    (tmp_path / "hashlib.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp_path / "shadow_for_shell_test.py").write_text("VALUE = 5\n")
+    probe = "import hashlib; print(hashlib.sha256(b'').hexdigest()[:8])"
+    for flags in ("-I", "-I -S", "-IS", "-P", "-E -P -s"):
+        assert run_line(f'python3 {flags} -c "{probe}"') == 0, flags
+        assert capsys.readouterr().out == "e3b0c442\n", flags
+        assert run_line(f"python3 {flags} -c 'import shadow_for_shell_test'") == 1
+        assert "ModuleNotFoundError" in capsys.readouterr().err
+    assert run_line("python3 -Ic 'import sys; print(sys.argv)' x") == 0
+    assert capsys.readouterr().out == "['-c', 'x']\n"
+    (tmp_path / "run_me.py").write_text("import shadow_for_shell_test\n")
+    assert run_line("python3 -I run_me.py") == 1
+    assert run_line("python3 run_me.py") == 0  # not isolated: the script's directory first
+    assert run_line("python3 -c 'import shadow_for_shell_test'") == 0  # the working directory
+
+
 def test_unknown_commands_and_unsupported_syntax(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_line("gcc -v") == 127
     assert "command not found" in capsys.readouterr().err

@@ -38,7 +38,7 @@ def test_compiling_builds_one_runner_per_check() -> None:
     assert runner.matches.search("a\nok\nb")  # compiled once, per line
     sidecar = plan.checks[2].runner
     assert isinstance(sidecar, SidecarRunner)
-    assert "raise SystemExit(main(" in sidecar.program.source
+    assert "def run():\n    return main(" in sidecar.program.source
     assert sidecar.program.files == ()  # JSON needs no PyYAML
     yaml = compile_checks([SchemaCheck.model_validate({"path": "a.yml", "schema": {}})])
     files = dict(yaml.checks[0].runner.program.files)  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ import itertools
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -184,9 +185,17 @@ class ThreadRecorder:
     def name(self) -> str:
         return "recording"
 
-    def run_python(self, program: GuestProgram, workspace: Path, limits: Limits) -> Observation:
+    def run_python(
+        self,
+        program: GuestProgram,
+        workspace: Path,
+        limits: Limits,
+        *,
+        nonce: str,
+        env: Mapping[str, str],
+    ) -> Observation:
         self.threads.append(threading.get_ident())
-        return self.inner.run_python(program, workspace, limits)
+        return self.inner.run_python(program, workspace, limits, nonce=nonce, env=env)
 
 
 def test_one_job_runs_in_the_callers_thread(workspace: Path) -> None:
@@ -230,11 +239,19 @@ class CountingSidecar:
         self.fail_first = fail_first
         self.programs: list[GuestProgram] = []
 
-    def run_python(self, program: GuestProgram, workspace: Path, limits: Limits) -> Observation:
+    def run_python(
+        self,
+        program: GuestProgram,
+        workspace: Path,
+        limits: Limits,
+        *,
+        nonce: str,
+        env: Mapping[str, str],
+    ) -> Observation:
         self.programs.append(program)
         if self.fail_first and len(self.programs) == 1:
             return Observation(status=Status.TIMEOUT, stderr="[zerog: killed after 1 s timeout]")
-        return self.inner.run_python(program, workspace, limits)
+        return self.inner.run_python(program, workspace, limits, nonce=nonce, env=env)
 
 
 def schema_checks(workspace: Path) -> list[SchemaCheck]:

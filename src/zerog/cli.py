@@ -285,6 +285,23 @@ def run(
             "(repeatable); a failing assert is explained with the values its sides had.",
         ),
     ] = [],  # noqa: B006
+    protect: Annotated[
+        list[str],
+        typer.Option(
+            "--protect",
+            help="A workspace path pattern (gitignore-style: conftest.py, data/*.csv, "
+            "tests/) the run may not change; repeatable. Protected files are put back before "
+            "every sweep and file actions on them are refused.",
+        ),
+    ] = [],  # noqa: B006
+    protect_defaults: Annotated[
+        bool,
+        typer.Option(
+            "--protect-defaults/--no-protect-defaults",
+            help="Protect the test files and what configures them (test_*.py, tests/, "
+            "conftest.py, pytest.ini, .pth files, ...); off for a goal that writes tests.",
+        ),
+    ] = True,
     escalate: EscalateOption = [],  # noqa: B006
     escalate_after: EscalateAfterOption = 1,
     unsure_tokens: UnsureTokensOption = None,
@@ -324,6 +341,10 @@ def run(
             overrides["checks"] = list(check)
         if env:
             overrides["env"] = list(env)
+        if protect:
+            overrides["protected"] = list(protect)
+        if given("protect_defaults"):
+            overrides["protect_defaults"] = protect_defaults
         from zerog.goalfile import load_goal
 
         try:
@@ -346,6 +367,8 @@ def run(
                 ),
                 budget=Budget.model_validate(budget),
                 env_allow=tuple(env),
+                protected=tuple(protect),
+                protect_defaults=protect_defaults,
             )
         except ValidationError as exc:
             _fail(exc)

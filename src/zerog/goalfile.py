@@ -5,6 +5,8 @@
     text = "Fix restock() so the inventory tests pass"
     workspace = "."            # relative to this file; default: its directory
     env = ["LANG"]             # environment variables the sandbox and the planner may see
+    protected = ["data/*.csv"] # files the run may not change, besides the tests (default)
+    protect_defaults = true    # false: the test files are not protected (a goal that writes them)
 
     [budget]
     max_iterations = 4
@@ -39,7 +41,7 @@ from zerog.validate.compile import SweepPlan, compile_checks
 
 MAX_GOAL_FILE_BYTES = 1 << 20
 MAX_SCHEMA_FILE_BYTES = 4 << 20
-TOP_LEVEL = ("text", "workspace", "env", "budget", "checks")
+TOP_LEVEL = ("text", "workspace", "env", "budget", "checks", "protected", "protect_defaults")
 KINDS = "command, tests, output, file, schema, predicate"
 
 
@@ -158,8 +160,9 @@ def load_goal(path: Path, overrides: Mapping[str, object] | None = None) -> tupl
     """Read, validate and compile the goal in ``path``.
 
     ``overrides`` replace what the file says (the command line's explicit flags): keys
-    ``text``, ``workspace`` (a path, used as given), ``checks``, ``env`` and any
-    :class:`~zerog.types.Budget` field. Returns the goal and its compiled checks.
+    ``text``, ``workspace`` (a path, used as given), ``checks``, ``env``,
+    ``protect_defaults`` and any :class:`~zerog.types.Budget` field; ``protected`` adds
+    patterns to the file's. Returns the goal and its compiled checks.
     """
     data = _parse(path, _read(path, MAX_GOAL_FILE_BYTES, "goal file"))
     return goal_from_table(data, path, overrides)
@@ -188,12 +191,18 @@ def goal_from_table(
             raise ConfigError(f"{path}: workspace: must be a path")
         workspace = (path.parent / relative).resolve()
     checks = over.pop("checks", None) or _raw_checks(path, data.get("checks", []))
+    protected = data.get("protected", [])
+    if not isinstance(protected, list):
+        raise ConfigError(f"{path}: protected: must be a list of path patterns")
+    extra = over.pop("protected", None)
     body = {
         "text": over.pop("text", None) or data.get("text", ""),
         "workspace": workspace,
         "checks": checks,
         "budget": budget,
         "env_allow": over.pop("env", None) or data.get("env", ()),
+        "protected": [*protected, *(extra if isinstance(extra, list | tuple) else ())],
+        "protect_defaults": over.pop("protect_defaults", data.get("protect_defaults", True)),
     }
     if over:
         raise ConfigError(f"unknown goal override(s): {', '.join(sorted(over))}")

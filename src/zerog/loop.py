@@ -29,11 +29,13 @@ from zerog.journal import FINAL, Journal, read_journal
 from zerog.models.base import Model, Response
 from zerog.models.confidence import Confidence
 from zerog.models.metered import MeteredModel
+from zerog.protect import Protection, protection_of, restore_target
 from zerog.redact import Redactor, sandbox_env
 from zerog.router.base import Router
 from zerog.router.gate import RouteGate
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.factory import default_sandbox_name, make_sandbox
+from zerog.sandbox.files import PathEscape, confine
 from zerog.sandbox.redacted import RedactedSandbox
 from zerog.sandbox.workspace import Snapshot, Workspace
 from zerog.store import Store, StoreError
@@ -41,6 +43,7 @@ from zerog.trace import JsonlTrace
 from zerog.types import (
     Action,
     CheckResult,
+    EditAction,
     FailedTest,
     Goal,
     Observation,
@@ -49,9 +52,11 @@ from zerog.types import (
     RunResult,
     RunStatus,
     SchemaCheck,
+    Status,
     Step,
     Usage,
     Verdict,
+    WriteFileAction,
     describe_action,
 )
 from zerog.validate.compile import SweepPlan, compile_checks
@@ -305,6 +310,8 @@ class _Run:
         self.durable = engine.store is not None
         self.checks: SweepPlan = compile_checks(goal.checks, where="goal")
         self.sidecar: PythonRunner | None = None
+        self.protection: Protection = protection_of(goal)
+        self.base: Snapshot | None = None  # the run's start: protected files go back to it
         self.state_hash = flaky_state_hash(workspace)
         self.meter = Meter(goal.budget, engine.clock)
         self.model = MeteredModel(
@@ -424,7 +431,7 @@ class _Run:
         good: Snapshot | None = None
         kept: tuple[int, Snapshot, Verdict] | None = None  # a passing answer that was doubted
         try:
-            good = self.base_snapshot()
+            good = self.base = self.base_snapshot()
             while True:
                 iteration = self.meter.start_iteration()
                 self.rec.emit("iteration_started", iteration=iteration)
@@ -572,6 +579,7 @@ class _Run:
                 passed=bool(journal.verdicts[iteration]["passed"]), results=tuple(recorded)
             )
         self.go_live(f"validation of iteration {iteration}")
+        self.restore_protected(iteration)
         self.rec.emit("validation_started", iteration=iteration)
 
         def on_result(result: CheckResult) -> None:
@@ -595,6 +603,43 @@ class _Run:
             flaky=[r.name for r in verdict.flaky],
         )
         return verdict
+
+    def restore_protected(self, iteration: int) -> None:
+        """Put every protected path back as it was at the run's start (a shell command may
+        have changed one), and record what was put back."""
+        if self.base is None:
+            return
+        current = self.workspace.scan()
+        target = restore_target(self.base.entries, current, self.protection)
+        changed = sorted(
+            p for p in target.keys() | current.keys() if target.get(p) != current.get(p)
+        )
+        if not changed:
+            return
+        self.workspace.restore(Snapshot(self.base.id, target))
+        self.rec.emit(
+            "protected_restored", iteration=iteration, paths=changed[:50], count=len(changed)
+        )
+
+    def refusal(self, action: Action) -> Observation | None:
+        """Why a file action may not run (it changes a protected path), or None."""
+        if not isinstance(action, WriteFileAction | EditAction):
+            return None
+        try:
+            target = confine(self.goal.workspace, action.path)
+        except PathEscape:
+            return None  # the sandbox refuses it, saying why
+        path = target.relative_to(self.goal.workspace).as_posix()
+        pattern = self.protection.reason(path)
+        if pattern is None:
+            return None
+        return Observation(
+            status=Status.ERROR,
+            stderr=(
+                f"{path} is protected by the goal (pattern {pattern!r}): the checks rely on "
+                "it, so this run may not change it. Change the code it checks instead."
+            ),
+        )
 
     def run_action(self, key: tuple[int, int, int], action: Action) -> Observation:
         """Run one action once: replayed if it finished before, rolled back and retried if
@@ -630,7 +675,8 @@ class _Run:
             action=action.model_dump(mode="json"),
             snapshot=before,
         )
-        observation = self.action_sandbox.run(action, self.goal.workspace, limits)
+        refused = self.refusal(action)
+        observation = refused or self.action_sandbox.run(action, self.goal.workspace, limits)
         if observation.cached:
             self.meter.cache_hits["tool"] = self.meter.cache_hits.get("tool", 0) + 1
         self.rec.emit(

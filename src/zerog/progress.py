@@ -175,6 +175,15 @@ class ConsoleProgress:
             self._line(
                 (f"   ↺ rolled back ({d['written']} restored, {d['removed']} removed)", "yellow")
             )
+        elif kind == "protected_restored":
+            paths = d.get("paths")
+            shown = [str(p) for p in paths[:4]] if isinstance(paths, list) else []
+            more = int(str(d.get("count", len(shown)))) - len(shown)
+            listed = ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+            self._line(
+                ("   ↺ protected files put back before the checks: ", "yellow"),
+                (one_line(listed, 90), ""),
+            )
         elif kind == "route" and d.get("decision") in ("routed", "demoted"):
             routed = d.get("decision") == "routed"
             self._line(

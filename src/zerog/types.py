@@ -241,14 +241,41 @@ Check = Annotated[
 ]
 
 
+def protected_pattern(pattern: str) -> str:
+    """``pattern`` if it is a usable protected-file pattern (see :mod:`zerog.protect`),
+    else a ValueError saying why."""
+    if not pattern.strip() or "\x00" in pattern:
+        raise ValueError("a protected pattern must be a non-empty path pattern")
+    if pattern.startswith("!"):
+        raise ValueError(f"{pattern!r}: negated patterns are not supported")
+    parts = pattern.strip("/").split("/")
+    if ".." in parts or "" in parts:
+        raise ValueError(f"{pattern!r}: a pattern may not contain '..' or '//'")
+    return pattern
+
+
 class Goal(Frozen):
-    """What the user wants, where, how success is proven, and what it may cost."""
+    """What the user wants, where, how success is proven, and what it may cost.
+
+    ``protected`` adds gitignore-style patterns of workspace files the run may not change
+    to the default ones (the test files and what configures them: see
+    :mod:`zerog.protect`), which ``protect_defaults=False`` turns off (a goal that is to
+    write the tests)."""
 
     text: str = Field(min_length=1, max_length=100_000)
     workspace: Path
     checks: tuple[Check, ...] = Field(min_length=1)
     budget: Budget = Budget()
     env_allow: tuple[str, ...] = ()
+    protected: tuple[Annotated[str, Field(max_length=1_000)], ...] = Field(
+        default=(), max_length=200
+    )
+    protect_defaults: bool = True
+
+    @field_validator("protected")
+    @classmethod
+    def _patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(protected_pattern(p) for p in value)
 
     @field_validator("checks", mode="before")
     @classmethod

@@ -4,7 +4,10 @@ Each task is a real goal: a workspace holding ``solution.py`` (the task's prompt
 signature, docstring), a check, and a budget. The engine plans with the
 :class:`~zerog.codeplan.CodePlanner` (the model answers with code), writes the file, runs
 the check in the sandbox, and loops. Then the task's official tests judge the answer, in
-the same sandbox backend, in a fresh directory.
+the same sandbox backend, in a fresh directory. The judge counts an answer as passing only
+when ``check(candidate)`` returned: an answer that ends the process early (``sys.exit(0)``
+at import, ``os._exit(0)`` in the function) fails, whatever the exit status (the judge
+prints a verdict line with a nonce it reads on its stdin, :mod:`zerog.validate.nonce`).
 
 Tracks:
 - ``hidden``: the goal's check is generated from the prompt alone (its ``>>>`` docstring
@@ -37,6 +40,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shlex
 import shutil
 import tempfile
 import threading
@@ -61,6 +65,7 @@ from zerog.sandbox.factory import make_sandbox
 from zerog.types import Budget, Check, Goal, ShellAction
 from zerog.validate.asserts import assert_script_check
 from zerog.validate.examples import edge_call, examples_check, examples_script, extract_examples
+from zerog.validate.nonce import MARK, confirm, new_nonce, stdin_for
 
 Track = Literal["hidden", "given"]
 STRATEGIES = ("single", "loop", "cascade")
@@ -120,8 +125,35 @@ def load_tasks(path: Path) -> list[Task]:
 
 
 def test_program(task: Task, solution: str) -> str:
-    """The official judge: the solution, the task's tests, and the call of ``check``."""
-    return f"{solution}\n\n{task.test}\n\ncheck({task.entry_point})\n"
+    """The official judge's program: the solution and the task's tests (which define
+    ``check``); the judge then calls ``check`` on the entry point."""
+    return f"{solution}\n\n{task.test}\n"
+
+
+# Runs judge.py, then check(candidate); prints the verdict line only when check returned.
+# Started with -I: nothing of the judge's directory is imported in place of the stdlib.
+_JUDGE = """\
+import sys
+def main(nonce):
+    program = {"__name__": "__main__"}
+    try:
+        with open("judge.py", encoding="utf-8") as handle:
+            source = handle.read()
+        exec(compile(source, "judge.py", "exec"), program)
+        program["check"](program[ENTRY])
+    except BaseException as exc:
+        print("the official tests failed:", type(exc).__name__, file=sys.stderr)
+        return 1
+    print(MARK, nonce, "passed", flush=True)
+    return 0
+sys.exit(main(sys.stdin.readline().strip()))
+"""
+
+
+def judge_command(task: Task) -> str:
+    """The command that judges ``judge.py`` (see :func:`test_program`) in its directory."""
+    script = f"ENTRY = {task.entry_point!r}\nMARK = {MARK!r}\n" + _JUDGE
+    return f"python3 -I -c {shlex.quote(script)}"
 
 
 # ---------------------------------------------------------------- per-task records
@@ -295,17 +327,26 @@ def goal_for(
     return Goal(text=text, workspace=workspace, checks=checks, budget=budget)
 
 
-def judge(task: Task, solution: str, sandbox: Sandbox, scratch: Path) -> bool:
-    """Run the official tests on ``solution`` in the sandbox, in a fresh directory."""
+def judge(
+    task: Task,
+    solution: str,
+    sandbox: Sandbox,
+    scratch: Path,
+    nonce: Callable[[], str] = new_nonce,
+) -> bool:
+    """Run the official tests on ``solution`` in the sandbox, in a fresh directory: True
+    only when ``check(candidate)`` returned (a fresh ``nonce`` proves it)."""
     directory = Path(tempfile.mkdtemp(prefix="judge-", dir=scratch))
+    secret = nonce()
     try:
         (directory / "judge.py").write_text(test_program(task, solution), encoding="utf-8")
         observation = sandbox.run(
-            ShellAction(command="python3 judge.py"),
+            ShellAction(command=judge_command(task)),
             directory,
             Limits(timeout=JUDGE_TIMEOUT, memory_bytes=1024 * 1024 * 1024),
+            stdin=stdin_for(secret),
         )
-        return observation.ok
+        return confirm(observation, secret).ok
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

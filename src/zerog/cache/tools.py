@@ -84,10 +84,18 @@ class CachingSandbox:
         bounds = limits.model_dump(mode="json", exclude={"timeout"})
         return _digest(command, self._env, self._sandbox.name, bounds)
 
-    def run(self, action: Action, workspace: Path, limits: Limits) -> Observation:
+    def run(
+        self,
+        action: Action,
+        workspace: Path,
+        limits: Limits,
+        *,
+        stdin: bytes = b"",
+        env: Mapping[str, str] | None = None,
+    ) -> Observation:
         tools = self._tools
-        if not isinstance(action, ShellAction):
-            return self._sandbox.run(action, workspace, limits)
+        if not isinstance(action, ShellAction) or stdin or env:  # only plain commands
+            return self._sandbox.run(action, workspace, limits, stdin=stdin, env=env)
         declared = action.command in tools.commands
         if not declared and not tools.learn:
             return self._sandbox.run(action, workspace, limits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -46,9 +47,23 @@ class SandboxUnavailable(SandboxError):
 
 class Sandbox(Protocol):
     """Runs one action against a workspace and reports what happened, never raising for
-    a failing command: failures are observations."""
+    a failing command: failures are observations.
+
+    For a shell command, ``stdin`` is what it reads on its standard input (at most
+    :data:`~zerog.sandbox.process.MAX_STDIN_BYTES`; by default nothing), and ``env``
+    holds variables set for this command only, over the sandbox's own environment (the
+    validation sweep gives its checks a private ``HOME`` this way). File actions ignore
+    both."""
 
     @property
     def name(self) -> str: ...
 
-    def run(self, action: Action, workspace: Path, limits: Limits) -> Observation: ...
+    def run(
+        self,
+        action: Action,
+        workspace: Path,
+        limits: Limits,
+        *,
+        stdin: bytes = b"",
+        env: Mapping[str, str] | None = None,
+    ) -> Observation: ...

@@ -69,7 +69,7 @@ from zerog.sandbox.limits import (
     rlimits,
 )
 from zerog.sandbox.limits import settle as settle_limits
-from zerog.sandbox.process import spawn_failure, supervise
+from zerog.sandbox.process import spawn_failure, stdin_pipe, supervise
 from zerog.text import decode
 from zerog.types import Action, EditAction, Observation, ShellAction, Status
 
@@ -298,9 +298,11 @@ class BwrapSandbox:
         *,
         init: bool = False,
         values: dict[int, int] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> list[str]:
         """The launcher's command line, up to the program bubblewrap runs; ``values`` are
-        rlimits for the launcher to set on itself, and so on everything it starts."""
+        rlimits for the launcher to set on itself, and so on everything it starts; ``env``
+        the command's variables (by default the sandbox's)."""
         binds = self._binds(workspace)
         argv = self._argv(
             workspace,
@@ -310,6 +312,7 @@ class BwrapSandbox:
             binds=binds,
             sources=self._launcher.sources(binds),
             filter_fd=filter_fd,
+            env=env,
         )
         return self._launcher.argv(
             argv, binds, ignore_signals=init, rlimits=rlimit_triples(values or {})
@@ -325,6 +328,7 @@ class BwrapSandbox:
         binds: list[Bind] | None = None,
         sources: list[str] | None = None,
         filter_fd: int | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> list[str]:
         """bubblewrap's command line. ``binds`` (by default :meth:`_binds`) are bound from
         ``sources`` (by default their own paths)."""
@@ -375,7 +379,7 @@ class BwrapSandbox:
         if workspace is not None and workspace != Path("/"):
             argv += ["--chdir", str(workspace)]
         argv += ["--remount-ro", "/"]
-        for key, value in () if init else self._env.items():
+        for key, value in () if init else (self._env if env is None else env).items():
             argv += ["--setenv", key, value]
         if fds is not None:
             argv += ["--info-fd", str(fds[0]), "--block-fd", str(fds[1])]
@@ -384,9 +388,18 @@ class BwrapSandbox:
         argv.append("--")
         return argv
 
-    def run(self, action: Action, workspace: Path, limits: Limits) -> Observation:
+    def run(
+        self,
+        action: Action,
+        workspace: Path,
+        limits: Limits,
+        *,
+        stdin: bytes = b"",
+        env: Mapping[str, str] | None = None,
+    ) -> Observation:
         if isinstance(action, ShellAction):
-            return self._shell(action.command, workspace.resolve(), limits)
+            variables = {**self._env, **(env or {})}
+            return self._shell(action.command, workspace.resolve(), limits, stdin, variables)
         started = self._clock()
         if isinstance(action, EditAction):
             observation = edit_file(workspace, action)
@@ -394,9 +407,11 @@ class BwrapSandbox:
             observation = write_file(workspace, action)
         return observation.model_copy(update={"duration": self._clock() - started})
 
-    def _shell(self, command: str, workspace: Path, limits: Limits) -> Observation:
+    def _shell(
+        self, command: str, workspace: Path, limits: Limits, stdin: bytes, env: Mapping[str, str]
+    ) -> Observation:
         if not self._reuse:
-            return self._shell_once(command, workspace, limits)
+            return self._shell_once(command, workspace, limits, stdin, env)
         started = self._clock()
         key = (workspace, limits.max_disk_bytes)  # the tmpfs sizes are fixed at the start
         session = self._checkout(key)
@@ -405,7 +420,7 @@ class BwrapSandbox:
                 if session is None:
                     session = self._new_session(workspace, limits)
                 observation = session.run(
-                    command, self._env, workspace, limits, self._values(limits, session.groups)
+                    command, env, workspace, limits, self._values(limits, session.groups), stdin
                 )
             except _NotStarted:
                 # A kept sandbox that cannot take this command (its /tmp holds more than the
@@ -414,7 +429,7 @@ class BwrapSandbox:
                     self._retire(session)
                 session = self._new_session(workspace, limits)
                 observation = session.run(
-                    command, self._env, workspace, limits, self._values(limits, session.groups)
+                    command, env, workspace, limits, self._values(limits, session.groups), stdin
                 )
         except (OSError, SandboxError, TimeoutError) as exc:
             if session is not None:
@@ -526,7 +541,9 @@ class BwrapSandbox:
         os.close(pidfd)
         return _Session(proc, host, groups, pid, self._clock, self._sweep_seconds)
 
-    def _shell_once(self, command: str, workspace: Path, limits: Limits) -> Observation:
+    def _shell_once(
+        self, command: str, workspace: Path, limits: Limits, stdin: bytes, env: Mapping[str, str]
+    ) -> Observation:
         """One bubblewrap per command (no Python in the sandbox to reuse it with, no cgroup
         to hold all of a kept sandbox's processes, or ``reuse=False``)."""
         started = self._clock()
@@ -544,17 +561,19 @@ class BwrapSandbox:
         values = self._values(limits, groups)
         nproc = {k: v for k, v in values.items() if k == resource.RLIMIT_NPROC}
         inherited = {k: v for k, v in values.items() if k != resource.RLIMIT_NPROC}
+        source: int | None = None
         try:
             try:
                 disk = DiskWatch(workspace, limits)
+                source = stdin_pipe(stdin) if stdin else None
                 argv = self._command(
-                    workspace, limits, (info_w, block_r), filter_fd, values=inherited
+                    workspace, limits, (info_w, block_r), filter_fd, values=inherited, env=env
                 )
                 proc = subprocess.Popen(
                     [*argv, SHELL, "-c", command],
                     env={},
                     cwd="/",
-                    stdin=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL if source is None else source,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     start_new_session=True,
@@ -567,6 +586,8 @@ class BwrapSandbox:
                 os.close(info_w)
                 os.close(block_r)
                 os.close(filter_fd)
+                if source is not None:
+                    os.close(source)
             try:
                 released = self._release(proc, info_r, block_w, groups, nproc)
             except BaseException:
@@ -739,6 +760,7 @@ class _Session:
         workspace: Path,
         limits: Limits,
         values: dict[int, int],
+        stdin: bytes = b"",
     ) -> Observation:
         started = self._clock()
         wanted = (limits.max_processes, limits.memory_bytes)
@@ -749,8 +771,9 @@ class _Session:
                 self._set = wanted
             self.groups.mark()
             disk = DiskWatch(workspace, limits)
+            source = [stdin_pipe(stdin)] if stdin else []  # the init's child reads it as stdin
             out_r, out_w = os.pipe()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             self._broken = True
             raise _NotStarted(str(exc)) from exc
         err_r, err_w = os.pipe()
@@ -761,15 +784,15 @@ class _Session:
             "rlimits": rlimit_triples(values),
         }
         try:
-            socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w])
+            socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w, *source])
         except OSError as exc:
             os.close(out_r)
             os.close(err_r)
             self._broken = True
             raise _NotStarted(str(exc)) from exc
         finally:
-            os.close(out_w)
-            os.close(err_w)
+            for fd in (out_w, err_w, *source):
+                os.close(fd)
         child = _SessionChild(
             self.init_pid, io.FileIO(out_r, "r"), io.FileIO(err_r, "r"), self.sock
         )

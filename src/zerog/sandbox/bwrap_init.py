@@ -4,8 +4,9 @@ bubblewrap costs about 9 ms to build a set of namespaces, a bare ``sh -c`` about
 So that a command does not pay the first, one sandbox is built per workspace and run, and
 this small program (run by the sandbox's own ``/usr/bin/python3 -I -S``, as pid 1) starts
 each command in it: zerog sends the command, its environment and rlimits, and the two
-pipe ends for its stdout and stderr over a unix socket; this process forks, the child
-starts a new session, takes the pipes, /dev/null as stdin, the rlimits and its default
+pipe ends for its stdout and stderr (and, when the command has input, the read end of a
+pipe holding it) over a unix socket; this process forks, the child starts a new session,
+takes the pipes, the input or /dev/null as stdin, the rlimits and its default
 signal dispositions, and executes ``/bin/sh -c``; the exit status goes back on the
 socket. zerog kills everything else in the sandbox's cgroups once the command ends, so
 no process of one command lives into the next one.
@@ -52,12 +53,12 @@ def _dumpable(on: bool) -> None:
         pass
 
 
-def _child(request: dict[str, object], out: int, err: int) -> None:
+def _child(request: dict[str, object], fds: list[int]) -> None:
     """In the forked child: become the command. Never returns."""
     try:
         os.setsid()
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
+        out, err = fds[0], fds[1]
+        os.dup2(fds[2] if len(fds) == 3 else os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(out, 1)
         os.dup2(err, 2)
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, *TERMINAL_SIGNALS):
@@ -97,13 +98,15 @@ def _reap_orphans() -> None:
 
 def serve(sock: socket.socket) -> None:
     while True:
-        message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
+        message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
         if not message:
             return
         _reap_orphans()
         request = json.loads(message)
-        if len(fds) != 2:
-            sock.sendall(b"E expected two descriptors\n")
+        if len(fds) not in (2, 3):
+            for fd in fds:
+                os.close(fd)
+            sock.sendall(b"E expected two or three descriptors\n")
             continue
         try:
             pid = os.fork()
@@ -114,7 +117,7 @@ def serve(sock: socket.socket) -> None:
             continue
         if pid == 0:
             sock.close()
-            _child(request, fds[0], fds[1])
+            _child(request, fds)
         for fd in fds:
             os.close(fd)
         _await_exit(pid, sock)

@@ -32,7 +32,15 @@ class LocalSandbox:
     def name(self) -> str:
         return "local"
 
-    def run(self, action: Action, workspace: Path, limits: Limits) -> Observation:
+    def run(
+        self,
+        action: Action,
+        workspace: Path,
+        limits: Limits,
+        *,
+        stdin: bytes = b"",
+        env: Mapping[str, str] | None = None,
+    ) -> Observation:
         if isinstance(action, ShellAction):
             # The limits are set by the shell itself before it reads the command, so no
             # part of the command runs without them (and spawning keeps its vfork speed).
@@ -41,12 +49,13 @@ class LocalSandbox:
             observation = run_process(
                 [SHELL, "-c", script],
                 cwd=workspace,
-                env=self._env,
+                env={**self._env, **(env or {})},
                 timeout=limits.timeout,
                 max_output_bytes=limits.max_output_bytes,
                 kill_output_bytes=limits.kill_output_bytes,
                 clock=self._clock,
                 watch=disk,
+                stdin=stdin,
             )
             return settle(observation, limits, None, disk)
         started = self._clock()

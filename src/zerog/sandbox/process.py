@@ -17,6 +17,26 @@ from zerog.types import Observation, Status
 
 _CHUNK = 65536
 _EXIT_GRACE = 0.2  # seconds to drain pipes after the main process exits
+MAX_STDIN_BYTES = 4096  # what a pipe takes at once (PIPE_BUF): written before the command runs
+
+
+def stdin_pipe(data: bytes) -> int:
+    """The read end of a pipe that holds ``data`` and is closed for writing: a command's
+    stdin that gives exactly ``data``, then end of file. The caller closes it.
+
+    The data is written before the command starts, so it must fit in the pipe at once
+    (at most :data:`MAX_STDIN_BYTES`); a larger input is a ValueError."""
+    if len(data) > MAX_STDIN_BYTES:
+        raise ValueError(f"a command's input is limited to {MAX_STDIN_BYTES} bytes")
+    read, write = os.pipe()
+    try:
+        os.write(write, data)
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    return read
 
 
 class BoundedBuffer:
@@ -110,20 +130,24 @@ def run_process(
     kill_output_bytes: int,
     clock: Callable[[], float] = time.monotonic,
     watch: Watch | None = None,
+    stdin: bytes = b"",
 ) -> Observation:
     """Run ``argv`` in its own process group; kill the group on timeout or when it exits.
+    Its stdin gives ``stdin`` (see :func:`stdin_pipe`), or nothing (/dev/null).
 
     Processes left behind in the group are killed when the main process ends, so a command
     never outlives its observation (a process that starts a new session escapes this; the
     isolating backends close that gap with a pid namespace and a new session).
     """
     started = clock()
+    source: int | None = None
     try:
+        source = stdin_pipe(stdin) if stdin else None
         proc = subprocess.Popen(
             list(argv),
             cwd=cwd,
             env=dict(env),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if source is None else source,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             process_group=0,  # own group, so the whole tree can be killed (keeps vfork)
@@ -131,6 +155,9 @@ def run_process(
         )
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         return spawn_failure(exc, clock() - started)
+    finally:
+        if source is not None:
+            os.close(source)
     return supervise(
         proc,
         started=started,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from zerog.redact import Redactor
@@ -22,5 +23,14 @@ class RedactedSandbox:
     def name(self) -> str:
         return self._sandbox.name
 
-    def run(self, action: Action, workspace: Path, limits: Limits) -> Observation:
-        return self._redactor.observation(self._sandbox.run(action, workspace, limits))
+    def run(
+        self,
+        action: Action,
+        workspace: Path,
+        limits: Limits,
+        *,
+        stdin: bytes = b"",
+        env: Mapping[str, str] | None = None,
+    ) -> Observation:
+        observed = self._sandbox.run(action, workspace, limits, stdin=stdin, env=env)
+        return self._redactor.observation(observed)

@@ -36,7 +36,7 @@ from zerog.pinned import PinnedFile, extract_member, fetch, write_atomic
 from zerog.sandbox.base import Limits, SandboxUnavailable
 from zerog.sandbox.files import edit_file, write_file
 from zerog.sandbox.limits import DiskWatch, apply_rlimits, mark, rlimits, settle
-from zerog.sandbox.process import spawn_failure, supervise
+from zerog.sandbox.process import spawn_failure, stdin_pipe, supervise
 from zerog.sandbox.wasm_shell import MEMORY_EXIT
 from zerog.types import Action, EditAction, Observation, ShellAction, Status
 
@@ -185,6 +185,7 @@ def _run_guest(
     wasi.env = list(env.items())
     for host, guest, writable in preopens:
         wasi.preopen_dir(str(host), guest, writable)
+    wasi.inherit_stdin()  # /dev/null, or the pipe of a command's input (WasmSandbox._child)
     if stdio is None:
         wasi.inherit_stdout()
         wasi.inherit_stderr()
@@ -308,9 +309,18 @@ class WasmSandbox:
     def name(self) -> str:
         return "wasm"
 
-    def run(self, action: Action, workspace: Path, limits: Limits) -> Observation:
+    def run(
+        self,
+        action: Action,
+        workspace: Path,
+        limits: Limits,
+        *,
+        stdin: bytes = b"",
+        env: Mapping[str, str] | None = None,
+    ) -> Observation:
         if isinstance(action, ShellAction):
-            return self._shell(action.command, workspace.resolve(), limits)
+            variables = {**self._env, **(env or {}), "PWD": str(workspace.resolve())}
+            return self._shell(action.command, workspace.resolve(), limits, stdin, variables)
         started = self._clock()
         if isinstance(action, EditAction):
             observation = edit_file(workspace, action)
@@ -318,21 +328,29 @@ class WasmSandbox:
             observation = write_file(workspace, action)
         return observation.model_copy(update={"duration": self._clock() - started})
 
-    def _shell(self, command: str, workspace: Path, limits: Limits) -> Observation:
+    def _shell(
+        self, command: str, workspace: Path, limits: Limits, stdin: bytes, env: Mapping[str, str]
+    ) -> Observation:
         started = self._clock()
         disk = DiskWatch(workspace, limits)
+        try:
+            source = stdin_pipe(stdin) if stdin else None
+        except (OSError, ValueError) as exc:
+            return spawn_failure(exc, self._clock() - started)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
             pid = os.fork()
         except OSError as exc:
-            for fd in (out_r, out_w, err_r, err_w):
+            for fd in (out_r, out_w, err_r, err_w, *([] if source is None else [source])):
                 os.close(fd)
             return spawn_failure(exc, self._clock() - started)
         if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            self._child(command, workspace, limits, out_w, err_w)
+            self._child(command, workspace, limits, (source, out_w, err_w), env)
         os.close(out_w)
         os.close(err_w)
+        if source is not None:
+            os.close(source)
         child = _Forked(pid, io.FileIO(out_r, "r"), io.FileIO(err_r, "r"))
         observation = supervise(
             child,
@@ -347,33 +365,41 @@ class WasmSandbox:
             return mark(observation, Status.MEMORY_LIMIT, limits)
         return settle(observation, limits, None, disk)
 
-    def _child(self, command: str, workspace: Path, limits: Limits, out: int, err: int) -> None:
-        """In the forked child: own process group, pipes as stdout/stderr, rlimits, then one
-        fresh instance of the guest. Never returns."""
+    def _child(
+        self,
+        command: str,
+        workspace: Path,
+        limits: Limits,
+        stdio: tuple[int | None, int, int],
+        env: Mapping[str, str],
+    ) -> None:
+        """In the forked child: own process group, the command's input (or /dev/null) as
+        stdin, pipes as stdout/stderr, rlimits, then one fresh instance of the guest.
+        Never returns."""
         code = 70
         try:
             os.setpgid(0, 0)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; the limit kills
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
+            source, out, err = stdio
+            os.dup2(os.open(os.devnull, os.O_RDONLY) if source is None else source, 0)
             os.dup2(out, 1)
             os.dup2(err, 2)
             apply_rlimits(0, rlimits(limits, data=False))
-            code = self._guest(command, workspace, limits)
+            code = self._guest(command, workspace, limits, env)
         except BaseException as exc:
             with contextlib.suppress(BaseException):
                 os.write(2, f"zerog wasm sandbox: {type(exc).__name__}: {exc}\n".encode())
         finally:
             os._exit(code)
 
-    def _guest(self, command: str, workspace: Path, limits: Limits) -> int:
+    def _guest(self, command: str, workspace: Path, limits: Limits, env: Mapping[str, str]) -> int:
         return _run_guest(
             self._engine,
             self._module,
             ["python", "-I", "-S", f"{GUEST_DIR}/shell.pyc", command],
             [(workspace, str(workspace), True), (self._shell_dir, GUEST_DIR, False)],
-            {**self._env, "PWD": str(workspace)},
+            env,
             memory_bytes=limits.memory_bytes,
         )

@@ -6,7 +6,9 @@ what goal checks and small steps use: ``;``, ``&&``, ``||`` and newlines; quotes
 backslashes, ``$VAR``/``${VAR}``/``$?``; ``VAR=value`` prefixes; redirections
 ``> >> 2> 2>> 2>&1 >&2 <``; the builtins ``: true false exit echo cat pwd cd env export
 unset test [ sleep ls mkdir rm touch``; and ``python``/``python3`` with ``-c``, ``-m``
-or a script, run in this same interpreter (modules they import are dropped afterwards).
+or a script, run in this same interpreter (modules they import are dropped afterwards;
+``-I`` and ``-P`` keep the working directory and the script's directory off ``sys.path``,
+as in CPython). A command's standard input is the guest's.
 Anything else (pipes, background jobs, globs, other programs) fails with a clear message
 and exit status 127 or 2: it is a small shell, not a POSIX one.
 
@@ -234,35 +236,59 @@ def _files(name: str, args: list[str]) -> int:
     return 0
 
 
-def _python(args: list[str]) -> int:
-    """``python [-flags] (-c CODE | -m MODULE | SCRIPT) [args]`` in this interpreter."""
+def _python_options(args: list[str]) -> tuple[bool, str, list[str]]:
+    """(safe path, mode, the rest) of ``python`` arguments: the mode is ``-c``, ``-m`` or a
+    script's path; options may be grouped (``-Ic``). ``-I`` (isolated) and ``-P`` (safe
+    path) mean that neither the working directory nor the script's directory is put on
+    ``sys.path``, as in CPython. The others change nothing here: the guest never imports
+    :mod:`site` and reads no ``PYTHON*`` variables, so ``-S``, ``-s`` and ``-E`` always hold."""
+    safe = False
     i = 0
-    while i < len(args) and args[i].startswith("-") and args[i] not in ("-c", "-m", "-"):
-        i += 2 if args[i] in ("-W", "-X") else 1
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        word = args[i]
+        i += 1
+        if word.startswith(("-W", "-X")):
+            i += 1 if word in ("-W", "-X") else 0  # their value is the next word, or attached
+            continue
+        letters = word[1:]
+        cut = min((letters.index(m) for m in "cm" if m in letters), default=len(letters))
+        safe = safe or "I" in letters[:cut] or "P" in letters[:cut]
+        if cut < len(letters):
+            attached = letters[cut + 1 :]
+            return safe, f"-{letters[cut]}", ([attached] if attached else []) + args[i:]
     if i >= len(args):
         raise ShellError("python: an interactive interpreter is not available")
-    mode, rest = args[i], args[i + 1 :]
+    return safe, args[i], args[i + 1 :]
+
+
+def _python(args: list[str]) -> int:
+    """``python [-flags] (-c CODE | -m MODULE | SCRIPT) [args]`` in this interpreter."""
+    safe, mode, rest = _python_options(args)
     saved_argv, saved_path, saved_modules = sys.argv, sys.path[:], set(sys.modules)
     try:
         if mode == "-c":
             if not rest:
                 raise ShellError("python: -c needs an argument")
             sys.argv = ["-c", *rest[1:]]
-            sys.path.insert(0, os.getcwd())
+            if not safe:
+                sys.path.insert(0, os.getcwd())
             code = compile(rest[0], "<string>", "exec")
             exec(code, {"__name__": "__main__", "__builtins__": builtins})  # noqa: S102
         elif mode == "-m":
             if not rest:
                 raise ShellError("python: -m needs an argument")
             sys.argv = [rest[0], *rest[1:]]
-            sys.path.insert(0, os.getcwd())
-            import runpy
+            import runpy  # before the working directory is on sys.path
 
+            if not safe:
+                sys.path.insert(0, os.getcwd())
             runpy.run_module(rest[0], run_name="__main__", alter_sys=True)
         else:
             sys.argv = [mode, *rest]
-            sys.path.insert(0, os.path.dirname(os.path.abspath(mode)))
-            import runpy
+            import runpy  # before the script's directory is on sys.path
+
+            if not safe:
+                sys.path.insert(0, os.path.dirname(os.path.abspath(mode)))
 
             runpy.run_path(mode, run_name="__main__")
         return 0
@@ -279,6 +305,7 @@ def _python(args: list[str]) -> int:
     except ShellError:
         raise
     except BaseException as exc:  # the program's own failure: print it like python does
+        _forget(saved_path, saved_modules)  # the traceback module comes from the stdlib
         import traceback
 
         traceback.print_exception(
@@ -288,9 +315,15 @@ def _python(args: list[str]) -> int:
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        sys.argv, sys.path[:] = saved_argv, saved_path
-        for name in set(sys.modules) - saved_modules:
-            del sys.modules[name]
+        sys.argv = saved_argv
+        _forget(saved_path, saved_modules)
+
+
+def _forget(path: list[str], modules: set[str]) -> None:
+    """Put ``sys.path`` back and drop the modules a program imported."""
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        del sys.modules[name]
 
 
 # ---------------------------------------------------------------------- running
@@ -438,6 +471,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         sys.stderr.write("usage: wasm_shell COMMAND\n")
         return 2
+    # The guest runs with -I, which ignores PYTHON* variables: this one matters (the
+    # sandbox sets it), or every python command would write bytecode into the workspace.
+    sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
     try:
         if os.environ.get("PWD"):
             os.chdir(os.environ["PWD"])  # WASI starts in "/"; the host passes the workspace

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -77,6 +77,17 @@ class RunRequest(Body):
         default=[],
         max_length=50,
         description="Environment variables the sandbox and the planner may see.",
+    )
+    protected: list[Annotated[str, Field(max_length=1_000)]] = Field(
+        default=[],
+        max_length=200,
+        description="Workspace path patterns (gitignore-style) the run may not change, "
+        "besides the default ones: put back before every sweep, file actions refused.",
+    )
+    protect_defaults: bool = Field(
+        default=True,
+        description="Protect the test files and what configures them (test_*.py, tests/, "
+        "conftest.py, pytest.ini, .pth files, ...); false for a goal that writes tests.",
     )
     model: str = Field(
         default="local",

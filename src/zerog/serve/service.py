@@ -251,6 +251,8 @@ class Service:
                     "checks": request.checks,
                     "budget": budget,
                     "env_allow": request.env,
+                    "protected": request.protected,
+                    "protect_defaults": request.protect_defaults,
                 }
             )
             compile_checks(goal.checks, where="goal")

@@ -10,7 +10,17 @@ when an ``assert`` fails it prints, after the usual traceback, the values of the
 comparison's sides and of the calls in it, evaluated again in the failing frame (the
 way pytest explains an assert, without needing pytest in the sandbox). Each value is
 re-evaluated under a time limit and shortened; a side that raises is shown as raising.
-The script's exit status is the check's verdict, as with ``python3 path``.
+The script's exit status is the check's verdict, as with ``python3 path``, with two
+differences that keep code under test from faking it:
+
+- the runner starts with ``python3 -I`` and imports what it needs before anything of the
+  workspace is on ``sys.path``; then the script's directory (and ``PYTHONPATH``, which
+  ``-I`` ignores) are appended, after the standard library, so a workspace ``json.py``
+  does not replace ``json`` for the script either;
+- it reads the sweep's nonce on its stdin and prints the verdict line only when the
+  script ran to its end, or ended itself with ``sys.exit(0)``: an exit the code it
+  imports makes (``sys.exit(0)`` or ``os._exit(0)`` in the solution, say) fails the
+  check (:mod:`zerog.validate.nonce`).
 """
 
 from __future__ import annotations
@@ -21,13 +31,16 @@ from pydantic import ValidationError
 
 from zerog.errors import ConfigError
 from zerog.types import AssertsCheck
+from zerog.validate.nonce import MARK
 
 EXPLAIN_SECONDS = 5
 
-# Stdlib only; runs in the sandbox with the script's directory as the working directory.
+# Stdlib only; runs in the sandbox (python3 -I) with the workspace as the working directory.
 _RUNNER = """\
 import ast, builtins, os, runpy, signal, sys, traceback
-sys.path.insert(0, os.path.dirname(os.path.abspath(PATH)))
+sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
+extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+sys.path.extend([os.path.dirname(os.path.abspath(PATH)), *extra])
 sys.argv = [PATH]
 def alarm(signum, frame):
     raise TimeoutError(f"took longer than {LIMIT} s")
@@ -81,38 +94,57 @@ def report(exc):
         stack.pop(0)  # this runner's own frames
     shown.stack = traceback.StackSummary.from_list(stack)
     print("".join(shown.format()), end="", file=sys.stderr)
-try:
-    runpy.run_path(PATH, run_name="__main__")
-except SystemExit:
-    raise
-except AssertionError as exc:
-    report(exc)
-    where = None
+def own_exit(exc):
+    root, last = os.getcwd() + os.sep, None
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == PATH:
-            where = (tb.tb_frame, tb.tb_lineno)
+        name = os.path.abspath(tb.tb_frame.f_code.co_filename)
+        if name.startswith(root):
+            last = name
         tb = tb.tb_next
-    if where is not None:
-        explain(*where)
-    sys.exit(1)
-except BaseException as exc:
-    report(exc)
-    sys.exit(1)
+    return last == os.path.abspath(PATH)
+def main(nonce):
+    try:
+        runpy.run_path(PATH, run_name="__main__")
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise
+        if not own_exit(exc):
+            report(exc)
+            print("zerog: the test script did not run to its end: code it imports ended "
+                  "the process with SystemExit(" + repr(exc.code) + ")", file=sys.stderr)
+            return 1
+    except AssertionError as exc:
+        report(exc)
+        where = None
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == PATH:
+                where = (tb.tb_frame, tb.tb_lineno)
+            tb = tb.tb_next
+        if where is not None:
+            explain(*where)
+        return 1
+    except BaseException as exc:
+        report(exc)
+        return 1
+    print(MARK, nonce, "passed", flush=True)
+    return 0
+sys.exit(main(sys.stdin.readline().strip()))
 """
 
 
 def assert_script(path: str, explain_seconds: int = EXPLAIN_SECONDS) -> str:
     """The Python program that runs the test script at ``path`` and explains a failed
     assert (each value re-evaluated for at most ``explain_seconds``)."""
-    return f"PATH = {path!r}\nLIMIT = {int(explain_seconds)}\n" + _RUNNER
+    return f"PATH = {path!r}\nLIMIT = {int(explain_seconds)}\nMARK = {MARK!r}\n" + _RUNNER
 
 
 def assert_command(path: str, explain_seconds: int = EXPLAIN_SECONDS) -> str:
     """The shell command an ``asserts`` check runs in the sandbox."""
     if explain_seconds < 1:
         raise ConfigError("explain_seconds must be at least 1")
-    return f"python3 -c {shlex.quote(assert_script(path, explain_seconds))}"
+    return f"python3 -I -c {shlex.quote(assert_script(path, explain_seconds))}"
 
 
 def assert_script_check(path: str, *, name: str = "", timeout: float = 120.0) -> AssertsCheck:

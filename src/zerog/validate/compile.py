@@ -27,6 +27,7 @@ from zerog.types import (
 )
 from zerog.validate import sidecar
 from zerog.validate.asserts import assert_command
+from zerog.validate.examples import is_examples_command
 from zerog.validate.guest.schema import UNSUPPORTED, Validator
 from zerog.validate.kinds import (
     CommandRunner,
@@ -143,12 +144,12 @@ def _lines_regex(pattern: str | None) -> re.Pattern[str] | None:
 
 def _runner(check: Check, index: int) -> Runner:
     if isinstance(check, CommandCheck):
-        return CommandRunner(check)
+        return CommandRunner(check, confirmed=is_examples_command(check.command))
     if isinstance(check, TestsCheck):
         return TestsRunner(check, index)
     if isinstance(check, AssertsCheck):
         command = CommandCheck(command=assert_command(check.path), timeout=check.timeout)
-        return CommandRunner(command)
+        return CommandRunner(command, confirmed=True)
     if isinstance(check, OutputCheck):
         return OutputRunner(check, _lines_regex(check.matches), _lines_regex(check.not_matches))
     if isinstance(check, FileCheck):

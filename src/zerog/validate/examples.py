@@ -7,6 +7,11 @@ the documented one (as Python values when the documented text is a literal, as t
 otherwise), printing one line per mismatch. The examples are read once, from the file as
 it is when the goal is made, so an answer that rewrites the docstring cannot weaken its
 own check.
+
+The command is one of zerog's runners (:func:`is_examples_command`): it starts with
+``python3 -I``, imports what it needs before the workspace is on ``sys.path`` (appended
+last), and confirms a pass with the sweep's nonce (:mod:`zerog.validate.nonce`), so code
+under test that ends the process early, or a workspace ``json.py``, cannot pass it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import PurePosixPath
 
 from zerog.errors import ConfigError
 from zerog.types import MAX_COMMAND_CHARS, CommandCheck
+from zerog.validate.nonce import MARK
 
 EXAMPLE_TIMEOUT = 5.0
 
@@ -96,52 +102,61 @@ def edge_call(examples: tuple[Example, ...]) -> str | None:
 
 
 # The script the check runs: stdlib only, output bounded, one line per failed example.
+# Its first line names it (is_examples_command); it reads the nonce before anything else.
+RUNNER_MARK = "# zerog: docstring examples"
 _RUNNER = """\
-import ast, importlib, json, signal, sys
-sys.path.insert(0, ".")
-cases = json.loads(CASES)
-ns = {}
-try:
-    module = importlib.import_module(MODULE)
-except BaseException as exc:
-    print(f"cannot import {MODULE}: {type(exc).__name__}: {exc}"[:500])
-    sys.exit(1)
-ns.update(vars(module))
+import ast, importlib, json, os, signal, sys
 def alarm(signum, frame):
     raise TimeoutError(f"took longer than {LIMIT} s")
-signal.signal(signal.SIGALRM, alarm)
-failed = 0
-for source, want in cases:
-    signal.alarm(LIMIT)
+def main(nonce):
+    sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path.extend([os.getcwd(), *extra])
+    cases = json.loads(CASES)
+    ns = {}
     try:
-        if not want:
-            exec(source, ns)
-            continue
-        got = eval(source, ns)
+        module = importlib.import_module(MODULE)
+    except BaseException as exc:
+        print(f"cannot import {MODULE}: {type(exc).__name__}: {exc}"[:500])
+        return 1
+    ns.update(vars(module))
+    signal.signal(signal.SIGALRM, alarm)
+    failed = 0
+    for source, want in cases:
+        signal.alarm(LIMIT)
         try:
-            ok = bool(got == ast.literal_eval(want))
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            ok = repr(got) == want or str(got) == want
-        if not ok:
+            if not want:
+                exec(source, ns)
+                continue
+            got = eval(source, ns)
+            try:
+                ok = bool(got == ast.literal_eval(want))
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                ok = repr(got) == want or str(got) == want
+            if not ok:
+                failed += 1
+                print(f"{source} returned {got!r:.200}, expected {want:.200}")
+        except BaseException as exc:
             failed += 1
-            print(f"{source} returned {got!r:.200}, expected {want:.200}")
-    except BaseException as exc:
-        failed += 1
-        print(f"{source[:200]} raised {type(exc).__name__}: {str(exc)[:200]}")
-    finally:
-        signal.alarm(0)
-for source in EDGE:
-    signal.alarm(LIMIT)
-    try:
-        eval(source, ns)
-    except BaseException as exc:
-        failed += 1
-        name = type(exc).__name__
-        print(f"{source[:200]} (a generated edge case) raised {name}: {str(exc)[:200]}")
-    finally:
-        signal.alarm(0)
-print(f"{len(cases) - failed + len(EDGE)} of {len(cases) + len(EDGE)} examples pass")
-sys.exit(1 if failed else 0)
+            print(f"{source[:200]} raised {type(exc).__name__}: {str(exc)[:200]}")
+        finally:
+            signal.alarm(0)
+    for source in EDGE:
+        signal.alarm(LIMIT)
+        try:
+            eval(source, ns)
+        except BaseException as exc:
+            failed += 1
+            name = type(exc).__name__
+            print(f"{source[:200]} (a generated edge case) raised {name}: {str(exc)[:200]}")
+        finally:
+            signal.alarm(0)
+    print(f"{len(cases) - failed + len(EDGE)} of {len(cases) + len(EDGE)} examples pass")
+    if failed:
+        return 1
+    print(MARK, nonce, "passed", flush=True)
+    return 0
+sys.exit(main(sys.stdin.readline().strip()))
 """
 
 
@@ -150,8 +165,22 @@ def examples_script(module: str, examples: tuple[Example, ...], edge: tuple[str,
     then that each ``edge`` call returns at all."""
     cases = json.dumps([[e.source, e.want] for e in examples])
     return (
-        f"CASES = {cases!r}\nEDGE = {list(edge)!r}\nMODULE = {module!r}\n"
-        f"LIMIT = {int(EXAMPLE_TIMEOUT)}\n" + _RUNNER
+        f"{RUNNER_MARK}\nCASES = {cases!r}\nEDGE = {list(edge)!r}\nMODULE = {module!r}\n"
+        f"LIMIT = {int(EXAMPLE_TIMEOUT)}\nMARK = {MARK!r}\n" + _RUNNER
+    )
+
+
+def is_examples_command(command: str) -> bool:
+    """Whether ``command`` is the command of an examples check (a runner of zerog's that
+    confirms its verdict with the sweep's nonce)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    return (
+        len(words) == 4
+        and words[:3] == ["python3", "-I", "-c"]
+        and words[3].startswith(RUNNER_MARK + "\n")
     )
 
 
@@ -171,7 +200,7 @@ def examples_check(path: str, source: str, *, name: str = "", edge: bool = False
     extra = edge_call(examples) if edge else None
     edges = (extra,) if extra else ()
     while True:
-        command = f"python3 -c {shlex.quote(examples_script(module, examples, edges))}"
+        command = f"python3 -I -c {shlex.quote(examples_script(module, examples, edges))}"
         if len(command) <= MAX_COMMAND_CHARS or not examples:
             break
         examples = examples[:-1]

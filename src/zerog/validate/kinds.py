@@ -3,6 +3,11 @@
 Commands, test suites and output checks run through the sandbox; file checks read the
 workspace from the host (a bounded read of one confined path); predicate and schema checks
 run as guest programs in the validation sidecar, never in the host process.
+
+Every command of a check runs with the sweep's check variables (a private ``HOME``, no
+user site-packages: :mod:`zerog.validate.home`). The commands that are runners of zerog's
+(the ``asserts`` runner, the pytest runner, the sidecar's loader) get the sweep's nonce on
+their stdin and pass only with their verdict line (:mod:`zerog.validate.nonce`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import re
 import shlex
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -31,6 +36,8 @@ from zerog.types import (
     TestsCheck,
 )
 from zerog.validate.junit import JunitError, read_junit
+from zerog.validate.nonce import confirm, new_nonce, stdin_for
+from zerog.validate.pytest_runner import wrap_pytest
 from zerog.validate.sidecar import GuestProgram, PythonRunner, parse_batch
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -42,16 +49,38 @@ JUNIT_PREFIX = ".zerog-junit-"
 
 @dataclass(frozen=True)
 class CheckEnv:
-    """What running a check needs; the same for every check of one sweep."""
+    """What running a check needs; the same for every check of one sweep: ``nonce`` is the
+    sweep's (fresh for each sweep), ``variables`` are set for every command of a check."""
 
     workspace: Path
     sandbox: Sandbox
     limits: Limits
     sidecar: PythonRunner
     clock: Callable[[], float] = field(default=time.monotonic)
+    nonce: str = field(default_factory=new_nonce)
+    variables: Mapping[str, str] = field(default_factory=dict)
 
     def bounded(self, timeout: float) -> Limits:
         return self.limits.model_copy(update={"timeout": min(timeout, self.limits.timeout)})
+
+    def shell(self, command: str, timeout: float, *, confirmed: bool = False) -> Observation:
+        """Run a check's command; ``confirmed``: it is a runner of zerog's, which gets the
+        nonce and passes only with its verdict line."""
+        observation = self.sandbox.run(
+            ShellAction(command=command),
+            self.workspace,
+            self.bounded(timeout),
+            stdin=stdin_for(self.nonce) if confirmed else b"",
+            env=self.variables,
+        )
+        return confirm(observation, self.nonce) if confirmed else observation
+
+    def python(self, program: GuestProgram, timeout: float) -> Observation:
+        """Run a guest program in the sidecar; it passes only with the loader's verdict line."""
+        observation = self.sidecar.run_python(
+            program, self.workspace, self.bounded(timeout), nonce=self.nonce, env=self.variables
+        )
+        return confirm(observation, self.nonce)
 
 
 class Runner(Protocol):
@@ -67,11 +96,13 @@ def _note(observation: Observation, note: str, **update: object) -> Observation:
 
 @dataclass(frozen=True)
 class CommandRunner:
+    """A command; ``confirmed`` when it is one of zerog's runners (an ``asserts`` check)."""
+
     check: CommandCheck
+    confirmed: bool = False
 
     def run(self, env: CheckEnv, label: str) -> CheckResult:
-        action = ShellAction(command=self.check.command)
-        observation = env.sandbox.run(action, env.workspace, env.bounded(self.check.timeout))
+        observation = env.shell(self.check.command, self.check.timeout, confirmed=self.confirmed)
         return CheckResult(name=label, passed=observation.ok, observation=observation)
 
 
@@ -92,15 +123,14 @@ class TestsRunner:
 
     def run(self, env: CheckEnv, label: str) -> CheckResult:
         report, command = self._report()
+        wrapped = wrap_pytest(command)
         path = env.workspace / report
         owned = self.check.junit is None
         if owned:
             with contextlib.suppress(OSError):
                 path.unlink()
         before = _stat_key(path)
-        observation = env.sandbox.run(
-            ShellAction(command=command), env.workspace, env.bounded(self.check.timeout)
-        )
+        observation = env.shell(wrapped or command, self.check.timeout, confirmed=bool(wrapped))
         try:
             if not owned and before is not None and _stat_key(path) == before:
                 raise JunitError(f"the junit report {report} was not rewritten by this run")
@@ -168,8 +198,7 @@ class OutputRunner:
         return ""
 
     def run(self, env: CheckEnv, label: str) -> CheckResult:
-        action = ShellAction(command=self.check.command)
-        observation = env.sandbox.run(action, env.workspace, env.bounded(self.check.timeout))
+        observation = env.shell(self.check.command, self.check.timeout)
         problem = self._problem(observation)
         if problem is None:
             return CheckResult(name=label, passed=False, observation=observation)
@@ -247,7 +276,7 @@ class SidecarRunner:
     timeout: float
 
     def run(self, env: CheckEnv, label: str) -> CheckResult:
-        observation = env.sidecar.run_python(self.program, env.workspace, env.bounded(self.timeout))
+        observation = env.python(self.program, self.timeout)
         return CheckResult(name=label, passed=observation.ok, observation=observation)
 
 
@@ -265,7 +294,7 @@ class SchemaBatch:
     timeout: float
 
     def run_many(self, env: CheckEnv) -> dict[int, CheckResult]:
-        observation = env.sidecar.run_python(self.program, env.workspace, env.bounded(self.timeout))
+        observation = env.python(self.program, self.timeout)
         if observation.status is not Status.SUCCESS:
             return {}
         found = parse_batch(observation.stdout, len(self.members))

@@ -1,10 +1,14 @@
 """The validation sidecar: where predicate and schema checks run, never in the host process.
 
 A check of those kinds becomes a :class:`GuestProgram` (standard library only: the source
-of a module in :mod:`zerog.validate.guest` followed by one call of its ``main``, plus any
-support files, such as a pure-Python PyYAML for YAML schema checks) that a
+of a module in :mod:`zerog.validate.guest` followed by a ``run()`` that calls its ``main``,
+plus any support files, such as a pure-Python PyYAML for YAML schema checks) that a
 :class:`PythonRunner` runs with the workspace as its working directory. The exit status
 carries the verdict (0 pass, 1 fail, 2 could not decide); the output carries the reasons.
+A pass counts only with the loader's verdict line: the loader reads the sweep's nonce on
+its stdin and prints the line when ``run()`` *returned* 0 (see :mod:`zerog.validate.nonce`),
+so code under test that ends the process early (``os._exit(0)``, a ``SystemExit`` that
+escapes ``main``) fails the check.
 
 Programs reach the guest as files under ``.zerog/sidecar/`` in the workspace (the one
 directory every sandbox shares with the host), content-addressed and checked: the host
@@ -34,6 +38,7 @@ from typing import Protocol
 from zerog.errors import ConfigError
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.types import Observation, ShellAction
+from zerog.validate.nonce import MARK, stdin_for
 
 GUEST_DIR = Path(__file__).parent / "guest"
 PROGRAM_DIR = ".zerog/sidecar"
@@ -52,12 +57,21 @@ class GuestProgram:
 
 
 class PythonRunner(Protocol):
-    """Runs a guest program with ``workspace`` as its working directory."""
+    """Runs a guest program with ``workspace`` as its working directory, through
+    :data:`LOADER` with ``nonce`` on its stdin, and the variables ``env`` set."""
 
     @property
     def name(self) -> str: ...
 
-    def run_python(self, program: GuestProgram, workspace: Path, limits: Limits) -> Observation: ...
+    def run_python(
+        self,
+        program: GuestProgram,
+        workspace: Path,
+        limits: Limits,
+        *,
+        nonce: str,
+        env: Mapping[str, str],
+    ) -> Observation: ...
 
 
 def guest_source(module: str) -> str:
@@ -106,10 +120,15 @@ def split_predicate(python: str) -> tuple[str, list[str], list[str]]:
     return body, [_segment(python, expr)], helpers
 
 
+def _entry(call: str) -> str:
+    """The end of every program: the function the loader calls (its result is the status)."""
+    return f"\n\ndef run():\n    return {call}\n"
+
+
 def predicate_program(python: str) -> GuestProgram:
     body, final, helpers = split_predicate(python)
     call = f"main({body!r}, {final!r}, {helpers!r})"
-    return GuestProgram(guest_source("predicate") + f"\n\nraise SystemExit({call})\n")
+    return GuestProgram(guest_source("predicate") + _entry(call))
 
 
 def yaml_library() -> tuple[tuple[str, bytes], ...]:
@@ -136,13 +155,13 @@ def schema_program(schema: object, path: str, fmt: str) -> GuestProgram:
     call = schema_call(schema, path, fmt)
     files = yaml_library() if fmt == "yaml" else ()
     args = ", ".join(repr(a) for a in call)
-    return GuestProgram(guest_source("schema") + f"\n\nraise SystemExit(main({args}))\n", files)
+    return GuestProgram(guest_source("schema") + _entry(f"main({args})"), files)
 
 
 def schema_batch_program(calls: Sequence[SchemaCall]) -> GuestProgram:
     """One program for several schema checks (see ``main_many`` in the guest)."""
     files = yaml_library() if any(fmt == "yaml" for _, _, fmt, _ in calls) else ()
-    source = guest_source("schema") + f"\n\nraise SystemExit(main_many({list(calls)!r}))\n"
+    source = guest_source("schema") + _entry(f"main_many({list(calls)!r})")
     return GuestProgram(source, files)
 
 
@@ -195,19 +214,33 @@ def store_program(workspace: Path, program: GuestProgram) -> tuple[str, str]:
     return relative, digest
 
 
-# Runs a stored program if its sha256 is the expected one, without runpy (slow to load
-# under WASI). Its exit status is the program's. Works with CPython on the host and in
-# the wasm sandbox's guest shell.
-LOADER = (
-    "import sys, hashlib; p, h = sys.argv[1:3]; s = open(p, 'rb').read(); "
-    "hashlib.sha256(s).hexdigest() == h or sys.exit("
-    "'zerog: the sidecar program ' + p + ' was modified in the workspace: not run'); "
-    "exec(compile(s, p, 'exec'), {'__name__': '__main__'})"
-)
+# Reads the nonce, then runs a stored program if its sha256 is the expected one, without
+# runpy (slow to load under WASI): the status is what the program's run() returns, and
+# only a run() that returned 0 gets the verdict line. Started with -I, so the working
+# directory is not on sys.path: hashlib is the standard library's. No bytecode is written
+# into the workspace. Works with CPython on the host and in the wasm sandbox's guest shell.
+LOADER = f"""\
+import sys
+sys.dont_write_bytecode = True
+def load(nonce):
+    import hashlib
+    p, h = sys.argv[1:3]
+    s = open(p, 'rb').read()
+    if hashlib.sha256(s).hexdigest() != h:
+        return 'zerog: the sidecar program ' + p + ' was modified in the workspace: not run'
+    program = {{'__name__': '__main__'}}
+    exec(compile(s, p, 'exec'), program)
+    status = program['run']()
+    if type(status) is int and status == 0:
+        print({MARK!r}, nonce, 'passed', flush=True)
+    return status
+sys.exit(load(sys.stdin.readline().strip()))
+"""
 
 
 class SandboxPython:
-    """Guest programs through a sandbox's shell: ``python3 -I -c LOADER PROGRAM SHA256``.
+    """Guest programs through a sandbox's shell: ``python3 -I -c LOADER PROGRAM SHA256``,
+    the nonce on its stdin.
 
     ``python`` is the interpreter the sandbox starts (``python`` in the wasm sandbox's
     guest shell, which runs it in CPython/WASI).
@@ -221,12 +254,21 @@ class SandboxPython:
     def name(self) -> str:
         return f"{self._sandbox.name}-python"
 
-    def run_python(self, program: GuestProgram, workspace: Path, limits: Limits) -> Observation:
+    def run_python(
+        self,
+        program: GuestProgram,
+        workspace: Path,
+        limits: Limits,
+        *,
+        nonce: str,
+        env: Mapping[str, str],
+    ) -> Observation:
         relative, digest = store_program(workspace, program)
         command = " ".join(
             shlex.quote(word) for word in (self._python, "-I", "-c", LOADER, relative, digest)
         )
-        return self._sandbox.run(ShellAction(command=command), workspace, limits)
+        action = ShellAction(command=command)
+        return self._sandbox.run(action, workspace, limits, stdin=stdin_for(nonce), env=env)
 
 
 def make_sidecar(

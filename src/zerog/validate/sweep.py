@@ -12,6 +12,10 @@ across the re-run, it is *flaky*: it counts as passed, with ``flaky=True``, and 
 lists it. Tool caches (``.pytest_cache``, ``__pycache__``, ...) are left out of that hash:
 pytest rewrites its record of the last failures on every run, which is no change of the
 workspace a check depends on.
+
+Each sweep draws a fresh nonce for the runners that confirm their verdict
+(:mod:`zerog.validate.nonce`), and gives its checks a private ``HOME`` and no user
+site-packages (:mod:`zerog.validate.home`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.workspace import Workspace
 from zerog.types import Check, CheckResult, Observation, Status, Verdict
 from zerog.validate.compile import CompiledCheck, SweepPlan, compile_checks
+from zerog.validate.home import check_variables
 from zerog.validate.kinds import CheckEnv
+from zerog.validate.nonce import new_nonce
 from zerog.validate.sidecar import PythonRunner, SandboxPython
 
 MAX_JOBS = 8
@@ -183,6 +189,7 @@ def sweep(
     rerun_failures: bool = True,
     state_hash: Callable[[], str] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    nonce: Callable[[], str] = new_nonce,
 ) -> Verdict:
     """Run every check (compiling them first unless given a :class:`SweepPlan`).
 
@@ -190,11 +197,32 @@ def sweep(
     ``sidecar`` runs predicate and schema checks (default: an interpreter through
     ``sandbox``). ``state_hash`` hashes the workspace for flaky detection (default:
     :func:`flaky_state_hash` of a new :class:`Workspace`; pass
-    ``flaky_state_hash(the_loops_workspace)`` to reuse its stat cache).
+    ``flaky_state_hash(the_loops_workspace)`` to reuse its stat cache). ``nonce`` draws
+    the sweep's nonce and the name of its checks' home (random; injected for tests).
     """
     plan = checks if isinstance(checks, SweepPlan) else compile_checks(checks)
-    env = CheckEnv(workspace, sandbox, limits, sidecar or SandboxPython(sandbox), clock)
-    hasher = state_hash or _state_hasher(workspace)
+    with check_variables(sandbox.name, nonce()) as variables:
+        env = CheckEnv(
+            workspace,
+            sandbox,
+            limits,
+            sidecar or SandboxPython(sandbox),
+            clock,
+            nonce=nonce(),
+            variables=variables,
+        )
+        return _sweep(plan, env, jobs, on_result, rerun_failures, state_hash)
+
+
+def _sweep(
+    plan: SweepPlan,
+    env: CheckEnv,
+    jobs: int | None,
+    on_result: Callable[[CheckResult], None] | None,
+    rerun_failures: bool,
+    state_hash: Callable[[], str] | None,
+) -> Verdict:
+    hasher = state_hash or _state_hasher(env.workspace)
     results: dict[int, CheckResult] = {}
     failed: list[int] = []
 
@@ -237,6 +265,7 @@ def run_one(
     rerun_failures: bool = True,
     state_hash: Callable[[], str] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    nonce: Callable[[], str] = new_nonce,
 ) -> CheckResult:
     """Run one check, e.g. a step's own check, with the same flaky re-run as the sweep."""
     verdict = sweep(
@@ -249,5 +278,6 @@ def run_one(
         rerun_failures=rerun_failures,
         state_hash=state_hash,
         clock=clock,
+        nonce=nonce,
     )
     return verdict.results[0]

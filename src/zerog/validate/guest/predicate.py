@@ -115,7 +115,9 @@ def main(body: str, final: list[str], helpers: list[str]) -> int:
 
     ``final`` is ``[]`` (no final expression), ``[expression]``, or ``[left, operator,
     right]`` for a comparison."""
-    sys.path.insert(0, os.getcwd())  # predicates may import workspace modules
+    # Predicates may import workspace modules, but never in place of the standard
+    # library's: the workspace comes last on the path (a workspace json.py is not json).
+    sys.path.append(os.getcwd())
     namespace = _namespace(helpers)
     try:
         exec(compile(body, "<predicate>", "exec"), namespace)  # noqa: S102

@@ -392,8 +392,10 @@ def _load(path: str, fmt: str, lib: str) -> Json:
     text = data.decode("utf-8")
     if fmt == "json":
         return loads(text)
-    if lib:
-        sys.path.insert(0, lib)  # the pure-Python PyYAML the host put there
+    if lib and lib not in sys.path:
+        # The pure-Python PyYAML the host put there, last: the modules PyYAML imports come
+        # from the standard library, whatever else that directory may hold.
+        sys.path.append(lib)
     try:
         import yaml  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
