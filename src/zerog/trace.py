@@ -13,10 +13,14 @@ from zerog.events import Event
 class JsonlTrace:
     """An event sink that appends each event as one line of JSON to a file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, handle: IO[str] | None = None) -> None:
+        """Append to ``path``, or to ``handle`` when given (already open at ``path``: the
+        engine opens the traces under ``.zerog/`` without following links)."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = path.open("a", encoding="utf-8")
+        if handle is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("a", encoding="utf-8")
+        self._file: IO[str] = handle
 
     def emit(self, event: Event) -> None:
         record = {"run_id": event.run_id, "seq": event.seq, "ts": event.ts, "kind": event.kind}
