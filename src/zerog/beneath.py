@@ -198,9 +198,15 @@ class Dir:
             os.close(fd)
 
 
-def read_beneath(top: Path, relative: str, limit: int) -> bytes | None:
+def read_below(top: Dir, relative: str, limit: int) -> bytes | None:
     """Up to ``limit`` + 1 bytes of the regular file at ``relative`` below ``top``, no
     link followed on the way (:class:`PathEscape`); None if it is not a regular file."""
     parts = split(relative)
-    with Dir.open(top) as root, root.sub(parts[:-1]) as parent:
+    with top.sub(parts[:-1]) as parent:
         return parent.read_regular(parts[-1], limit)
+
+
+def read_beneath(path: Path, relative: str, limit: int) -> bytes | None:
+    """:func:`read_below` the directory at ``path``."""
+    with Dir.open(path) as top:
+        return read_below(top, relative, limit)

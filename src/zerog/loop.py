@@ -58,6 +58,7 @@ from zerog.validate.compile import SweepPlan, compile_checks
 from zerog.validate.feedback import summarize
 from zerog.validate.sidecar import SIDECARS, PythonRunner, make_sidecar
 from zerog.validate.sweep import flaky_state_hash, run_one, sweep
+from zerog.workspace_policy import check_workspace
 
 if TYPE_CHECKING:
     from zerog.cache.semantic import PlanCache, Reuse
@@ -175,6 +176,7 @@ class Engine:
         tool_cache: ToolCache | None = None,
         plan_with: Callable[[Model, ctx.Context], Plan] | None = None,
         doubt: Callable[[], str | None] | None = None,
+        force_workspace: bool = False,
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
@@ -203,6 +205,8 @@ class Engine:
         # A doubted answer is kept; the next iteration (usually a stronger model, see
         # models/cascade.py) replaces it only if its own answer passes the checks.
         self.doubt = doubt
+        # Accept a workspace that holds the system, the home directory or zerog's files.
+        self.force_workspace = force_workspace
 
     def run(
         self, goal: Goal, spec: Mapping[str, object] | None = None, run_id: str | None = None
@@ -227,7 +231,12 @@ class Engine:
     ) -> RunResult:
         if not goal.workspace.is_dir():
             raise ConfigError(f"workspace {goal.workspace} is not a directory")
-        root = goal.workspace.resolve()
+        root = check_workspace(
+            goal.workspace,
+            self.environ,
+            protected=[self.store.path] if self.store is not None else [],
+            force=self.force_workspace,
+        )
         goal = goal.model_copy(update={"workspace": root})
         checks = compile_checks(goal.checks, where="goal")  # bad checks: before any model call
         env = sandbox_env(self.environ, goal.env_allow, home=str(root))
