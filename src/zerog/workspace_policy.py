@@ -89,6 +89,8 @@ def dangers(
             reasons.append("is the home directory")
         elif real_home.is_relative_to(root):
             reasons.append(f"holds the home directory {real_home}")
+    if reasons:
+        return reasons  # what else it holds adds nothing
     named = [("a file zerog was given", Path(p)) for p in protected]
     for what, path in [*zerog_files(environ), *named]:
         if not path.is_absolute():
@@ -115,9 +117,9 @@ def check_workspace(
     reasons = dangers(resolved, environ, protected)
     if reasons:
         raise DangerousWorkspace(
-            f"refusing the workspace {resolved}: it {'; it '.join(reasons)}. A run may "
-            "rewrite or delete anything in its workspace (a rollback removes what its "
-            "snapshot did not have). Use a directory of its own for the work, or pass "
-            f"{FORCE_FLAG} if this really is meant."
+            f"refusing the workspace {resolved} (pass {FORCE_FLAG} to accept it): it "
+            f"{'; it '.join(reasons)}. A run may rewrite or delete anything in its "
+            "workspace (a rollback removes what its snapshot did not have): give the work "
+            "a directory of its own"
         )
     return resolved

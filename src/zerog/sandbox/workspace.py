@@ -25,6 +25,7 @@ The tree is written by untrusted commands, some of which may still be running, s
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -49,6 +50,7 @@ _RACY_NS = 50_000_000  # stat data younger than this (relative to the hash) is n
 _CHUNK = 128 * 1024
 _ZEROS = bytes(_CHUNK)
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_CHANGED_KIND = (errno.EINVAL, errno.ELOOP)  # readlink of a non-link, open of a link
 _UNHASHED = "unhashed:"  # the digest of a file the hole budget kept from being read
 
 
@@ -225,7 +227,13 @@ class Workspace:
     def _state(self, *below: str, create: bool = False) -> Dir:
         """A directory of zerog's state, reached without following any link."""
         with Dir.open(self._state_top, str(self._state_top)) as top:
-            return top.sub((*self._state_parts, *below), create=create, mode=0o700)
+            try:
+                return top.sub((*self._state_parts, *below), create=create, mode=0o700)
+            except PathEscape as exc:
+                raise SnapshotTampered(
+                    f"refusing zerog's snapshots: {exc} (zerog never follows a link in its "
+                    "state); remove it and run again"
+                ) from None
 
     # ------------------------------------------------------------------ reading
 
@@ -302,8 +310,12 @@ class Workspace:
                         entry = Entry("dir", mode, "")
                     else:  # fifo, socket, device: part of the state, never copied
                         entry = Entry("special", mode, "")
-                except (FileNotFoundError, PathEscape):
+                except (FileNotFoundError, NotADirectoryError, PathEscape):
                     continue  # gone, or swapped for a link, while the walk went on
+                except OSError as exc:
+                    if exc.errno not in _CHANGED_KIND:
+                        raise
+                    continue  # a link that became a directory (or back) meanwhile
                 found.entries[rel] = entry
         return found
 
@@ -480,7 +492,7 @@ class Workspace:
         manifests_removed = objects_removed = 0
         try:
             manifests = self._state("manifests")
-        except FileNotFoundError:
+        except (FileNotFoundError, SnapshotTampered):
             return Collected(0, 0)
         with manifests:
             for snapshot_id in sorted(self._written - set(keep)):
@@ -499,7 +511,7 @@ class Workspace:
                 referenced.update(e.digest for e in snap.entries.values() if e.kind == "file")
         try:
             objects = self._state("objects")
-        except FileNotFoundError:
+        except (FileNotFoundError, SnapshotTampered):
             return Collected(manifests_removed, 0)
         with objects:
             for bucket_name, st in _names(objects):
