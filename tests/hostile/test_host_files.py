@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -169,55 +170,77 @@ while True:
 """
 
 
-@pytest.fixture
-def swapper(ws: Path, outside: Path) -> Iterator[subprocess.Popen[str]]:
+@dataclass
+class Swapper:
     """A process that keeps swapping ws/sub (a directory) with a link to ``outside``, the
     way a command left running in the background can (the issue: 66 of 3000 writes
     landed outside)."""
+
+    ws: Path
+    outside: Path
+    proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        os.symlink(self.outside, self.ws / "sub.alt")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SWAPPER, str(self.ws), str(self.outside)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def stop(self) -> int:
+        """Stop it; how many swaps it made."""
+        assert self.proc is not None
+        self.proc.terminate()
+        return int(self.proc.communicate(timeout=10)[0] or 0)
+
+
+@pytest.fixture
+def swapper(ws: Path, outside: Path) -> Iterator[Swapper]:
     (ws / "sub").mkdir()
     (ws / "sub" / "e.txt").write_text("n = \n")
     (ws / "sub" / "secret.txt").write_text("inside\n")
     (ws / "sub" / "keep.txt").write_text("keep\n")
     (outside / "e.txt").write_text("n = \n")
     (outside / "secret.txt").write_text("OUTSIDE-SECRET\n")
-    os.symlink(outside, ws / "sub.alt")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SWAPPER, str(ws), str(outside)], stdout=subprocess.PIPE, text=True
-    )
+    swapper = Swapper(ws, outside)
     try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        yield proc
+        yield swapper
     finally:
-        proc.kill()
-        proc.wait()
+        if swapper.proc is not None:
+            swapper.proc.kill()
+            swapper.proc.wait()
 
 
 def test_host_file_work_never_lands_outside_while_a_process_swaps_links(
-    ws: Path, outside: Path, swapper: subprocess.Popen[str]
+    ws: Path, outside: Path, swapper: Swapper
 ) -> None:
     space = Workspace(ws, ws / ".zerog" / "snapshots")
-    before = state(outside)
     snap = space.snapshot()
+    before = state(outside)
     local = LocalSandbox(ENV)
     env = CheckEnv(ws, local, Limits(), SandboxPython(local, sys.executable))
     reader = FileRunner(FileCheck(path="sub/secret.txt", contains="inside"), None)
     written = leaked = 0
+    swapper.start()
     for i in range(3000):
         done = write_file(ws, WriteFileAction(path=f"sub/w{i}.txt", content=f"{i}\n"))
         written += done.status is Status.SUCCESS
         edit_file(ws, EditAction(path="sub/e.txt", search="n = ", replace="n = x"))
         if i % 10 == 0:
-            (ws / "sub" / "keep.txt").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                (ws / "sub" / "keep.txt").unlink()
             for work in (lambda: space.restore(snap), space.snapshot):
                 # Refusing (an error) is fine: only landing outside is not.
                 with contextlib.suppress(OSError, ValueError, SnapshotTampered):
                     work()
-            files, _ = index_workspace(ws, IndexLimits())
-            leaked += sum("OUTSIDE-SECRET" in (f.content or "") for f in files)
-            leaked += "OUTSIDE-SECRET" in reader.run(env, "read").observation.stderr
-    swapper.terminate()
-    swaps = int(swapper.communicate(timeout=10)[0] or 0)
+            with contextlib.suppress(OSError):
+                files, _ = index_workspace(ws, IndexLimits())
+                leaked += sum("OUTSIDE-SECRET" in (f.content or "") for f in files)
+                leaked += "OUTSIDE-SECRET" in reader.run(env, "read").observation.stderr
+    swaps = swapper.stop()
     assert swaps > 1000, "the swapper did not run: the test would prove nothing"
     assert written > 0, "no write succeeded: the test would prove nothing"
     assert state(outside) == before, "host-side file work landed outside the workspace"
