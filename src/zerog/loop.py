@@ -234,7 +234,7 @@ class Engine:
         root = check_workspace(
             goal.workspace,
             self.environ,
-            protected=[self.store.path] if self.store is not None else [],
+            protected={"zerog's run store": self.store.path} if self.store is not None else {},
             force=self.force_workspace,
         )
         goal = goal.model_copy(update={"workspace": root})

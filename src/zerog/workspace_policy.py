@@ -9,7 +9,7 @@ have. So some directories are refused unless the caller forces them
   ``/tmp``...);
 - the home directory, or a directory holding it;
 - a directory holding zerog's own files: its configuration (API keys, the serve token),
-  its run store, its data cache (the compiled sandbox runtime), or any path the caller
+  its run store, its data cache (the compiled sandbox runtime), or any file the caller
   names (``protected``: a store or token file given on the command line).
 
 The check is lexical on resolved paths: links are resolved first, so an alias of a
@@ -19,7 +19,7 @@ refused directory is refused too.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from zerog.errors import ConfigError
@@ -75,7 +75,7 @@ def zerog_files(environ: Mapping[str, str]) -> list[tuple[str, Path]]:
 
 
 def dangers(
-    workspace: Path, environ: Mapping[str, str], protected: Iterable[Path] = ()
+    workspace: Path, environ: Mapping[str, str], protected: Mapping[str, Path] | None = None
 ) -> list[str]:
     """Why ``workspace`` must not be one (empty when it may)."""
     root = _real(workspace)
@@ -91,8 +91,7 @@ def dangers(
             reasons.append(f"holds the home directory {real_home}")
     if reasons:
         return reasons  # what else it holds adds nothing
-    named = [("a file zerog was given", Path(p)) for p in protected]
-    for what, path in [*zerog_files(environ), *named]:
+    for what, path in [*zerog_files(environ), *(protected or {}).items()]:
         if not path.is_absolute():
             continue
         real = _real(path)
@@ -105,12 +104,13 @@ def check_workspace(
     workspace: Path,
     environ: Mapping[str, str],
     *,
-    protected: Iterable[Path] = (),
+    protected: Mapping[str, Path] | None = None,
     force: bool = False,
 ) -> Path:
     """The resolved ``workspace``, or :class:`DangerousWorkspace` saying why it is refused
-    and how to go on. ``protected`` names more files a run must not reach (a store or a
-    token file given explicitly); ``force`` accepts any directory."""
+    and how to go on. ``protected`` names more files a run must not reach, by what they
+    are (``{"zerog's run store": path}``, ``{"the serve token": path}``: files given
+    explicitly); ``force`` accepts any directory."""
     resolved = _real(workspace)
     if force:
         return resolved
