@@ -34,7 +34,7 @@ import secrets
 import shutil
 import stat
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +48,8 @@ MAX_HOLE_BYTES = 256 * 1024 * 1024
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 _RACY_NS = 50_000_000  # stat data younger than this (relative to the hash) is not trusted
 _CHUNK = 128 * 1024
+_MAX_OPEN_DEPTH = 64  # directories held open at once by a walk
+_INLINE_BYTES = 1 << 20  # files up to this size are read once, into memory
 _ZEROS = bytes(_CHUNK)
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _CHANGED_KIND = (errno.EINVAL, errno.ELOOP)  # readlink of a non-link, open of a link
@@ -117,21 +119,37 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _copy(source: int, target: int) -> str:
-    """Copy ``source`` from its start into the empty ``target``, leaving a hole wherever a
-    block reads as zeros; the sha256 of the bytes copied."""
-    digest = hashlib.sha256()
+def _blocks(source: int) -> Iterator[bytes]:
     os.lseek(source, 0, os.SEEK_SET)
+    return iter(lambda: os.read(source, _CHUNK), b"")
+
+
+def _write_sparse(target: int, blocks: Iterable[bytes]) -> str:
+    """Write ``blocks`` into the empty file ``target``, leaving a hole wherever a block is
+    all zeros; the sha256 of the bytes written."""
+    digest = hashlib.sha256()
     size = 0
-    for block in iter(lambda: os.read(source, _CHUNK), b""):
+    hole_at_end = False
+    for block in blocks:
         digest.update(block)
         size += len(block)
-        if block == (_ZEROS if len(block) == _CHUNK else bytes(len(block))):
+        hole_at_end = block == (_ZEROS if len(block) == _CHUNK else bytes(len(block)))
+        if hole_at_end:
             os.lseek(target, len(block), os.SEEK_CUR)
         else:
             _write_all(target, block)
-    os.ftruncate(target, size)  # a hole at the end still counts in the size
+    if hole_at_end:
+        os.ftruncate(target, size)  # a hole at the end still counts in the size
     return digest.hexdigest()
+
+
+def _copy(source: int, target: int) -> str:
+    """Copy ``source`` from its start into the empty ``target`` (holes kept); its sha256."""
+    return _write_sparse(target, _blocks(source))
+
+
+def _read_all(fd: int) -> bytes:
+    return b"".join(_blocks(fd))
 
 
 def _names(directory: Dir) -> list[tuple[str, os.stat_result]]:
@@ -142,6 +160,15 @@ def _names(directory: Dir) -> list[tuple[str, os.stat_result]]:
             with contextlib.suppress(FileNotFoundError):
                 found.append((entry.name, entry.stat(follow_symlinks=False)))
     return found
+
+
+def _open_below(top: Dir, parent: Dir | None, rel: str, name: str) -> Dir | None:
+    """The directory ``rel`` (``name`` in ``parent`` when it is held open, else walked from
+    ``top``), or None when it is gone or no longer a directory."""
+    try:
+        return parent.child(name) if parent is not None else top.sub(rel.split("/"))
+    except (FileNotFoundError, NotADirectoryError, PathEscape):
+        return None
 
 
 def _locate(root: Path, state: Path) -> tuple[Path, tuple[str, ...]]:
@@ -164,44 +191,65 @@ class _Scan:
 
 
 class _Objects:
-    """The object store of one snapshot: its directory held open, each bucket's names
-    listed once (a lookup per file would cost more than the snapshot itself)."""
+    """The object store of one snapshot: its directory and buckets held open, each
+    bucket's names listed once (a lookup per file would cost more than the snapshot)."""
 
     def __init__(self, objects: Dir) -> None:
         self._dir = objects
-        self._buckets: dict[str, set[str]] = {}
+        self._names: dict[str, set[str]] = {}
+        self._open: dict[str, Dir] = {}
+
+    def close(self) -> None:
+        for bucket in self._open.values():
+            bucket.close()
+        self._open.clear()
 
     def _bucket(self, prefix: str) -> set[str]:
-        names = self._buckets.get(prefix)
+        names = self._names.get(prefix)
         if names is None:
             try:
                 with self._dir.child(prefix) as bucket:
                     names = {n for n, st in _names(bucket) if stat.S_ISREG(st.st_mode)}
             except FileNotFoundError:
                 names = set()
-            self._buckets[prefix] = names
+            self._names[prefix] = names
         return names
+
+    def _handle(self, prefix: str) -> Dir:
+        bucket = self._open.get(prefix)
+        if bucket is None:
+            bucket = self._open[prefix] = self._dir.child(prefix, create=True, mode=0o700)
+        return bucket
 
     def has(self, digest: str) -> bool:
         return digest in self._bucket(digest[:2])
 
-    def put(self, source: int) -> str:
-        """Copy the open file ``source`` into the store (holes kept); its digest."""
+    def put(self, expected: str, source: int | None = None, data: bytes = b"") -> str:
+        """Store the open file ``source`` (or ``data``) with its holes; its digest, which is
+        ``expected`` unless the file changed since it was hashed."""
+        bucket = self._handle(expected[:2])
         tmp = f"tmp-{secrets.token_hex(8)}"
-        fd = self._dir.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = bucket.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        stored = False
         try:
             try:
-                digest = _copy(source, fd)
+                if source is None:
+                    chunks = (data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK))
+                    digest = _write_sparse(fd, chunks)
+                else:
+                    digest = _copy(source, fd)
             finally:
                 os.close(fd)
             names = self._bucket(digest[:2])
             if digest not in names:
-                with self._dir.child(digest[:2], create=True, mode=0o700) as bucket:
-                    os.replace(tmp, digest, src_dir_fd=self._dir.fd, dst_dir_fd=bucket.fd)
+                final = self._handle(digest[:2])
+                os.replace(tmp, digest, src_dir_fd=bucket.fd, dst_dir_fd=final.fd)
                 names.add(digest)
+                stored = True
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp, dir_fd=self._dir.fd)
+            if not stored:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp, dir_fd=bucket.fd)
         return digest
 
 
@@ -238,24 +286,45 @@ class Workspace:
     # ------------------------------------------------------------------ reading
 
     def _walk(self, top: Dir) -> Iterator[tuple[Dir, str, str, os.stat_result]]:
-        """(directory, name, relative path, lstat) of everything below ``top``, depth first.
-        Each directory is reached again from the top without following links, so only one
-        is open at a time and a link swapped in anywhere is refused, not followed."""
-        pending: list[str] = [""]
-        while pending:
-            rel_dir = pending.pop()
-            try:
-                directory = top.sub(rel_dir.split("/") if rel_dir else ())
-            except (FileNotFoundError, NotADirectoryError, PathEscape):
-                continue  # replaced while the walk went on: seen as it is next time
-            with directory:
-                for name, st in _names(directory):
-                    if not rel_dir and name in EXCLUDED:
+        """(directory, name, relative path, lstat) of everything below ``top``, depth first,
+        each directory opened from its parent without following links (a link swapped in
+        anywhere is refused, not followed). The directories on the current path stay open,
+        up to a depth; deeper ones are reached again from the top, one at a time."""
+        stack: list[tuple[str, Dir | None, Iterator[str]]] = []
+        try:
+            directory: Dir | None = top.sub(())
+            rel_dir = ""
+            while True:
+                subdirs: list[str] = []
+                if directory is not None:
+                    for name, st in _names(directory):
+                        if not rel_dir and name in EXCLUDED:
+                            continue
+                        rel = f"{rel_dir}/{name}" if rel_dir else name
+                        yield directory, name, rel, st
+                        if stat.S_ISDIR(st.st_mode):
+                            subdirs.append(name)
+                    if len(stack) >= _MAX_OPEN_DEPTH:
+                        directory.close()
+                        directory = None
+                stack.append((rel_dir, directory, iter(subdirs)))
+                directory = None
+                while stack and directory is None:
+                    parent_rel, parent, left = stack[-1]
+                    child = next(left, None)
+                    if child is None:
+                        if parent is not None:
+                            parent.close()
+                        stack.pop()
                         continue
-                    rel = f"{rel_dir}/{name}" if rel_dir else name
-                    yield directory, name, rel, st
-                    if stat.S_ISDIR(st.st_mode):
-                        pending.append(rel)
+                    rel_dir = f"{parent_rel}/{child}" if parent_rel else child
+                    directory = _open_below(top, parent, rel_dir, child)
+                if directory is None:
+                    return
+        finally:
+            for _, held, _ in stack:
+                if held is not None:
+                    held.close()
 
     def _file(
         self,
@@ -283,9 +352,15 @@ class Workspace:
             if not stat.S_ISREG(opened.st_mode):
                 return Entry("special", stat.S_IMODE(opened.st_mode), "")
             now = self._clock_ns()
-            digest = _hash(fd)
-            if objects is not None and not objects.has(digest):
-                digest = objects.put(fd)  # changed since it was hashed: what was copied
+            if objects is not None and opened.st_size <= _INLINE_BYTES:  # read once
+                data = _read_all(fd)
+                digest = hashlib.sha256(data).hexdigest()
+                if not objects.has(digest):
+                    objects.put(digest, data=data)
+            else:
+                digest = _hash(fd)
+                if objects is not None and not objects.has(digest):
+                    digest = objects.put(digest, fd)  # changed since hashed: what was copied
         finally:
             os.close(fd)
         key = _StatKey(opened.st_ino, opened.st_size, opened.st_mtime_ns, opened.st_ctime_ns)
@@ -338,7 +413,11 @@ class Workspace:
 
     def snapshot(self) -> Snapshot:
         with self._state("objects", create=True) as objects:
-            found = self._scan(_Objects(objects))
+            store = _Objects(objects)
+            try:
+                found = self._scan(store)
+            finally:
+                store.close()
         if found.holes > self._max_holes:
             size, where = found.largest_hole
             raise SnapshotRefused(
