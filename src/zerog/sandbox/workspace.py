@@ -273,7 +273,10 @@ class Workspace:
     # ------------------------------------------------------------------ state directory
 
     def _state(self, *below: str, create: bool = False) -> Dir:
-        """A directory of zerog's state, reached without following any link."""
+        """A directory of zerog's state, reached without following any link below its
+        trusted top (the workspace, or a state directory of the caller's choice)."""
+        if create and not self._state_parts:
+            self._state_top.mkdir(parents=True, exist_ok=True, mode=0o700)
         with Dir.open(self._state_top, str(self._state_top)) as top:
             try:
                 return top.sub((*self._state_parts, *below), create=create, mode=0o700)
