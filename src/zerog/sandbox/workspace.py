@@ -148,8 +148,16 @@ def _copy(source: int, target: int) -> str:
     return _write_sparse(target, _blocks(source))
 
 
-def _read_all(fd: int) -> bytes:
-    return b"".join(_blocks(fd))
+def _read_small(fd: int) -> bytes | None:
+    """The whole file if it holds at most ``_INLINE_BYTES`` (None if it holds more)."""
+    chunks: list[bytes] = []
+    size = 0
+    for block in _blocks(fd):
+        size += len(block)
+        if size > _INLINE_BYTES:
+            return None
+        chunks.append(block)
+    return b"".join(chunks)
 
 
 def _names(directory: Dir) -> list[tuple[str, os.stat_result]]:
@@ -355,8 +363,9 @@ class Workspace:
             if not stat.S_ISREG(opened.st_mode):
                 return Entry("special", stat.S_IMODE(opened.st_mode), "")
             now = self._clock_ns()
-            if objects is not None and opened.st_size <= _INLINE_BYTES:  # read once
-                data = _read_all(fd)
+            small = objects is not None and opened.st_size <= _INLINE_BYTES
+            data = _read_small(fd) if small else None
+            if objects is not None and data is not None:  # a small file: read once
                 digest = hashlib.sha256(data).hexdigest()
                 if not objects.has(digest):
                     objects.put(digest, data=data)
