@@ -18,6 +18,7 @@ from zerog.sandbox.factory import SANDBOXES, default_sandbox_name, make_sandbox
 from zerog.sandbox.limits import (
     CgroupFactory,
     DiskWatch,
+    new_holes,
     rlimits,
     settle,
     signal_status,
@@ -226,3 +227,17 @@ def test_tree_usage_counts_blocks_and_entries(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to("/usr")  # not followed
     grown = tree_usage(tmp_path) - empty
     assert MIB + 3 * 4096 <= grown < MIB + 64 * 4096
+
+
+def test_new_holes_counts_only_sparse_files_changed_since(tmp_path: Path) -> None:
+    with (tmp_path / "old.img").open("wb") as handle:
+        handle.truncate(8 * MIB)
+    time.sleep(0.2)
+    since = time.time_ns() - 20_000_000  # ctimes come from a coarser clock
+    fresh = tmp_path / "d" / "fresh.img"
+    fresh.parent.mkdir()
+    with fresh.open("wb") as handle:
+        handle.write(b"x" * 4096)
+        handle.truncate(16 * MIB)
+    (tmp_path / "link").symlink_to("/usr")  # never followed
+    assert new_holes(tmp_path, since) == 16 * MIB - fresh.stat().st_blocks * 512
