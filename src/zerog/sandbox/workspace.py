@@ -100,11 +100,6 @@ class SnapshotRefused(SandboxError):
     """The tree cannot be snapshotted safely (too many holes in sparse files)."""
 
 
-def _holes(st: os.stat_result) -> int:
-    """Bytes of a regular file's apparent size that no disk block backs."""
-    return max(st.st_size - st.st_blocks * 512, 0)
-
-
 def _hash(fd: int) -> str:
     digest = hashlib.sha256()
     os.lseek(fd, 0, os.SEEK_SET)
@@ -165,8 +160,10 @@ def _names(directory: Dir) -> list[tuple[str, os.stat_result]]:
     found = []
     with os.scandir(directory.fd) as it:
         for entry in it:
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 found.append((entry.name, entry.stat(follow_symlinks=False)))
+            except FileNotFoundError:
+                continue
     return found
 
 
@@ -386,9 +383,10 @@ class Workspace:
                 mode = stat.S_IMODE(st.st_mode)
                 try:
                     if stat.S_ISREG(st.st_mode):
-                        holes = _holes(st)
-                        found.holes += holes
-                        found.largest_hole = max(found.largest_hole, (holes, rel))
+                        holes = st.st_size - st.st_blocks * 512
+                        if holes > 0:
+                            found.holes += holes
+                            found.largest_hole = max(found.largest_hole, (holes, rel))
                         over = found.holes > self._max_holes
                         entry = self._file(directory, name, rel, st, objects, over)
                     elif stat.S_ISLNK(st.st_mode):
