@@ -161,12 +161,16 @@ while True:
     if libc.renameat2(-100, sub, -100, alt, 2) == 0:
         swaps += 1
         continue
-    for path in (alt, sub):  # heal what a restore removed
-        if not os.path.lexists(path):
-            try:
-                os.symlink(sys.argv[2], path)
-            except OSError:
-                pass
+    try:  # heal what a restore removed: one link, one directory
+        if not os.path.lexists(alt):
+            os.symlink(sys.argv[2], alt)
+        if not os.path.lexists(sub):
+            os.mkdir(sub)
+        if os.path.islink(sub) and os.path.islink(alt):
+            os.unlink(sub)
+            os.mkdir(sub)
+    except OSError:
+        pass
 """
 
 
