@@ -20,7 +20,7 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -210,3 +210,72 @@ def read_beneath(path: Path, relative: str, limit: int) -> bytes | None:
     """:func:`read_below` the directory at ``path``."""
     with Dir.open(path) as top:
         return read_below(top, relative, limit)
+
+
+MAX_OPEN_DEPTH = 64  # directories a walk holds open at once
+
+
+def listing(directory: Dir) -> list[tuple[str, os.stat_result]]:
+    """(name, lstat) of each entry of ``directory``; entries that vanish are left out."""
+    found = []
+    with os.scandir(directory.fd) as it:
+        for entry in it:
+            try:
+                found.append((entry.name, entry.stat(follow_symlinks=False)))
+            except FileNotFoundError:
+                continue
+    return found
+
+
+def _open_below(top: Dir, parent: Dir | None, rel: str, name: str) -> Dir | None:
+    """The directory ``rel`` (``name`` in ``parent`` when it is held open, else walked from
+    ``top``), or None when it is gone or no longer a directory."""
+    try:
+        return parent.child(name) if parent is not None else top.sub(rel.split("/"))
+    except (FileNotFoundError, NotADirectoryError, PathEscape):
+        return None
+
+
+def walk(
+    top: Dir, exclude: frozenset[str] = frozenset()
+) -> Iterator[tuple[Dir, str, str, os.stat_result]]:
+    """(directory, name, relative path, lstat) of everything below ``top``, depth first,
+    names in ``exclude`` at the top left out. Each directory is opened from its parent
+    without following links (a link swapped in anywhere is refused, not followed); the
+    directories on the current path stay open up to :data:`MAX_OPEN_DEPTH`, deeper ones
+    are reached again from the top, one at a time."""
+    stack: list[tuple[str, Dir | None, Iterator[str]]] = []
+    try:
+        directory: Dir | None = top.sub(())
+        rel_dir = ""
+        while True:
+            subdirs: list[str] = []
+            if directory is not None:
+                for name, st in listing(directory):
+                    if not rel_dir and name in exclude:
+                        continue
+                    rel = f"{rel_dir}/{name}" if rel_dir else name
+                    yield directory, name, rel, st
+                    if stat.S_ISDIR(st.st_mode):
+                        subdirs.append(name)
+                if len(stack) >= MAX_OPEN_DEPTH:
+                    directory.close()
+                    directory = None
+            stack.append((rel_dir, directory, iter(subdirs)))
+            directory = None
+            while stack and directory is None:
+                parent_rel, parent, left = stack[-1]
+                child = next(left, None)
+                if child is None:
+                    if parent is not None:
+                        parent.close()
+                    stack.pop()
+                    continue
+                rel_dir = f"{parent_rel}/{child}" if parent_rel else child
+                directory = _open_below(top, parent, rel_dir, child)
+            if directory is None:
+                return
+    finally:
+        for _, held, _ in stack:
+            if held is not None:
+                held.close()

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zerog.beneath import Dir, PathEscape
+from zerog.beneath import Dir, walk
 from zerog.sandbox.base import Limits
 from zerog.types import Observation, Status
 
@@ -195,23 +195,9 @@ def _stats(root: Path) -> Iterator[os.stat_result]:
         top = Dir.open(root)
     except OSError:
         return
-    pending = [""]
     with top:
-        while pending:
-            rel = pending.pop()
-            try:
-                directory = top.sub(rel.split("/") if rel else ())
-            except (OSError, PathEscape):
-                continue
-            with directory, os.scandir(directory.fd) as entries:
-                for entry in entries:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    yield st
-                    if stat.S_ISDIR(st.st_mode):
-                        pending.append(f"{rel}/{entry.name}" if rel else entry.name)
+        for _, _, _, st in walk(top):
+            yield st
 
 
 def tree_usage(root: Path) -> int:

@@ -38,7 +38,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zerog.beneath import Dir, PathEscape, normalized
+from zerog.beneath import Dir, PathEscape, listing, normalized, walk
 from zerog.errors import SandboxError
 
 EXCLUDED = frozenset({".zerog"})
@@ -48,7 +48,6 @@ MAX_HOLE_BYTES = 256 * 1024 * 1024
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 _RACY_NS = 50_000_000  # stat data younger than this (relative to the hash) is not trusted
 _CHUNK = 128 * 1024
-_MAX_OPEN_DEPTH = 64  # directories held open at once by a walk
 _INLINE_BYTES = 1 << 20  # files up to this size are read once, into memory
 _ZEROS = bytes(_CHUNK)
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -155,27 +154,6 @@ def _read_small(fd: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _names(directory: Dir) -> list[tuple[str, os.stat_result]]:
-    """(name, lstat) of each entry of ``directory``; entries that vanish are left out."""
-    found = []
-    with os.scandir(directory.fd) as it:
-        for entry in it:
-            try:
-                found.append((entry.name, entry.stat(follow_symlinks=False)))
-            except FileNotFoundError:
-                continue
-    return found
-
-
-def _open_below(top: Dir, parent: Dir | None, rel: str, name: str) -> Dir | None:
-    """The directory ``rel`` (``name`` in ``parent`` when it is held open, else walked from
-    ``top``), or None when it is gone or no longer a directory."""
-    try:
-        return parent.child(name) if parent is not None else top.sub(rel.split("/"))
-    except (FileNotFoundError, NotADirectoryError, PathEscape):
-        return None
-
-
 def _locate(root: Path, state: Path) -> tuple[Path, tuple[str, ...]]:
     """The state directory as (trusted top, components below it): inside the workspace,
     the top is the workspace and no component may be a link."""
@@ -214,7 +192,7 @@ class _Objects:
         if names is None:
             try:
                 with self._dir.child(prefix) as bucket:
-                    names = {n for n, st in _names(bucket) if stat.S_ISREG(st.st_mode)}
+                    names = {n for n, st in listing(bucket) if stat.S_ISREG(st.st_mode)}
             except FileNotFoundError:
                 names = set()
             self._names[prefix] = names
@@ -293,47 +271,6 @@ class Workspace:
 
     # ------------------------------------------------------------------ reading
 
-    def _walk(self, top: Dir) -> Iterator[tuple[Dir, str, str, os.stat_result]]:
-        """(directory, name, relative path, lstat) of everything below ``top``, depth first,
-        each directory opened from its parent without following links (a link swapped in
-        anywhere is refused, not followed). The directories on the current path stay open,
-        up to a depth; deeper ones are reached again from the top, one at a time."""
-        stack: list[tuple[str, Dir | None, Iterator[str]]] = []
-        try:
-            directory: Dir | None = top.sub(())
-            rel_dir = ""
-            while True:
-                subdirs: list[str] = []
-                if directory is not None:
-                    for name, st in _names(directory):
-                        if not rel_dir and name in EXCLUDED:
-                            continue
-                        rel = f"{rel_dir}/{name}" if rel_dir else name
-                        yield directory, name, rel, st
-                        if stat.S_ISDIR(st.st_mode):
-                            subdirs.append(name)
-                    if len(stack) >= _MAX_OPEN_DEPTH:
-                        directory.close()
-                        directory = None
-                stack.append((rel_dir, directory, iter(subdirs)))
-                directory = None
-                while stack and directory is None:
-                    parent_rel, parent, left = stack[-1]
-                    child = next(left, None)
-                    if child is None:
-                        if parent is not None:
-                            parent.close()
-                        stack.pop()
-                        continue
-                    rel_dir = f"{parent_rel}/{child}" if parent_rel else child
-                    directory = _open_below(top, parent, rel_dir, child)
-                if directory is None:
-                    return
-        finally:
-            for _, held, _ in stack:
-                if held is not None:
-                    held.close()
-
     def _file(
         self,
         directory: Dir,
@@ -379,7 +316,7 @@ class Workspace:
     def _scan(self, objects: _Objects | None = None) -> _Scan:
         found = _Scan()
         with Dir.open(self.root) as top:
-            for directory, name, rel, st in self._walk(top):
+            for directory, name, rel, st in walk(top, EXCLUDED):
                 mode = stat.S_IMODE(st.st_mode)
                 try:
                     if stat.S_ISREG(st.st_mode):
@@ -590,7 +527,7 @@ class Workspace:
                     manifests_removed += 1
                 self._written.discard(snapshot_id)
             referenced: set[str] = set()
-            for name, st in _names(manifests):
+            for name, st in listing(manifests):
                 if not name.endswith(".json") or not stat.S_ISREG(st.st_mode):
                     continue
                 try:
@@ -603,13 +540,13 @@ class Workspace:
         except (FileNotFoundError, SnapshotTampered):
             return Collected(manifests_removed, 0)
         with objects:
-            for bucket_name, st in _names(objects):
+            for bucket_name, st in listing(objects):
                 if not stat.S_ISDIR(st.st_mode):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(bucket_name, dir_fd=objects.fd)  # an interrupted copy
                     continue
                 with objects.child(bucket_name) as bucket:
-                    for name, entry_st in _names(bucket):
+                    for name, entry_st in listing(bucket):
                         if name in referenced or stat.S_ISDIR(entry_st.st_mode):
                             continue
                         with contextlib.suppress(FileNotFoundError):
