@@ -243,13 +243,15 @@ class _CrashAt:
 def test_a_resumed_cascade_is_where_it_was_when_the_run_stopped(tmp_path: Path) -> None:
     """Killed after the doubt moved the cascade up: the resumed run asks the stronger model
     (the replayed failure moves a fresh cascade up again), not the first one."""
+    ws = tmp_path / "ws"  # a workspace may not hold the store
+    ws.mkdir()
     with Store(tmp_path / "runs.db") as store:
         small = scripted({**RIGHT, "confidence": UNSURE})
         built, _ = doubting(small, lambda: scripted(OTHER_RIGHT))
         built.store = store
         built.sinks = (*built.sinks, _CrashAt("iteration_started", 2))
         with pytest.raises(_Crash):
-            built.run(goal(tmp_path, 3), run_id="r1")
+            built.run(goal(ws, 3), run_id="r1")
         fresh_small = scripted({**RIGHT, "confidence": UNSURE})
         big = scripted(OTHER_RIGHT)
         resumed, cascade = doubting(fresh_small, lambda: big)
@@ -259,7 +261,7 @@ def test_a_resumed_cascade_is_where_it_was_when_the_run_stopped(tmp_path: Path) 
     assert cascade.level == 1
     assert fresh_small.requests == []  # its recorded answer was replayed
     assert len(big.requests) == 1
-    assert "2 * math.pi" in (tmp_path / "calc.py").read_text()
+    assert "2 * math.pi" in (ws / "calc.py").read_text()
 
 
 def test_strategy_options_round_trip_through_a_run_spec_and_refuse_what_cannot_run() -> None:

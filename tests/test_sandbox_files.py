@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zerog.sandbox.files import MAX_EDIT_FILE_BYTES, PathEscape, confine, edit_file, write_file
+from zerog.sandbox.files import MAX_EDIT_FILE_BYTES, PathEscape, edit_file, target, write_file
 from zerog.types import EditAction, Status, WriteFileAction
 
 
@@ -156,7 +156,8 @@ def test_write_refuses_a_directory_symlink_pointing_outside(ws: Path, tmp_path: 
     (ws / "linkdir").symlink_to(elsewhere, target_is_directory=True)
     status, message = write(ws, "linkdir/file.txt", "pwned")
     assert status is Status.ERROR
-    assert "leaves the workspace" in message
+    assert "linkdir is a symbolic link" in message
+    assert "never follow symbolic links" in message
     assert list(elsewhere.iterdir()) == []
     # Also when the directory to create would be below the link.
     assert write(ws, "linkdir/new/file.txt", "pwned")[0] is Status.ERROR
@@ -179,8 +180,17 @@ def test_write_refuses_reserved_dir_reached_through_an_inner_symlink(ws: Path) -
     (ws / "state").symlink_to(".zerog", target_is_directory=True)
     status, message = write(ws, "state/run.json", "pwned")
     assert status is Status.ERROR
-    assert ".zerog/ is reserved" in message
+    assert "state is a symbolic link" in message
     assert list((ws / ".zerog").iterdir()) == []
+
+
+def test_write_refuses_a_directory_link_even_inside_the_workspace(ws: Path) -> None:
+    (ws / "src").mkdir()
+    (ws / "lib").symlink_to("src", target_is_directory=True)
+    status, message = write(ws, "lib/mod.py", "x = 1\n")
+    assert status is Status.ERROR
+    assert "lib is a symbolic link" in message
+    assert list((ws / "src").iterdir()) == []
 
 
 def test_a_nested_dir_named_zerog_is_allowed(ws: Path) -> None:
@@ -211,25 +221,25 @@ def test_write_through_a_file_used_as_a_directory_fails_cleanly(ws: Path) -> Non
     assert (ws / "plain").read_text() == "x"
 
 
-# ---------------------------------------------------------------- confine
+# ---------------------------------------------------------------- target
 
 
-def test_confine_returns_the_resolved_target(ws: Path) -> None:
-    assert confine(ws, "a/b.txt") == ws.resolve() / "a" / "b.txt"
+def test_target_gives_the_lexical_components() -> None:
+    assert target("a/b.txt") == ("a", "b.txt")
+    assert target("./a//b/../c.txt") == ("a", "c.txt")
 
 
-def test_confine_works_when_the_workspace_path_is_a_symlink(tmp_path: Path, ws: Path) -> None:
+@pytest.mark.parametrize("path", ["/abs", "../up", ".zerog/x", "a\x00b", "..", "a/../.."])
+def test_target_raises_path_escape(path: str) -> None:
+    with pytest.raises(PathEscape):
+        target(path)
+
+
+def test_write_works_when_the_workspace_path_is_a_symlink(tmp_path: Path, ws: Path) -> None:
     alias = tmp_path / "alias"
     alias.symlink_to(ws, target_is_directory=True)
-    assert confine(alias, "x.txt") == ws.resolve() / "x.txt"
     assert write(alias, "x.txt", "via alias")[0] is Status.SUCCESS
     assert (ws / "x.txt").read_text() == "via alias"
-
-
-@pytest.mark.parametrize("path", ["/abs", "../up", ".zerog/x", "a\x00b", ".."])
-def test_confine_raises_path_escape(ws: Path, path: str) -> None:
-    with pytest.raises(PathEscape):
-        confine(ws, path)
 
 
 # ---------------------------------------------------------------- edit_file

@@ -18,6 +18,7 @@ from zerog.sandbox.factory import SANDBOXES, default_sandbox_name, make_sandbox
 from zerog.sandbox.limits import (
     CgroupFactory,
     DiskWatch,
+    new_holes,
     rlimits,
     settle,
     signal_status,
@@ -257,3 +258,17 @@ def test_a_v1_freezer_is_used_where_writable(tmp_path: Path) -> None:
     assert groups.directories["freezer"] == freezer / "cmd1"
     assert not (freezer / "cmd1" / "pids.max").exists()  # limits go to pids and memory only
     assert groups.kill_all(wait=0.1)  # nothing in it: nothing to freeze or kill
+
+
+def test_new_holes_counts_only_sparse_files_changed_since(tmp_path: Path) -> None:
+    with (tmp_path / "old.img").open("wb") as handle:
+        handle.truncate(8 * MIB)
+    time.sleep(0.2)
+    since = time.time_ns() - 20_000_000  # ctimes come from a coarser clock
+    fresh = tmp_path / "d" / "fresh.img"
+    fresh.parent.mkdir()
+    with fresh.open("wb") as handle:
+        handle.write(b"x" * 4096)
+        handle.truncate(16 * MIB)
+    (tmp_path / "link").symlink_to("/usr")  # never followed
+    assert new_holes(tmp_path, since) == 16 * MIB - fresh.stat().st_blocks * 512

@@ -473,3 +473,33 @@ def test_restore_refuses_a_tampered_object(tmp_path: Path) -> None:
         space.restore(snap)
     assert (root / "app.py").read_text() == "changed\n"
     assert not list(root.glob(".zerog-restore-*"))
+
+
+def test_a_state_directory_outside_the_tree_is_made_when_missing(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("a")
+    space = Workspace(source, tmp_path / "elsewhere" / "state")
+    snap = space.snapshot()
+    (source / "a.txt").unlink()
+    space.restore(snap)
+    assert (source / "a.txt").read_text() == "a"
+
+
+def test_a_tree_deeper_than_the_open_directories_is_walked_whole(tmp_path: Path) -> None:
+    """Past 64 levels the walk re-opens directories from the top: nothing is missed and
+    no descriptor is left open."""
+    root = tmp_path / "ws"
+    deep = root.joinpath(*["d"] * 150)
+    deep.mkdir(parents=True)
+    (deep / "leaf.txt").write_text("leaf")
+    (root / "d" / "side.txt").write_text("side")
+    space = Workspace(root, root / ".zerog" / "snapshots")
+    fds = len(os.listdir("/proc/self/fd"))
+    snap = space.snapshot()
+    assert len(os.listdir("/proc/self/fd")) == fds
+    assert len(snap.entries) == 152
+    shutil.rmtree(root / "d")
+    space.restore(snap)
+    assert (deep / "leaf.txt").read_text() == "leaf"
+    assert space.state_hash() == snap.id

@@ -74,6 +74,15 @@ VerboseOption = Annotated[
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+ForceWorkspaceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force-workspace",
+        help="Accept a workspace zerog refuses by default: the file system's root, a system "
+        "directory, the home directory (or one holding it), or one holding zerog's "
+        "configuration, store or data cache. A run may rewrite or delete anything there.",
+    ),
+]
 
 app = typer.Typer(
     name="zerog",
@@ -305,6 +314,7 @@ def run(
     escalate: EscalateOption = [],  # noqa: B006
     escalate_after: EscalateAfterOption = 1,
     unsure_tokens: UnsureTokensOption = None,
+    force_workspace: ForceWorkspaceOption = False,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -406,6 +416,7 @@ def run(
         routing=routing,
         caches={"exact": cache, "plans": plan_cache, "commands": list(cache_command)},
         strategy=strategy,
+        force_workspace=force_workspace,
     )
 
 
@@ -469,6 +480,7 @@ def _drive(
     routing: dict[str, str | None] | None = None,
     caches: dict[str, object] | None = None,
     strategy: StrategyOptions | None = None,
+    force_workspace: bool = False,
 ) -> NoReturn:
     """Build the engine, run or resume with live progress, print the summary, exit."""
     console = Console(stderr=as_json, highlight=False)
@@ -524,6 +536,7 @@ def _drive(
                 sandbox_name=sandbox,
                 network=network,
                 sidecar=sidecar,
+                force_workspace=force_workspace,
             )
             try:
                 result = start(engine)
@@ -570,6 +583,7 @@ def resume(
     ] = None,
     store: StoreOption = None,
     otlp_endpoint: OtlpOption = None,
+    force_workspace: ForceWorkspaceOption = False,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -604,6 +618,7 @@ def resume(
             k: str(row.spec[k]) if row.spec.get(k) else None for k in ("router", "router_file")
         },
         strategy=StrategyOptions.from_spec(row.spec),
+        force_workspace=force_workspace,
         verbose=verbose,
         quiet=quiet,
         as_json=as_json,

@@ -227,6 +227,14 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             bool, typer.Option("--quiet", "-q", help="Print only the summary.")
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+        force_workspace: Annotated[
+            bool,
+            typer.Option(
+                "--force-workspace",
+                help="Accept goal workspaces zerog refuses by default (the root, a system "
+                "directory, the home directory, one holding zerog's own files).",
+            ),
+        ] = False,
     ) -> None:
         """Run every goal of GOALS_FILE, each in its own sandbox and copy of its workspace,
         JOBS at a time, within per-goal budgets and an optional shared budget.
@@ -282,7 +290,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 raise ConfigError(f"unknown executor {executor!r}: choose local or ray")
             if ray_address and executor != "ray":
                 raise ConfigError("--ray-address needs --executor ray")
-            goals = read_goals(goals_file, defaults)
+            goals = read_goals(
+                goals_file, defaults, environ=os.environ, force_workspace=force_workspace
+            )
             report = run_batch(
                 goals, options, store or default_store_path(os.environ), progress=bar
             )

@@ -7,6 +7,7 @@ of this run did and how they failed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from zerog.beneath import Dir, PathEscape, read_below
 from zerog.redact import Redactor, is_secret_file, redact_env, redact_text
 from zerog.text import elide, sanitize
 from zerog.types import Frozen, Goal
@@ -79,6 +81,32 @@ def _looks_binary(data: bytes) -> bool:
     return b"\x00" in data[:4096]
 
 
+def _listing(top: Dir, rel_dir: str) -> list[tuple[str, os.stat_result]]:
+    """(name, lstat) of a directory's entries, sorted; reached from ``top`` without
+    following links (one swapped in by a command still running is skipped)."""
+    found = []
+    try:
+        with (
+            top.sub(rel_dir.split("/") if rel_dir else ()) as directory,
+            os.scandir(directory.fd) as it,
+        ):
+            for entry in it:
+                with contextlib.suppress(OSError):
+                    found.append((entry.name, entry.stat(follow_symlinks=False)))
+    except (OSError, PathEscape):
+        return []
+    return sorted(found)
+
+
+def _small_file(top: Dir, rel: str, limit: int) -> bytes:
+    """The bytes of a small regular file (a NUL when it cannot be read as one)."""
+    try:
+        data = read_below(top, rel, limit)
+    except (OSError, PathEscape):
+        return b"\x00"
+    return b"\x00" if data is None or len(data) > limit else data
+
+
 def index_workspace(
     root: Path, limits: IndexLimits, redact: Callable[[str], str] = redact_text
 ) -> tuple[list[FileEntry], int]:
@@ -88,38 +116,32 @@ def index_workspace(
     omitted = 0
     budget = limits.max_content_bytes
     queue = [""]
-    while queue:
-        rel_dir = queue.pop(0)
-        try:
-            with os.scandir(root / rel_dir if rel_dir else root) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            continue
-        for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if entry.name not in SKIPPED_DIRS:
-                    queue.append(rel)
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            if len(files) >= limits.max_files:
-                omitted += 1
-                continue
-            content = None
-            if st.st_size <= min(limits.max_file_bytes, budget) and not is_secret_file(rel):
-                try:
-                    data = (root / rel).read_bytes()
-                except OSError:
-                    data = b"\x00"
-                if not _looks_binary(data):
-                    content = redact(sanitize(data.decode("utf-8", errors="replace")))
-                    budget -= len(data)
-            files.append(FileEntry(path=rel, size=st.st_size, content=content))
+    try:
+        top = Dir.open(root)
+    except OSError:
+        return files, omitted
+    with top:
+        while queue:
+            rel_dir = queue.pop(0)
+            for name, st in _listing(top, rel_dir):
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                if stat.S_ISDIR(st.st_mode):
+                    if name not in SKIPPED_DIRS:
+                        queue.append(rel)
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                if len(files) >= limits.max_files:
+                    omitted += 1
+                    continue
+                content = None
+                limit = min(limits.max_file_bytes, budget)
+                if st.st_size <= limit and not is_secret_file(rel):
+                    data = _small_file(top, rel, limit)
+                    if not _looks_binary(data):
+                        content = redact(sanitize(data.decode("utf-8", errors="replace")))
+                        budget -= len(data)
+                files.append(FileEntry(path=rel, size=st.st_size, content=content))
     return files, omitted
 
 

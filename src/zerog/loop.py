@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from zerog import context as ctx
 from zerog import planner, worker
+from zerog.beneath import Dir
 from zerog.budget import BudgetExhausted, Meter
 from zerog.errors import ConfigError, ModelError, ModelOutputError
 from zerog.events import EventSink, Recorder
@@ -35,9 +36,10 @@ from zerog.router.base import Router
 from zerog.router.gate import RouteGate
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.factory import default_sandbox_name, make_sandbox
-from zerog.sandbox.files import PathEscape, confine
+from zerog.sandbox.files import PathEscape, target
 from zerog.sandbox.redacted import RedactedSandbox
 from zerog.sandbox.workspace import Snapshot, Workspace
+from zerog.statedir import STATE_DIR, append_text, open_state, open_state_file, state_subdir
 from zerog.store import Store, StoreError
 from zerog.trace import JsonlTrace
 from zerog.types import (
@@ -63,12 +65,12 @@ from zerog.validate.compile import SweepPlan, compile_checks
 from zerog.validate.feedback import summarize
 from zerog.validate.sidecar import SIDECARS, PythonRunner, make_sidecar
 from zerog.validate.sweep import flaky_state_hash, run_one, sweep
+from zerog.workspace_policy import check_workspace
 
 if TYPE_CHECKING:
     from zerog.cache.semantic import PlanCache, Reuse
     from zerog.cache.tools import ToolCache
 
-STATE_DIR = ".zerog"
 STUCK_NOTICE = (
     "The last attempt failed in exactly the same way as the one before it. That approach "
     "does not work: change strategy (different files, different fix, smaller steps)."
@@ -122,6 +124,16 @@ def _needs_sidecar(plan: SweepPlan) -> bool:
     return any(isinstance(c.check, PredicateCheck | SchemaCheck) for c in plan.checks)
 
 
+def _notes(snap: Snapshot) -> dict[str, object]:
+    """What a snapshot event says beyond its id: setuid/setgid/sticky bits it dropped."""
+    if not snap.neutralized:
+        return {}
+    return {
+        "neutralized": list(snap.neutralized[:50]),
+        "note": "setuid, setgid and sticky bits are never kept: these paths come back without",
+    }
+
+
 def _observation(data: object) -> Observation:
     """An observation back from its event form (extra event fields ignored)."""
     if not isinstance(data, Mapping):
@@ -131,13 +143,14 @@ def _observation(data: object) -> Observation:
 
 
 @contextmanager
-def _workspace_lock(state: Path) -> Iterator[None]:
+def _workspace_lock(root: Path, state: Dir) -> Iterator[None]:
     """One run at a time per workspace: two loops editing the same tree is chaos."""
-    with (state / "lock").open("a") as handle:
+    flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
+    with os.fdopen(open_state_file(root, state, "lock", flags), "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ConfigError(f"workspace {state.parent} is in use by another zerog run") from None
+            raise ConfigError(f"workspace {root} is in use by another zerog run") from None
         try:
             yield
         finally:
@@ -171,6 +184,7 @@ class Engine:
         plan_with: Callable[[Model, ctx.Context], Plan] | None = None,
         doubt: Callable[[], str | None] | None = None,
         redactor: Redactor | None = None,
+        force_workspace: bool = False,
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
@@ -202,6 +216,8 @@ class Engine:
         # What command output is cleaned of before the model, the store, a trace or the
         # terminal sees it; None: the secrets of ``environ`` and of its config file.
         self.redactor = redactor
+        # Accept a workspace that holds the system, the home directory or zerog's files.
+        self.force_workspace = force_workspace
 
     def run(
         self, goal: Goal, spec: Mapping[str, object] | None = None, run_id: str | None = None
@@ -226,7 +242,12 @@ class Engine:
     ) -> RunResult:
         if not goal.workspace.is_dir():
             raise ConfigError(f"workspace {goal.workspace} is not a directory")
-        root = goal.workspace.resolve()
+        root = check_workspace(
+            goal.workspace,
+            self.environ,
+            protected={"zerog's run store": self.store.path} if self.store is not None else {},
+            force=self.force_workspace,
+        )
         goal = goal.model_copy(update={"workspace": root})
         checks = compile_checks(goal.checks, where="goal")  # bad checks: before any model call
         name = self.sandbox.name if self.sandbox is not None else self.sandbox_name
@@ -241,14 +262,17 @@ class Engine:
             if _needs_sidecar(checks)
             else None
         )
-        state = root / STATE_DIR
-        state.mkdir(exist_ok=True)
-        (state / ".gitignore").write_text("*\n", encoding="utf-8")
-        with _workspace_lock(state):
+        state_path = root / STATE_DIR
+        with open_state(root) as state, _workspace_lock(root, state):
             sinks: list[EventSink] = list(self.sinks)
             trace: JsonlTrace | None = None
-            if self.write_trace or self.trace_dir is not None:
-                trace = JsonlTrace((self.trace_dir or state / "runs") / f"{run_id}.jsonl")
+            if self.trace_dir is not None:
+                trace = JsonlTrace(self.trace_dir / f"{run_id}.jsonl")
+            elif self.write_trace:
+                name = f"{run_id}.jsonl"
+                with state_subdir(root, state, "runs") as runs:
+                    trace = JsonlTrace(state_path / "runs" / name, append_text(root, runs, name))
+            if trace is not None:
                 sinks.insert(0, trace)
             if self.store is not None:
                 sinks.insert(0, self.store)
@@ -268,14 +292,17 @@ class Engine:
             recorder = Recorder(
                 run_id, sinks, self.wall_clock, start_seq=journal.last_seq if journal else 0
             )
-            workspace = Workspace(root, state / "snapshots")
+            workspace = Workspace(root, state_path / "snapshots")
             try:
                 run = _Run(self, goal, sandbox, recorder, workspace, trace, journal, redactor)
                 if self.tool_cache is not None:  # actions only: checks always really run
                     run.action_sandbox = self.tool_cache.wrap(
                         run.action_sandbox, env, lambda _: run.state_hash()
                     )
-                return run.with_checks(checks, sidecar).execute()
+                result = run.with_checks(checks, sidecar).execute()
+                # Finished: nothing can resume it, a replay needs only its base snapshot.
+                workspace.collect(keep={run.base_id} if run.base_id else set())
+                return result
             finally:
                 if trace is not None:
                     trace.close()
@@ -308,6 +335,7 @@ class _Run:
         self.trace = trace
         self.journal = journal
         self.durable = engine.store is not None
+        self.base_id: str | None = None  # the run's first snapshot (what a replay needs)
         self.checks: SweepPlan = compile_checks(goal.checks, where="goal")
         self.sidecar: PythonRunner | None = None
         self.protection: Protection = protection_of(goal)
@@ -371,10 +399,15 @@ class _Run:
 
     def base_snapshot(self) -> Snapshot:
         if self.replaying and self.journal and self.journal.base_snapshot:
-            return self.workspace.load(self.journal.base_snapshot)
+            snap = self.workspace.load(self.journal.base_snapshot)
+            self.base_id = snap.id
+            return snap
         self.go_live("start")
         snap = self.workspace.snapshot()
-        self.rec.emit("snapshot", role="base", snapshot=snap.id, files=len(snap.entries))
+        self.base_id = snap.id
+        self.rec.emit(
+            "snapshot", role="base", snapshot=snap.id, files=len(snap.entries), **_notes(snap)
+        )
         return snap
 
     def keep(self, iteration: int) -> Snapshot:
@@ -383,7 +416,9 @@ class _Run:
             return self.workspace.load(self.journal.kept[iteration])
         self.go_live(f"keeping iteration {iteration}")
         snap = self.workspace.snapshot()
-        self.rec.emit("snapshot", role="passing", iteration=iteration, snapshot=snap.id)
+        self.rec.emit(
+            "snapshot", role="passing", iteration=iteration, snapshot=snap.id, **_notes(snap)
+        )
         return snap
 
     def doubted(self, iteration: int) -> str:
@@ -626,10 +661,10 @@ class _Run:
         if not isinstance(action, WriteFileAction | EditAction):
             return None
         try:
-            target = confine(self.goal.workspace, action.path)
+            # Lexical: file actions never follow a link, so the path is the file it names.
+            path = "/".join(target(action.path))
         except PathEscape:
             return None  # the sandbox refuses it, saying why
-        path = target.relative_to(self.goal.workspace).as_posix()
         pattern = self.protection.reason(path)
         if pattern is None:
             return None

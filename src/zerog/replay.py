@@ -14,11 +14,12 @@ from pathlib import Path
 
 from zerog.events import Event
 from zerog.journal import read_journal
-from zerog.loop import STATE_DIR, Engine
+from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel, ScriptLine
 from zerog.router.replayed import recorded_router
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.workspace import Workspace
+from zerog.statedir import STATE_DIR
 from zerog.store import Store, StoreError
 from zerog.types import Goal, RunResult
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from zerog.beneath import PathEscape, read_beneath
 from zerog.codeplan import CodePlanner
 from zerog.context import Context
 from zerog.errors import ConfigError
@@ -30,6 +31,8 @@ from zerog.models.base import Model
 from zerog.models.cascade import Escalating
 from zerog.types import CommandCheck, Frozen, Plan
 from zerog.validate.examples import examples_check
+
+MAX_EXAMPLES_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,11 @@ def _loader(load: Callable[[str], Model], spec: str) -> Callable[[], Model]:
 
 def examples_for(workspace: Path, path: str) -> CommandCheck:
     """The docstring-examples check of ``path`` (read now, from the workspace)."""
-    try:
-        source = (workspace / path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    try:  # walked without following links: a planted one cannot point it elsewhere
+        data = read_beneath(workspace, path, MAX_EXAMPLES_BYTES)
+        if data is None or len(data) > MAX_EXAMPLES_BYTES:
+            raise ConfigError(f"{path} is not a regular file of at most {MAX_EXAMPLES_BYTES} bytes")
+        source = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError, PathEscape) as exc:
         raise ConfigError(f"cannot read {path} in {workspace} for its examples: {exc}") from None
     return examples_check(path, source)

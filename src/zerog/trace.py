@@ -14,11 +14,15 @@ from zerog.private import private_dir, private_file
 class JsonlTrace:
     """An event sink that appends each event as one line of JSON to a file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, handle: IO[str] | None = None) -> None:
+        """Append to ``path``, or to ``handle`` when given (already open at ``path``: the
+        engine opens the traces under ``.zerog/`` without following links)."""
         self.path = path
-        private_dir(path.parent)
-        private_file(path)  # command output and model text: for its owner only
-        self._file: IO[str] = path.open("a", encoding="utf-8")
+        if handle is None:
+            private_dir(path.parent)
+            private_file(path)  # command output and model text: for its owner only
+            handle = path.open("a", encoding="utf-8")
+        self._file: IO[str] = handle
 
     def emit(self, event: Event) -> None:
         record = {"run_id": event.run_id, "seq": event.seq, "ts": event.ts, "kind": event.kind}

@@ -21,6 +21,7 @@ from pathlib import Path
 from zerog.errors import ConfigError
 from zerog.goalfile import goal_from_table
 from zerog.types import Goal
+from zerog.workspace_policy import check_workspace
 
 MAX_GOALS_FILE_BYTES = 64 << 20
 
@@ -39,9 +40,17 @@ class GoalsFile:
     goals: tuple[BatchGoal, ...]
 
 
-def read_goals(path: Path, budget_defaults: Mapping[str, object] | None = None) -> GoalsFile:
+def read_goals(
+    path: Path,
+    budget_defaults: Mapping[str, object] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    force_workspace: bool = False,
+) -> GoalsFile:
     """Read and validate every goal of ``path``. ``budget_defaults`` fill in the budget
-    fields a line does not set."""
+    fields a line does not set. A workspace the batch would copy is checked against
+    ``environ`` (see :mod:`zerog.workspace_policy`: the root, the home directory, zerog's
+    own files are refused unless ``force_workspace``)."""
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_GOALS_FILE_BYTES + 1)
@@ -77,6 +86,10 @@ def read_goals(path: Path, budget_defaults: Mapping[str, object] | None = None) 
         goal, _ = goal_from_table(table, where)
         if not goal.workspace.is_dir():
             raise ConfigError(f"{where}: workspace: {goal.workspace} is not a directory")
+        try:
+            check_workspace(goal.workspace, environ or {}, force=force_workspace)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: workspace: {exc}") from None
         goals.append(BatchGoal(index=len(goals) + 1, line=number, goal=goal))
     if not goals:
         raise ConfigError(f"the goals file {path} has no goals (one JSON object per line)")

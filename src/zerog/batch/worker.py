@@ -27,11 +27,12 @@ from pydantic import Field
 from zerog.batch.ledger import BatchLedger
 from zerog.batch.shared import SharedBudgetModel
 from zerog.errors import ZerogError
-from zerog.loop import STATE_DIR, Engine
+from zerog.loop import Engine
 from zerog.models.base import Model, Stateful
 from zerog.models.spec import load_model
 from zerog.router.factory import make_router
 from zerog.sandbox.base import Limits
+from zerog.statedir import STATE_DIR
 from zerog.store import RUNNING, Store
 from zerog.strategies import StrategyOptions
 from zerog.text import one_line

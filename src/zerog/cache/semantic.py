@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import ValidationError
 
+from zerog.beneath import Dir, PathEscape, read_below, split
 from zerog.cache.db import CacheDB
 from zerog.cache.index import VectorIndex
 from zerog.cache.salient import Salient, extract
+from zerog.sandbox.files import MAX_EDIT_FILE_BYTES
 from zerog.types import Check, EditAction, Goal, Plan, ShellAction, WriteFileAction
 
 if TYPE_CHECKING:
@@ -78,20 +80,35 @@ def required_files(plan: Plan) -> tuple[list[str], list[tuple[str, str]]]:
     return list(dict.fromkeys(needed)), searches
 
 
+def _present(top: Dir, rel: str) -> bool:
+    """Whether ``rel`` exists below ``top``, reached without following links."""
+    try:
+        parts = split(rel)
+        with top.sub(parts[:-1]) as parent:
+            return parent.lstat(parts[-1]) is not None
+    except (OSError, PathEscape):
+        return False
+
+
+def _contains(top: Dir, rel: str, text: str) -> bool:
+    """Whether the UTF-8 file ``rel`` below ``top`` (no link followed) contains ``text``."""
+    try:
+        data = read_below(top, rel, MAX_EDIT_FILE_BYTES)
+        return data is not None and len(data) <= MAX_EDIT_FILE_BYTES and text in data.decode()
+    except (OSError, PathEscape, UnicodeDecodeError):
+        return False
+
+
 def preconditions_hold(plan: Plan, root: Path) -> bool:
     needed, searches = required_files(plan)
-    base = root.resolve()
-    for rel in needed:
-        path = (base / rel).resolve()
-        if not path.is_relative_to(base) or not path.exists():
-            return False
-    for rel, text in searches:
-        try:
-            if text not in (base / rel).read_text(encoding="utf-8"):
-                return False
-        except (OSError, UnicodeDecodeError):
-            return False
-    return True
+    try:
+        top = Dir.open(root)
+    except OSError:
+        return False
+    with top:
+        return all(_present(top, rel) for rel in needed) and all(
+            _contains(top, rel, text) for rel, text in searches
+        )
 
 
 class PlanCache:

@@ -1,55 +1,47 @@
-"""File actions confined to the workspace: no absolute paths, no escapes via .. or links."""
+"""File actions confined to the workspace: no absolute paths, no escapes via .. or links.
+
+A path is taken lexically (``..`` never goes through the file system and may not climb
+above the workspace), then walked from the workspace's open directory one component at a
+time without following links (:mod:`zerog.beneath`): a symbolic link anywhere on the way,
+even one a background process swaps in while the action runs, is refused, so a write
+can only land inside the workspace. The file is written to a new temporary file in its
+directory and renamed over the old entry (a hard link elsewhere keeps its old bytes).
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import stat
 from pathlib import Path
 
+from zerog.beneath import Dir, PathEscape, split
 from zerog.types import EditAction, Observation, Status, WriteFileAction
+
+__all__ = ["MAX_EDIT_FILE_BYTES", "RESERVED", "PathEscape", "edit_file", "target", "write_file"]
 
 RESERVED = ".zerog"
 MAX_EDIT_FILE_BYTES = 4 * 1024 * 1024
+_LINKS = "file actions never follow symbolic links (use the path the link points to)"
 
 
-class PathEscape(ValueError):
-    """A path that points outside the workspace, or at something zerog must not touch."""
-
-
-def confine(workspace: Path, relative: str) -> Path:
-    """Resolve ``relative`` inside ``workspace`` or raise :class:`PathEscape`."""
-    if "\x00" in relative:
-        raise PathEscape("path contains a NUL byte")
-    candidate = Path(relative)
-    if candidate.is_absolute():
-        raise PathEscape(f"absolute paths are not allowed: {relative}")
-    root = workspace.resolve()
-    parent = (root / candidate).parent.resolve()
-    if not parent.is_relative_to(root):
-        raise PathEscape(f"path leaves the workspace: {relative}")
-    target = parent / candidate.name
-    if target == root or not candidate.name or candidate.name in (".", ".."):
-        raise PathEscape(f"not a file path: {relative}")
-    inside = target.relative_to(root).parts
-    if inside and inside[0] == RESERVED:
+def target(relative: str) -> tuple[str, ...]:
+    """The components of the file ``relative`` names in the workspace, or
+    :class:`PathEscape` (absolute, climbing out, not a file, or under ``.zerog/``)."""
+    parts = split(relative)
+    if parts[0] == RESERVED:
         raise PathEscape(f"{RESERVED}/ is reserved for zerog's own state")
-    if target.is_symlink():
-        raise PathEscape(f"refusing to write through a symbolic link: {relative}")
-    return target
+    return parts
 
 
-def _atomic_write(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".zerog-tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)  # replaces the entry: a hard link elsewhere is untouched
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _atomic_write(parent: Dir, name: str, data: bytes) -> None:
+    st = parent.lstat(name)
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise PathEscape(f"refusing to write through a symbolic link: {parent.shown(name)}")
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(name)
+    regular = st is not None and stat.S_ISREG(st.st_mode)
+    mode = stat.S_IMODE(st.st_mode) & 0o777 if st is not None and regular else 0o644
+    parent.replace_file(name, data, mode)
 
 
 def _fail(message: str) -> Observation:
@@ -58,39 +50,62 @@ def _fail(message: str) -> Observation:
 
 def write_file(workspace: Path, action: WriteFileAction) -> Observation:
     try:
-        target = confine(workspace, action.path)
-        if target.is_dir():
-            return _fail(f"{action.path} is a directory")
+        parts = target(action.path)
         data = action.content.encode("utf-8", errors="replace")
-        _atomic_write(target, data)
+        with Dir.open(workspace) as root, root.sub(parts[:-1], create=True) as parent:
+            _atomic_write(parent, parts[-1], data)
     except PathEscape as exc:
-        return _fail(str(exc))
+        return _fail(f"{exc}: {_LINKS}" if "symbolic link" in str(exc) else str(exc))
+    except IsADirectoryError:
+        return _fail(f"{action.path} is a directory")
     except OSError as exc:
         return _fail(f"cannot write {action.path}: {exc.strerror}")
     return Observation(status=Status.SUCCESS, exit_code=0, stdout=f"wrote {action.path}")
 
 
+def _read_text(parent: Dir, name: str, shown: str) -> str | Observation:
+    try:
+        fd = parent.open_file(name, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return _fail(f"{shown} does not exist")
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return _fail(f"{shown} is not a regular file")
+        if st.st_size > MAX_EDIT_FILE_BYTES:
+            return _fail(f"{shown} is too large to edit")
+        data = handle.read(MAX_EDIT_FILE_BYTES + 1)
+    if len(data) > MAX_EDIT_FILE_BYTES:
+        return _fail(f"{shown} is too large to edit")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _fail(f"{shown} is not UTF-8 text")
+
+
 def edit_file(workspace: Path, action: EditAction) -> Observation:
     try:
-        target = confine(workspace, action.path)
-        if not target.is_file():
-            return _fail(f"{action.path} does not exist")
-        if target.stat().st_size > MAX_EDIT_FILE_BYTES:
-            return _fail(f"{action.path} is too large to edit")
-        text = target.read_bytes().decode("utf-8")
-        count = text.count(action.search)
-        if count == 0:
-            return _fail(f"the search text was not found in {action.path}")
-        if count > 1:
-            return _fail(
-                f"the search text occurs {count} times in {action.path}; "
-                "include more context so it matches exactly once"
-            )
-        _atomic_write(target, text.replace(action.search, action.replace, 1).encode("utf-8"))
+        parts = target(action.path)
+        with Dir.open(workspace) as root, root.sub(parts[:-1]) as parent:
+            text = _read_text(parent, parts[-1], action.path)
+            if isinstance(text, Observation):
+                return text
+            count = text.count(action.search)
+            if count == 0:
+                return _fail(f"the search text was not found in {action.path}")
+            if count > 1:
+                return _fail(
+                    f"the search text occurs {count} times in {action.path}; "
+                    "include more context so it matches exactly once"
+                )
+            new = text.replace(action.search, action.replace, 1).encode("utf-8")
+            _atomic_write(parent, parts[-1], new)
     except PathEscape as exc:
-        return _fail(str(exc))
-    except UnicodeDecodeError:
-        return _fail(f"{action.path} is not UTF-8 text")
+        return _fail(f"{exc}: {_LINKS}" if "symbolic link" in str(exc) else str(exc))
+    except FileNotFoundError:
+        return _fail(f"{action.path} does not exist")
+    except IsADirectoryError:
+        return _fail(f"{action.path} is a directory")
     except OSError as exc:
         return _fail(f"cannot edit {action.path}: {exc.strerror}")
     return Observation(status=Status.SUCCESS, exit_code=0, stdout=f"edited {action.path}")

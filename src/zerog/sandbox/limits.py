@@ -18,7 +18,9 @@ Three mechanisms, used by the backends that spawn processes:
   50 ms while the command runs. When more than ``max_disk_bytes`` (each new inode counts
   as 4 KiB) has gone, the workspace itself is measured against its size at the first
   read, and only its growth kills the command: other writers on the same file system
-  (another run, a parallel check, a package install) do not count. This is a bound on
+  (another run, a parallel check, a package install) do not count. Once the command has
+  ended, the holes of the sparse files it changed count too (one walk of the workspace's
+  stat data): a hole takes no block, but every copy or checksum sees it. This is a bound on
   what one command may take, not a quota: a burst can overshoot by what the disk writes
   in 50 ms, and writes outside the workspace are not counted (bwrap and wasm give a
   command no other writable place but a size-limited /tmp; ``local`` does).
@@ -39,10 +41,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zerog.beneath import Dir, walk
 from zerog.sandbox.base import Limits
 from zerog.types import Observation, Status
 
 INODE_BYTES = 4096
+CTIME_SLACK_NS = 50_000_000
 PROC = Path("/proc")
 
 _SIGNAL_STATUS = {signal.SIGXCPU: Status.CPU_LIMIT, signal.SIGXFSZ: Status.FILE_LIMIT}
@@ -176,7 +180,7 @@ def settle(
     if (
         disk is not None
         and status is not Status.OUTPUT_LIMIT
-        and disk.consumed() > limits.max_disk_bytes
+        and disk.final() > limits.max_disk_bytes
     ):
         return mark(observation, Status.DISK_LIMIT, limits)
     return observation
@@ -185,25 +189,33 @@ def settle(
 # ---------------------------------------------------------------------- disk
 
 
+def _stats(root: Path) -> Iterator[os.stat_result]:
+    """The lstat of every entry under ``root``. The tree is walked through directory
+    descriptors without following links, so a directory swapped for a link while a
+    command runs is not measured (and cannot send the walk across the host)."""
+    try:
+        top = Dir.open(root)
+    except OSError:
+        return
+    with top:
+        for _, _, _, st in walk(top):
+            yield st
+
+
 def tree_usage(root: Path) -> int:
     """Bytes allocated under ``root`` (and 4 KiB per entry), symlinks not followed."""
-    total = 0
-    pending = [str(root)]
-    while pending:
-        try:
-            entries = os.scandir(pending.pop())
-        except OSError:
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                total += st.st_blocks * 512 + INODE_BYTES
-                if stat.S_ISDIR(st.st_mode):
-                    pending.append(entry.path)
-    return total
+    return sum(st.st_blocks * 512 + INODE_BYTES for st in _stats(root))
+
+
+def new_holes(root: Path, since_ns: int) -> int:
+    """Bytes of apparent size without disk blocks (holes) in the regular files under
+    ``root`` changed at or after ``since_ns`` (their ctime): what a command that made
+    sparse files added beyond the blocks it took."""
+    return sum(
+        max(st.st_size - st.st_blocks * 512, 0)
+        for st in _stats(root)
+        if stat.S_ISREG(st.st_mode) and st.st_ctime_ns >= since_ns
+    )
 
 
 class DiskWatch:
@@ -216,12 +228,18 @@ class DiskWatch:
     """
 
     def __init__(
-        self, path: Path, limits: Limits, usage: Callable[[Path], int] = tree_usage
+        self,
+        path: Path,
+        limits: Limits,
+        usage: Callable[[Path], int] = tree_usage,
+        clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self._path = path
         self._budget = limits.max_disk_bytes
         self._usage = usage
         self._start = self._free()
+        # ctimes come from the kernel's coarse clock, which may lag this one by a tick.
+        self._since_ns = clock_ns() - CTIME_SLACK_NS
         self._base: list[int] = []
         self._baseline: threading.Thread | None = None
 
@@ -254,6 +272,13 @@ class DiskWatch:
         grown = max(self._usage(self._path) - self._base[0], 0)
         self._start = (now[0] + grown, now[1])
         return grown
+
+    def final(self) -> int:
+        """What the command consumed, once it has ended: :meth:`consumed`, plus the holes
+        of the sparse files it changed (a hole takes no disk block, so the free space does
+        not show it; copies, archives and checksums see every byte of it). One walk of
+        the workspace, reading only the stat data of its entries."""
+        return self.consumed() + new_holes(self._path, self._since_ns)
 
     def __call__(self) -> Status | None:
         if self._baseline is None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
+from zerog.beneath import PathEscape, read_beneath
 from zerog.text import elide, sanitize
 from zerog.types import FailedTest
 
@@ -127,3 +128,19 @@ def parse_junit(data: bytes) -> JunitReport:
 def read_junit(path: Path) -> JunitReport:
     """Read and parse the report at ``path`` (a symlink is refused, the size capped)."""
     return parse_junit(_read_capped(path))
+
+
+def read_junit_in(workspace: Path, relative: str) -> JunitReport:
+    """Read and parse the report at ``relative`` in ``workspace``, walked without following
+    any link (a directory swapped for one while the tests ran is refused)."""
+    try:
+        data = read_beneath(workspace, relative, MAX_REPORT_BYTES)
+    except FileNotFoundError:
+        raise JunitError(f"no junit report at {relative}") from None
+    except PathEscape as exc:
+        raise JunitError(f"refusing the junit report: {exc}") from None
+    except OSError as exc:
+        raise JunitError(f"cannot open the junit report: {exc.strerror}") from None
+    if data is None:
+        raise JunitError("the junit report is not a regular file")
+    return parse_junit(data)

@@ -16,13 +16,13 @@ import contextlib
 import os
 import re
 import shlex
-import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from zerog.beneath import Dir, PathEscape, split
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.text import decode, elide
 from zerog.types import (
@@ -35,7 +35,7 @@ from zerog.types import (
     Status,
     TestsCheck,
 )
-from zerog.validate.junit import JunitError, read_junit
+from zerog.validate.junit import JunitError, read_junit_in
 from zerog.validate.nonce import confirm, new_nonce, stdin_for
 from zerog.validate.pytest_runner import wrap_pytest
 from zerog.validate.sidecar import GuestProgram, PythonRunner, parse_batch
@@ -134,7 +134,7 @@ class TestsRunner:
         try:
             if not owned and before is not None and _stat_key(path) == before:
                 raise JunitError(f"the junit report {report} was not rewritten by this run")
-            parsed = read_junit(path)
+            parsed = read_junit_in(env.workspace, report)
         except JunitError as exc:
             note = f"tests: {exc}"
             return CheckResult(name=label, passed=False, observation=_note(observation, note))
@@ -209,13 +209,7 @@ class OutputRunner:
         return CheckResult(name=label, passed=True, observation=observation)
 
 
-def _confined(workspace: Path, relative: str) -> Path | str:
-    """The resolved path, or why it may not be read (it leaves the workspace)."""
-    root = workspace.resolve()
-    target = (root / relative).resolve(strict=False)
-    if not target.is_relative_to(root):
-        return f"{relative} resolves outside the workspace"
-    return target
+_NO_LINKS = "checks never follow symbolic links (one may lead outside the workspace)"
 
 
 @dataclass(frozen=True)
@@ -223,26 +217,39 @@ class FileRunner:
     check: FileCheck
     matches: re.Pattern[str] | None
 
+    def _read(self, workspace: Path) -> tuple[bool, bytes | None] | str:
+        """(present, up to MAX_FILE_BYTES + 1 bytes when wanted and a regular file), or why
+        it cannot be told. The path is walked without following links (beneath)."""
+        check = self.check
+        try:
+            parts = split(check.path)
+            with Dir.open(workspace) as top, top.sub(parts[:-1]) as parent:
+                if parent.lstat(parts[-1]) is None:
+                    return False, None
+                if not check.exists or (check.contains is None and self.matches is None):
+                    return True, None
+                return True, parent.read_regular(parts[-1], MAX_FILE_BYTES)
+        except (FileNotFoundError, NotADirectoryError):
+            return False, None
+        except PathEscape as exc:
+            return f"{check.path} cannot be read: {exc}; {_NO_LINKS}"
+        except OSError as exc:
+            return f"{check.path} cannot be read: {exc.strerror}"
+
     def _verdict(self, workspace: Path) -> tuple[bool, str]:
         check = self.check
-        target = _confined(workspace, check.path)
-        if isinstance(target, str):
-            return False, target
-        present = os.path.lexists(workspace / check.path)
+        found = self._read(workspace)
+        if isinstance(found, str):
+            return False, found
+        present, data = found
         if not check.exists:
             return (not present), (f"{check.path} exists" if present else "")
         if not present:
             return False, f"{check.path} does not exist"
         if check.contains is None and self.matches is None:
             return True, ""
-        try:
-            fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
-        except OSError as exc:
-            return False, f"{check.path} cannot be read: {exc.strerror}"
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                return False, f"{check.path} is not a regular file"
-            data = handle.read(MAX_FILE_BYTES + 1)
+        if data is None:
+            return False, f"{check.path} is not a regular file"
         if len(data) > MAX_FILE_BYTES:
             return False, f"{check.path} is larger than {MAX_FILE_BYTES} bytes"
         text = data.decode("utf-8", errors="replace")

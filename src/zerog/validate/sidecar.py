@@ -26,15 +26,16 @@ Runners (:func:`make_sidecar` builds them by name):
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import json
-import os
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from zerog.beneath import Dir, PathEscape, split
 from zerog.errors import ConfigError
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.types import Observation, ShellAction
@@ -189,17 +190,21 @@ def parse_batch(stdout: str, count: int) -> dict[int, tuple[int, str, str]]:
     return found
 
 
-def _ensure(target: Path, data: bytes) -> None:
-    """Make ``target`` hold exactly ``data`` (rewritten atomically when it differs)."""
+def _ensure(workspace: Path, relative: str, data: bytes) -> None:
+    """Make the file at ``relative`` hold exactly ``data`` (rewritten atomically when it
+    differs), reached without following links: a planted one is refused."""
+    parts = split(relative)
     try:
-        if target.read_bytes() == data:
-            return
-    except OSError:
-        pass
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.{id(data)}.tmp")
-    temp.write_bytes(data)
-    os.replace(temp, target)
+        with Dir.open(workspace) as top, top.sub(parts[:-1], create=True) as parent:
+            with contextlib.suppress(FileNotFoundError, PathEscape):
+                if parent.read_regular(parts[-1], len(data)) == data:
+                    return
+            parent.replace_file(parts[-1], data, 0o644)
+    except PathEscape as exc:
+        raise ConfigError(
+            f"refusing to write the sidecar's programs in {workspace}: {exc} (zerog never "
+            "follows links in its state); remove it and run again"
+        ) from None
 
 
 def store_program(workspace: Path, program: GuestProgram) -> tuple[str, str]:
@@ -209,8 +214,8 @@ def store_program(workspace: Path, program: GuestProgram) -> tuple[str, str]:
     digest = hashlib.sha256(data).hexdigest()
     relative = f"{PROGRAM_DIR}/{digest[:24]}.py"
     for name, content in program.files:
-        _ensure(workspace / PROGRAM_DIR / name, content)
-    _ensure(workspace / relative, data)
+        _ensure(workspace, f"{PROGRAM_DIR}/{name}", content)
+    _ensure(workspace, relative, data)
     return relative, digest
 
 
