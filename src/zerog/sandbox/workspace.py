@@ -181,6 +181,27 @@ class Workspace:
         entries = {rel: Entry(k, int(m), str(d)) for rel, (k, m, d) in body.items()}
         return Snapshot(snapshot_id, entries)
 
+    def read_object(self, digest: str, limit: int) -> tuple[int, bytes | None]:
+        """The size and stored bytes of a file entry (``None`` past ``limit`` bytes), checked
+        against its digest; :class:`SnapshotTampered` if it is missing or altered."""
+        try:
+            fd = os.open(self._object(digest), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            raise SnapshotTampered(f"snapshot object {digest[:12]}... is missing") from None
+        with os.fdopen(fd, "rb") as handle:
+            size = os.fstat(fd).st_size
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SnapshotTampered(f"snapshot object {digest[:12]}... is not a file")
+            if size > limit:
+                return size, None
+            data = handle.read(limit + 1)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise SnapshotTampered(
+                f"snapshot object {digest[:12]}... does not match its digest: refusing to "
+                "show tampered state"
+            )
+        return size, data
+
     # ------------------------------------------------------------------ restore
 
     def restore(self, snap: Snapshot) -> RestoreStats:
