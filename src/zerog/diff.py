@@ -22,12 +22,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
-from zerog.changes import Change, compare, shown_path
+from zerog.changes import Change, ChangeStatus, compare, shown_path
 from zerog.errors import ZerogError
 from zerog.events import Event
 from zerog.loop import STATE_DIR
 from zerog.sandbox.workspace import Entry, Workspace
-from zerog.store import Store
+from zerog.store import RunRow, Store
 from zerog.text import visible
 
 MAX_FILE_BYTES = 1 << 20  # a side larger than this is noted, not shown
@@ -97,7 +97,7 @@ class FileDiff:
     """One path's part of the diff: status, modes, and its hunk lines (or a note)."""
 
     path: str  # as in the workspace (untrusted); shown through shown_path()
-    status: str  # added, changed, removed
+    status: ChangeStatus
     kind: str  # file, link, dir or special (the newer side's)
     old_mode: int | None  # git-style: 100644, 100755, 120000 (a link), None when absent
     new_mode: int | None
@@ -255,10 +255,21 @@ def run_diff(
     max_bytes: int = MAX_FILE_BYTES,
     max_total: int | None = None,
 ) -> RunDiff:
-    """The diff of a recorded run (``run_id`` may be a unique prefix); ``max_total``
-    bounds the characters of all hunk lines together (files past it get a note)."""
+    """The diff of a recorded run (``run_id`` may be a unique prefix)."""
     row = store.find(run_id)
-    base_id, final_id = _snapshot_ids(store.events(row.id))
+    return diff_of_run(row, store.events(row.id), max_bytes=max_bytes, max_total=max_total)
+
+
+def diff_of_run(
+    row: RunRow,
+    events: Sequence[Event],
+    *,
+    max_bytes: int = MAX_FILE_BYTES,
+    max_total: int | None = None,
+) -> RunDiff:
+    """The diff of a run from its row and events; ``max_total`` bounds the characters of
+    all hunk lines together (files past it get a note instead)."""
+    base_id, final_id = _snapshot_ids(events)
     if not base_id:
         raise DiffError(f"run {row.id} recorded no starting snapshot: it changed nothing")
     root = Path(row.workspace)

@@ -142,7 +142,9 @@ class Workspace:
         digest = hashlib.sha256()
         for rel in sorted(entries):
             e = entries[rel]
-            digest.update(f"{rel}\0{e.kind}\0{e.mode:o}\0{e.digest}\n".encode())
+            # A name need not be UTF-8: its undecodable bytes hash as the bytes they are.
+            line = f"{rel}\0{e.kind}\0{e.mode:o}\0{e.digest}\n"
+            digest.update(line.encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
     def state_hash(self) -> str:
