@@ -385,7 +385,7 @@
           el("span", { class: "what" }, f.path), el("span", { class: "muted" }, f.note ? " · " + f.note : " · +" + f.added + " −" + f.removed)));
       if (f.lines.length) {
         const pre = el("pre", { class: "diff" });
-        for (const line of f.lines) pre.append(el("span", { class: lineClass(line) }, line + "\n"));
+        for (const line of f.lines) pre.append(el("span", { class: lineClass(line) }, line || " "));
         file.append(pre);
       }
       box.append(file);
