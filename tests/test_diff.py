@@ -111,7 +111,8 @@ def test_unified_diff_of_text_files(root: Path) -> None:
     )
     assert (items["app.py"].added, items["app.py"].removed) == (1, 1)
     assert items["gone.txt"].lines == ("@@ -1 +0,0 @@", "-bye")
-    assert items["gone.txt"].new_mode is None and items["gone.txt"].old_mode == 0o100644
+    assert items["gone.txt"].new_mode is None
+    assert items["gone.txt"].old_mode == 0o100644
     assert items["pkg/new.py"].lines == (
         "@@ -0,0 +1,2 @@",
         "+y = 2",
@@ -185,7 +186,8 @@ def test_untrusted_paths_and_lines_are_shown_escaped(root: Path) -> None:
     for raw in ("\x1b", "\x07", "\x9b", "\r", "\u202e"):
         assert raw not in text
     stat = "\n".join(render_stat(RunDiff("r", "snapshot", tuple(items.values()))))
-    assert "evil\\x1b[2J\\u202e.txt" in stat and "\x1b" not in stat
+    assert "evil\\x1b[2J\\u202e.txt" in stat
+    assert "\x1b" not in stat
     files = file_changes(compare(before.entries, workspace.snapshot().entries))
     assert files.added == ("bad\\xffname", "evil\\x1b[2J\\u202e.txt")
     files.model_dump_json()  # encodable: no lone surrogate left

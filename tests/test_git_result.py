@@ -159,7 +159,8 @@ def test_git_commits_the_result_on_a_new_branch_and_leaves_the_checkout(
     assert result["files"]["removed"] == ["docs/readme.txt"]
     # The summary says where the result is and how to look at it.
     shown = zerog(tmp_path, "show", "r1")
-    assert "committed" in shown.stdout and "zerog/r1" in shown.stdout
+    assert "committed" in shown.stdout
+    assert "zerog/r1" in shown.stdout
     assert "review: git log -p main..zerog/r1" in shown.stdout
     assert "changed  app.py" in shown.stdout
 
@@ -204,7 +205,8 @@ def test_diff_of_a_git_run_and_of_a_plain_run(tmp_path: Path, repo: Path) -> Non
     coloured = zerog(tmp_path, "show", "r3", "--diff", "--color")
     assert "\x1b[32m+    return 42\x1b[0m" in coloured.stdout
     plain = zerog(tmp_path, "show", "r3", "--diff")
-    assert "+    return 42" in plain.stdout and "\x1b" not in plain.stdout
+    assert "+    return 42" in plain.stdout
+    assert "\x1b" not in plain.stdout
     unknown = zerog(tmp_path, "diff", "nope")
     assert unknown.returncode == 2
     assert "no run 'nope'" in unknown.stderr
