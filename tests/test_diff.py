@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from zerog.diff import (
     Live,
     RunDiff,
     Stored,
+    _hunks,
     diff_states,
     quoted,
     render,
@@ -251,3 +254,62 @@ def test_live_side_never_follows_links(root: Path, tmp_path: Path) -> None:
     assert f"+{secret}" in text
     with pytest.raises(Exception, match="cannot read"):
         Live(workspace.root).read("outside/secret.txt", live["pkg/leak.txt"], 1000)
+
+
+def test_random_edits_apply_back_exactly(tmp_path: Path) -> None:
+    """Random texts (many repeated lines, unique ones, no final newline): patch -p1 of
+    the rendered diff turns every old text into its new one."""
+    rng = random.Random(7)
+    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
+    before, after = {}, {}
+    for n in range(60):
+        words = ["}", "", "x = 1", "return x"] + [f"line {rng.random()}" for _ in range(5)]
+        lines = [rng.choice(words) for _ in range(rng.randint(0, 60))]
+        edited = list(lines)
+        for _ in range(rng.randint(1, 12)):
+            at = rng.randint(0, len(edited))
+            what = rng.random()
+            if what < 0.4 and edited:
+                del edited[min(at, len(edited) - 1)]
+            elif what < 0.8:
+                edited.insert(at, rng.choice(words))
+            elif edited:
+                edited[min(at, len(edited) - 1)] = f"new {rng.random()}"
+        end_old = "\n" if rng.random() < 0.8 else ""
+        end_new = "\n" if rng.random() < 0.8 else ""
+        before[f"f{n}.txt"] = "\n".join(lines) + (end_old if lines else "")
+        after[f"f{n}.txt"] = "\n".join(edited) + (end_new if edited else "")
+    for folder, texts in ((old_dir, before), (new_dir, after)):
+        folder.mkdir()
+        for name, text in texts.items():
+            (folder / name).write_text(text)
+    stored_old, old_snap = snap(old_dir)
+    stored_new, new_snap = snap(new_dir)
+    items = diff_states(old_snap.entries, new_snap.entries, Stored(stored_old), Stored(stored_new))
+    text = "\n".join(render(RunDiff("r", "snapshot", tuple(items)))) + "\n"
+    applied = subprocess.run(
+        ["patch", "-p1", "--batch", "--binary"],
+        input=text.encode(),
+        cwd=old_dir,
+        capture_output=True,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    for name, text_after in after.items():
+        assert (old_dir / name).read_text() == text_after, name
+
+
+def test_the_diff_time_is_bounded_whatever_the_lines() -> None:
+    """Adversarial texts (two repeated values, every other line changed in a large
+    file) that take difflib minutes are compared within a bound, and still correctly."""
+    for old, new in (
+        ("".join("x\n" if i % 2 else "y\n" for i in range(4000)),
+         "".join("y\n" if i % 3 else "x\n" for i in range(4000))),
+        ("".join(f"{i}\n" for i in range(30000)),
+         "".join(f"{i}\n" if i % 2 else "changed\n" for i in range(30000))),
+    ):  # fmt: skip
+        started = time.monotonic()
+        lines, added, removed = _hunks(old, new)
+        assert time.monotonic() - started < 10
+        assert added == sum(1 for line in lines if line.startswith("+"))
+        assert removed == sum(1 for line in lines if line.startswith("-"))
