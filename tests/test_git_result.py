@@ -387,3 +387,13 @@ def test_resume_of_an_interrupted_git_run_commits_once(
     assert git(repo, "show", f"zerog/crashed:{'svc/' if below else ''}extra.txt") == "e"
     assert git(repo, "rev-list", "--count", "main..zerog/crashed") == "1"
     assert state(repo) == before
+
+
+def test_zerog_state_is_never_committed(tmp_path: Path, repo: Path) -> None:
+    """Even when the run removed the .gitignore that keeps git out of .zerog/ (the local
+    sandbox lets it), the commit holds none of zerog's state."""
+    model = script(tmp_path, write("app.py", FIXED), shell("rm -f .zerog/.gitignore"))
+    done = run_git(tmp_path, repo, model, "--run-id", "r7")
+    assert done.returncode == 0, done.stderr
+    files = git(repo, "ls-tree", "-r", "--name-only", "zerog/r7").splitlines()
+    assert files == [".gitignore", "app.py", "docs/readme.txt"]
