@@ -225,15 +225,18 @@ class Engine:
     ) -> GitPlan | None:
         """What a ``--git`` run pinned: checked now for a new run (nothing is changed if a
         check fails), read back from the journal for a resumed one."""
-        if journal is not None and journal.git_prepared is not None:
+        if journal is None:
+            if not self.git:
+                return None
+            allow_dirty = self.allow_dirty
+        elif journal.git_prepared is not None:
             return GitPlan.model_validate(journal.git_prepared)
-        request = spec.get("git") if journal is not None else None
-        if journal is not None and not isinstance(request, Mapping):
-            return None
-        if journal is None and not self.git:
-            return None
-        allow_dirty = bool(request.get("allow_dirty")) if isinstance(request, Mapping) else False
-        return prepare(root, run_id, self.environ, allow_dirty=allow_dirty or self.allow_dirty)
+        else:  # stopped before it recorded its plan: checked again, as the spec asked
+            request = spec.get("git")
+            if not isinstance(request, Mapping):
+                return None
+            allow_dirty = bool(request.get("allow_dirty"))
+        return prepare(root, run_id, self.environ, allow_dirty=allow_dirty)
 
     def _start(
         self, goal: Goal, run_id: str, journal: Journal | None, spec: Mapping[str, object]
@@ -336,6 +339,7 @@ class _Run:
         self.recorder_muted(self.replaying)
         self.gate = RouteGate(engine.router, self) if engine.router is not None else None
         self.git_plan: GitPlan | None = None  # --git: commit the result (gitcommit.py)
+        self.final_id: str | None = None  # the state the run left (what zerog diff shows)
 
     def with_checks(self, checks: SweepPlan, sidecar: PythonRunner | None) -> _Run:
         """Use the checks the engine compiled up front and their sidecar."""
@@ -398,10 +402,12 @@ class _Run:
     def final_snapshot(self) -> Snapshot:
         """The workspace as the run leaves it: what ``zerog diff`` compares with the base."""
         if self.replaying and self.journal and self.journal.final_snapshot:
-            return self.workspace.load(self.journal.final_snapshot)
-        self.go_live("final snapshot")
-        snap = self.workspace.snapshot()
-        self.rec.emit("snapshot", role="final", snapshot=snap.id, files=len(snap.entries))
+            snap = self.workspace.load(self.journal.final_snapshot)
+        else:
+            self.go_live("final snapshot")
+            snap = self.workspace.snapshot()
+            self.rec.emit("snapshot", role="final", snapshot=snap.id, files=len(snap.entries))
+        self.final_id = snap.id
         return snap
 
     def commit_git(

@@ -191,18 +191,18 @@ class Workspace:
         except OSError:
             raise SnapshotTampered(f"snapshot object {digest[:12]}... is missing") from None
         with os.fdopen(fd, "rb") as handle:
-            size = os.fstat(fd).st_size
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
                 raise SnapshotTampered(f"snapshot object {digest[:12]}... is not a file")
-            if size > limit:
-                return size, None
+            if info.st_size > limit:
+                return info.st_size, None
             data = handle.read(limit + 1)
         if hashlib.sha256(data).hexdigest() != digest:
             raise SnapshotTampered(
                 f"snapshot object {digest[:12]}... does not match its digest: refusing to "
                 "show tampered state"
             )
-        return size, data
+        return len(data), data
 
     # ------------------------------------------------------------------ restore
 
