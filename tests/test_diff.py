@@ -17,12 +17,12 @@ from zerog.diff import (
     Live,
     RunDiff,
     Stored,
-    _hunks,
     diff_states,
     quoted,
     render,
     render_stat,
 )
+from zerog.linediff import hunks
 from zerog.sandbox.workspace import Snapshot, SnapshotTampered, Workspace
 from zerog.text import visible
 
@@ -309,7 +309,7 @@ def test_the_diff_time_is_bounded_whatever_the_lines() -> None:
          "".join(f"{i}\n" if i % 2 else "changed\n" for i in range(30000))),
     ):  # fmt: skip
         started = time.monotonic()
-        lines, added, removed = _hunks(old, new)
+        lines, added, removed = hunks(old, new)
         assert time.monotonic() - started < 10
         assert added == sum(1 for line in lines if line.startswith("+"))
         assert removed == sum(1 for line in lines if line.startswith("-"))
