@@ -622,3 +622,37 @@ def test_a_run_with_file_schema_output_and_predicate_checks(tmp_path: Path) -> N
         events, end = follow(client, run.json()["id"])
         assert end["status"] == "success", [e for e in events if e["kind"] == "check"]
         assert sum(1 for e in events if e["kind"] == "check" and e["data"]["passed"]) == 5
+
+
+def test_the_diff_of_a_run(tmp_path: Path) -> None:
+    """GET /api/runs/{id}/diff: what the run changed, file by file, from its snapshots;
+    paths and lines with control characters escaped; unknown runs 404."""
+    with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
+        workspace = server.demo_workspace("demo")
+        shutil.copy(DEMO / "script.jsonl", server.root / "script.jsonl")
+        run = client.post("/api/runs", json=demo_goal("demo")).json()
+        _, end = follow(client, run["id"])
+        assert end["status"] == "success"
+        (workspace / "later.txt").write_text("after the run: not its change\n")
+        response = client.get(f"/api/runs/{run['id']}/diff")
+        assert response.status_code == 200, response.text
+        diff = response.json()
+        assert diff["run"] == run["id"]
+        assert diff["final"] == "snapshot"
+        assert diff["truncated"] == 0
+        files = {f["path"]: f for f in diff["files"]}
+        assert set(files) == {"inventory.py"}, files  # the first attempt's NOTES.md rolled back
+        changed = files["inventory.py"]
+        assert changed["status"] == "changed"
+        assert (changed["old_mode"], changed["new_mode"]) == ("100644", "100644")
+        assert changed["lines"][0].startswith("@@ ")
+        assert any(line.startswith("+") and "get(item, 0)" in line for line in changed["lines"])
+        assert changed["added"] >= 1
+        assert changed["removed"] >= 1
+        assert client.get("/api/runs/nope/diff").status_code == 404
+        assert client.get("/api/runs/a%20b/diff").status_code == 422
+        # The run's snapshots gone: a clear conflict, not a crash.
+        shutil.rmtree(workspace / ".zerog")
+        gone = client.get(f"/api/runs/{run['id']}/diff")
+        assert gone.status_code == 409
+        assert "snapshots" in gone.json()["error"]

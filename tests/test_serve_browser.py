@@ -137,3 +137,68 @@ def test_dashboard_asks_for_the_token(browser: Browser, tmp_path: Path) -> None:
         page.locator("form.submit button").click()
         expect(page.locator("#submit-error")).to_contain_text("not a directory")
         page.close()
+
+
+def test_run_page_shows_what_the_run_changed(browser: Browser, tmp_path: Path) -> None:
+    """The Changes panel: loaded when the run ends, one entry per file, diff lines as
+    text (a file named and filled with markup stays text; escapes are shown)."""
+    name = '<img src=x onerror="window.pwned=3">.html'
+    fix = {
+        "purpose": "plan",
+        "json": {
+            "steps": [
+                {
+                    "intent": "Fix restock and leave a note",
+                    "actions": [
+                        {
+                            "kind": "edit",
+                            "path": "inventory.py",
+                            "search": "    updated[item] = count\n",
+                            "replace": "    updated[item] = updated.get(item, 0) + count\n",
+                        },
+                        {
+                            "kind": "write_file",
+                            "path": name,
+                            "content": "<script>window.pwned=4</script>\n\x1b[31mred\n",
+                        },
+                    ],
+                }
+            ]
+        },
+    }
+    with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
+        server.demo_workspace("demo")
+        model = "scripted:" + write_script(server.root / "fix.jsonl", fix)
+        submitted = client.post(
+            "/api/runs",
+            json={
+                "text": "Fix restock() so the inventory tests pass",
+                "workspace": "demo",
+                "checks": ["python3 -m unittest -q"],
+                "model": model,
+                "budget": {"max_iterations": 1},
+            },
+        )
+        assert submitted.status_code == 202, submitted.text
+        run_id = submitted.json()["id"]
+        token = getattr(server, "token", None)
+        page: Page = browser.new_page(viewport={"width": 1200, "height": 1100})
+        page.goto(f"{server.url}/runs/{run_id}" + (f"#token={token}" if token else ""))
+        expect(page.locator('#final[data-status="success"]')).to_be_visible(timeout=30_000)
+        changes = page.locator("#changes")
+        expect(changes.locator(".file")).to_have_count(2, timeout=10_000)
+        fixed = changes.locator('.file[data-path="inventory.py"]')
+        expect(fixed.locator(".badge")).to_have_text("changed")
+        expect(fixed.locator("pre.diff .add")).to_contain_text("updated.get(item, 0) + count")
+        expect(fixed.locator("pre.diff .del")).to_contain_text("updated[item] = count")
+        hostile = changes.locator('.file[data-status="added"]')
+        expect(hostile.locator(".what")).to_have_text(name)
+        expect(hostile.locator("pre.diff .add").first).to_have_text(
+            "+<script>window.pwned=4</script>"
+        )
+        expect(hostile.locator("pre.diff .add").nth(1)).to_have_text("+\\x1b[31mred")
+        assert page.evaluate("window.pwned === undefined")
+        assert page.locator("main img, main script").count() == 0
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "serve-run-changes.png"), full_page=True)
+        page.close()

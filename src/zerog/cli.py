@@ -7,7 +7,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from zerog import cli_batch, cli_humaneval, cli_routes, cli_serve
+from zerog import cli_batch, cli_diff, cli_humaneval, cli_routes, cli_serve
 from zerog.cli_cache import Caching, caching, register
 from zerog.cli_errors import usage_error
 from zerog.cli_options import (
@@ -44,6 +44,8 @@ from zerog.types import (
     AssertsCheck,
     Budget,
     CommandCheck,
+    FileChanges,
+    GitOutcome,
     Goal,
     PhaseSpend,
     RunResult,
@@ -100,11 +102,13 @@ cli_serve.register(app, bench_app)
 cli_routes.register(app, bench_app)
 register(app, bench_app)
 cli_humaneval.register(app, bench_app)
+cli_diff.register(app)
 
 
 def _exit_code(result: RunResult) -> int:
     if result.status is RunStatus.SUCCESS:
-        return EXIT_OK
+        failed_git = result.git is not None and result.git.status == "failed"
+        return EXIT_FAILED if failed_git else EXIT_OK
     if result.status is RunStatus.MODEL_ERROR:
         return EXIT_MODEL
     if result.status is RunStatus.INTERRUPTED:
@@ -143,7 +147,55 @@ def _summary(console: Console, result: RunResult) -> None:
     table.add_row("time", f"{result.duration:.2f} s")
     if result.trace_path is not None:
         table.add_row("trace", str(result.trace_path))
+    if result.files is not None:
+        _files_rows(table, result.files, result.run_id)
+    if result.git is not None:
+        _git_rows(table, result.git)
     console.print(table)
+
+
+SHOWN_PATHS = 10  # paths of a run's changes listed in the terminal
+
+
+def _files_rows(table: Table, files: FileChanges, run_id: str) -> None:
+    """What the run changed: the counts, then the first paths (escaped already)."""
+    counts = (
+        f"{files.changed_total} changed, {files.added_total} added, {files.removed_total} removed"
+    )
+    hint = f"  (zerog diff {run_id})" if files.total else ""
+    table.add_row("files", Text(counts + hint))
+    listed = [
+        (kind, path)
+        for kind, paths in (
+            ("changed", files.changed),
+            ("added", files.added),
+            ("removed", files.removed),
+        )
+        for path in paths
+    ]
+    for kind, path in listed[:SHOWN_PATHS]:
+        table.add_row("", Text(f"{kind:<8} {path}"))
+    if files.total > SHOWN_PATHS:
+        table.add_row("", Text(f"… and {files.total - SHOWN_PATHS} more"))
+
+
+def _git_rows(table: Table, git: GitOutcome) -> None:
+    branch = one_line(git.branch, 100)
+    user = one_line(git.user_branch, 100)
+    if git.status == "committed" and git.commit:
+        table.add_row(
+            "git",
+            Text(
+                f"committed {git.commit[:12]} on new branch {branch}; {user} and the work "
+                "tree are as they were",
+                style="green",
+            ),
+        )
+        table.add_row("", Text(f"review: git log -p {user}..{branch}"))
+        table.add_row("", Text(f"take it: git merge {branch}  (or git switch {branch})"))
+    else:
+        style = "red" if git.status == "failed" else "yellow"
+        table.add_row("git", Text(f"{git.status}: {one_line(git.message, 300)}", style=style))
 
 
 @app.command()
@@ -315,6 +367,24 @@ def run(
     escalate_after: EscalateAfterOption = 1,
     unsure_tokens: UnsureTokensOption = None,
     force_workspace: ForceWorkspaceOption = False,
+    git: Annotated[
+        bool,
+        typer.Option(
+            "--git",
+            help="The workspace is a git work tree: commit a successful run's result on a "
+            "new branch zerog/RUN-ID (goal as message) and put the work tree back as it "
+            "was. Your branch, index and files are never changed. Refuses uncommitted "
+            "changes in the workspace, a detached HEAD, an existing branch.",
+        ),
+    ] = False,
+    allow_dirty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-dirty",
+            help="With --git: accept uncommitted changes in the workspace (the branch then "
+            "holds them in a commit of their own, before the run's commit).",
+        ),
+    ] = False,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -325,9 +395,13 @@ def run(
     test suites, output patterns, files, JSON/YAML schemas, Python predicates) and the
     budget; GOAL, --workspace, --check, --env and the budget flags override it.
 
-    Exit code: 0 success, 1 checks not met (budget, stuck), 2 bad input, 3 model error,
-    130 interrupted.
+    The summary lists the files the run changed; `zerog diff RUN` shows the diff.
+
+    Exit code: 0 success, 1 checks not met (budget, stuck) or --git could not commit,
+    2 bad input, 3 model error, 130 interrupted.
     """
+    if allow_dirty and not git:
+        _fail(ConfigError("--allow-dirty only applies with --git"))
     budget = {
         "max_iterations": max_iterations,
         "max_input_tokens": max_input_tokens,
@@ -417,6 +491,8 @@ def run(
         caches={"exact": cache, "plans": plan_cache, "commands": list(cache_command)},
         strategy=strategy,
         force_workspace=force_workspace,
+        git=git,
+        allow_dirty=allow_dirty,
     )
 
 
@@ -481,6 +557,8 @@ def _drive(
     caches: dict[str, object] | None = None,
     strategy: StrategyOptions | None = None,
     force_workspace: bool = False,
+    git: bool = False,
+    allow_dirty: bool = False,
 ) -> NoReturn:
     """Build the engine, run or resume with live progress, print the summary, exit."""
     console = Console(stderr=as_json, highlight=False)
@@ -537,6 +615,8 @@ def _drive(
                 network=network,
                 sidecar=sidecar,
                 force_workspace=force_workspace,
+                git=git,
+                allow_dirty=allow_dirty,
             )
             try:
                 result = start(engine)
@@ -661,8 +741,13 @@ def show(
     run_id: Annotated[str, typer.Argument(help="The run to show (an id or a prefix).")],
     store: StoreOption = None,
     verbose: VerboseOption = False,
+    diff: Annotated[
+        bool, typer.Option("--diff", help="Then print what the run changed (as zerog diff).")
+    ] = False,
+    color: cli_diff.ColorOption = None,
 ) -> None:
-    """Tell the whole story of one run: plans, actions, checks, rollbacks, spend."""
+    """Tell the whole story of one run: plans, actions, checks, rollbacks, spend, the
+    files it changed and, with --diff, the diff."""
     with _open_store(store) as opened:
         try:
             row = opened.find(run_id)
@@ -697,10 +782,37 @@ def show(
                     f"tokens · ${spent.cost:.4f}"
                 )
             )
+    _show_outcome(console, finished[-1].data if finished else {}, row.id)
     if not finished:
         console.print(
             f"this run did not finish: `zerog resume {row.id}` continues it", markup=False
         )
+    if diff:
+        with _open_store(store) as opened:
+            changes = cli_diff.load(opened, row.id)
+        console.file.flush()
+        cli_diff.print_diff(
+            changes,
+            stat=False,
+            color=cli_diff.use_color(color, sys.stdout, os.environ),
+            stream=sys.stdout,
+        )
+
+
+def _show_outcome(console: Console, finished: Mapping[str, object], run_id: str) -> None:
+    """The files a finished run changed and what --git did, from its run_finished event."""
+    table = Table(show_header=False, box=None, pad_edge=False)
+    try:
+        files = finished.get("files")
+        if isinstance(files, dict):
+            _files_rows(table, FileChanges.model_validate(files), run_id)
+        git = finished.get("git")
+        if isinstance(git, dict):
+            _git_rows(table, GitOutcome.model_validate(git))
+    except ValidationError:
+        return  # the store is a file: a damaged record is not shown
+    if table.row_count:
+        console.print(table)
 
 
 @app.command()

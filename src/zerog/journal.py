@@ -1,7 +1,7 @@
 """What a run already did, read back from its events, so a resumed run can skip it.
 
 A resumed run executes the loop again from the start. Every side-effecting operation
-(model call, action, step check, sweep, rollback, base snapshot) first asks the journal:
+(model call, action, step check, sweep, rollback, snapshot, git commit) first asks the journal:
 if its result was recorded, the recorded result is used and nothing runs; the first
 operation without a recorded result is where the crash happened, and from there on the
 run is live again. Because the loop's decisions depend only on those results, the replayed
@@ -23,6 +23,9 @@ FINAL = -1  # the rollback key of the clean-up after a failed run
 @dataclass
 class Journal:
     base_snapshot: str | None = None
+    final_snapshot: str | None = None  # the state the run left (taken before run_finished)
+    git_prepared: Mapping[str, object] | None = None  # --git: what was pinned at the start
+    git_commit: Mapping[str, object] | None = None  # --git: what was committed at the end
     kept: dict[int, str] = field(default_factory=dict)  # iteration -> its passing snapshot
     responses: dict[int, Mapping[str, object]] = field(default_factory=dict)
     started: dict[ActionKey, Mapping[str, object]] = field(default_factory=dict)
@@ -57,6 +60,12 @@ def read_journal(events: Sequence[Event]) -> Journal:
         journal.last_seq = max(journal.last_seq, event.seq)
         if kind == "snapshot" and d.get("role") == "base":
             journal.base_snapshot = str(d["snapshot"])
+        elif kind == "snapshot" and d.get("role") == "final":
+            journal.final_snapshot = str(d["snapshot"])
+        elif kind == "git_prepared":
+            journal.git_prepared = d
+        elif kind == "git_commit":
+            journal.git_commit = d
         elif kind == "snapshot" and d.get("role") == "passing":
             journal.kept[_int(d, "iteration")] = str(d["snapshot"])
         elif kind == "model_call":

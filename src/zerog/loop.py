@@ -23,8 +23,10 @@ from zerog import context as ctx
 from zerog import planner, worker
 from zerog.beneath import Dir
 from zerog.budget import BudgetExhausted, Meter
+from zerog.changes import compare, file_changes
 from zerog.errors import ConfigError, ModelError, ModelOutputError
 from zerog.events import EventSink, Recorder
+from zerog.gitcommit import GitPlan, commit, prepare
 from zerog.hostpaths import PathMask
 from zerog.journal import FINAL, Journal, read_journal
 from zerog.models.base import Model, Response
@@ -47,6 +49,8 @@ from zerog.types import (
     CheckResult,
     EditAction,
     FailedTest,
+    FileChanges,
+    GitOutcome,
     Goal,
     Observation,
     Plan,
@@ -185,6 +189,8 @@ class Engine:
         doubt: Callable[[], str | None] | None = None,
         redactor: Redactor | None = None,
         force_workspace: bool = False,
+        git: bool = False,
+        allow_dirty: bool = False,
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
@@ -218,6 +224,10 @@ class Engine:
         self.redactor = redactor
         # Accept a workspace that holds the system, the home directory or zerog's files.
         self.force_workspace = force_workspace
+        # Commit a successful run's result on a new branch (gitcommit.py); resumed runs
+        # take this from their spec.
+        self.git = git
+        self.allow_dirty = allow_dirty
 
     def run(
         self, goal: Goal, spec: Mapping[str, object] | None = None, run_id: str | None = None
@@ -237,11 +247,31 @@ class Engine:
         goal = Goal.model_validate(row.spec.get("goal", {}))
         return self._start(goal, row.id, journal, row.spec)
 
+    def _git_plan(
+        self, root: Path, run_id: str, journal: Journal | None, spec: Mapping[str, object]
+    ) -> GitPlan | None:
+        """What a ``--git`` run pinned: checked now for a new run (nothing is changed if a
+        check fails), read back from the journal for a resumed one."""
+        if journal is None:
+            if not self.git:
+                return None
+            allow_dirty = self.allow_dirty
+        elif journal.git_prepared is not None:
+            return GitPlan.model_validate(journal.git_prepared)
+        else:  # stopped before it recorded its plan: checked again, as the spec asked
+            request = spec.get("git")
+            if not isinstance(request, Mapping):
+                return None
+            allow_dirty = bool(request.get("allow_dirty"))
+        return prepare(root, run_id, self.environ, allow_dirty=allow_dirty)
+
     def _start(
         self, goal: Goal, run_id: str, journal: Journal | None, spec: Mapping[str, object]
     ) -> RunResult:
         if not goal.workspace.is_dir():
             raise ConfigError(f"workspace {goal.workspace} is not a directory")
+        if self.allow_dirty and not self.git:
+            raise ConfigError("--allow-dirty only applies to --git runs")
         root = check_workspace(
             goal.workspace,
             self.environ,
@@ -262,6 +292,7 @@ class Engine:
             if _needs_sidecar(checks)
             else None
         )
+        git_plan = self._git_plan(root, run_id, journal, spec)  # before anything is written
         state_path = root / STATE_DIR
         with open_state(root) as state, _workspace_lock(root, state):
             sinks: list[EventSink] = list(self.sinks)
@@ -285,6 +316,7 @@ class Engine:
                         "sandbox": sandbox.name,
                         "network": self.network,
                         "sidecar": self.sidecar_name,
+                        **({"git": {"allow_dirty": self.allow_dirty}} if git_plan else {}),
                     }
                     self.store.create_run(
                         run_id, goal.text, str(root), full_spec, self.wall_clock()
@@ -295,13 +327,15 @@ class Engine:
             workspace = Workspace(root, state_path / "snapshots")
             try:
                 run = _Run(self, goal, sandbox, recorder, workspace, trace, journal, redactor)
+                run.git_plan = git_plan
                 if self.tool_cache is not None:  # actions only: checks always really run
                     run.action_sandbox = self.tool_cache.wrap(
                         run.action_sandbox, env, lambda _: run.state_hash()
                     )
                 result = run.with_checks(checks, sidecar).execute()
-                # Finished: nothing can resume it, a replay needs only its base snapshot.
-                workspace.collect(keep={run.base_id} if run.base_id else set())
+                # Finished: nothing can resume it; a replay needs its base snapshot
+                # and ``zerog diff`` its final one.
+                workspace.collect(keep={i for i in (run.base_id, run.final_id) if i})
                 return result
             finally:
                 if trace is not None:
@@ -353,6 +387,8 @@ class _Run:
         self.meter.replaying = self.replaying
         self.recorder_muted(self.replaying)
         self.gate = RouteGate(engine.router, self) if engine.router is not None else None
+        self.git_plan: GitPlan | None = None  # --git: commit the result (gitcommit.py)
+        self.final_id: str | None = None  # the state the run left (what zerog diff shows)
 
     def with_checks(self, checks: SweepPlan, sidecar: PythonRunner | None) -> _Run:
         """Use the checks the engine compiled up front and their sidecar."""
@@ -410,6 +446,58 @@ class _Run:
         )
         return snap
 
+    def prepare_git(self) -> None:
+        """Record what a ``--git`` run pinned before it started."""
+        if self.git_plan is None or (self.journal and self.journal.git_prepared is not None):
+            return
+        self.go_live("start")
+        self.rec.emit("git_prepared", **self.git_plan.model_dump(mode="json"))
+
+    def final_snapshot(self) -> Snapshot:
+        """The workspace as the run leaves it: what ``zerog diff`` compares with the base."""
+        if self.replaying and self.journal and self.journal.final_snapshot:
+            snap = self.workspace.load(self.journal.final_snapshot)
+        else:
+            self.go_live("final snapshot")
+            snap = self.workspace.snapshot()
+            self.rec.emit(
+                "snapshot", role="final", snapshot=snap.id, files=len(snap.entries), **_notes(snap)
+            )
+        self.final_id = snap.id
+        return snap
+
+    def commit_git(
+        self, status: RunStatus, base: Snapshot | None, final: Snapshot | None
+    ) -> GitOutcome | None:
+        """With ``--git``: the commit of the result on a new branch (replayed if made)."""
+        plan = self.git_plan
+        if plan is None:
+            return None
+        if self.replaying and self.journal and self.journal.git_commit is not None:
+            return GitOutcome.model_validate(self.journal.git_commit)
+        self.go_live("git commit")
+        if base is None or final is None:
+            outcome = GitOutcome(
+                status="skipped",
+                branch=plan.branch,
+                base=plan.head,
+                user_branch=plan.user_branch,
+                message="the run did not start: no commit, no branch",
+            )
+        else:
+            outcome = commit(
+                plan,
+                self.workspace,
+                base,
+                final,
+                goal=self.goal.text,
+                run_id=self.rec.run_id,
+                environ=self.e.environ,
+                succeeded=status is RunStatus.SUCCESS,
+            )
+        self.rec.emit("git_commit", **outcome.model_dump(mode="json"))
+        return outcome
+
     def keep(self, iteration: int) -> Snapshot:
         """A snapshot of the workspace whose checks just passed (a doubted answer)."""
         if self.replaying and self.journal and iteration in self.journal.kept:
@@ -466,6 +554,7 @@ class _Run:
         good: Snapshot | None = None
         kept: tuple[int, Snapshot, Verdict] | None = None  # a passing answer that was doubted
         try:
+            self.prepare_git()
             good = self.base = self.base_snapshot()
             while True:
                 iteration = self.meter.start_iteration()
@@ -550,6 +639,11 @@ class _Run:
             )
         elif status is not RunStatus.SUCCESS and good is not None:
             self.rollback(good, self.meter.iterations, final=True)
+        final = self.final_snapshot() if good is not None else None
+        files: FileChanges | None = None
+        if good is not None and final is not None:
+            files = file_changes(compare(good.entries, final.entries))
+        git = self.commit_git(status, good, final)
         self.go_live("finish")
         result = RunResult(
             run_id=self.rec.run_id,
@@ -564,6 +658,8 @@ class _Run:
             phases=dict(self.meter.phases),
             models=dict(self.meter.models),
             cache_hits=dict(self.meter.cache_hits),
+            files=files,
+            git=git,
         )
         self.rec.emit(
             "run_finished",
@@ -577,6 +673,8 @@ class _Run:
             phases={k: v.model_dump(mode="json") for k, v in result.phases.items()},
             models={k: v.model_dump(mode="json") for k, v in result.models.items()},
             cache_hits=result.cache_hits,
+            files=files.model_dump(mode="json") if files else None,
+            git=git.model_dump(mode="json") if git else None,
         )
         return result
 

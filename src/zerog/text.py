@@ -15,6 +15,13 @@ _ANSI = re.compile(
 )
 # C0 controls except tab and newline, DEL, C1 controls, and bidi overrides.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# For :func:`visible`: the same, invisible marks and separators that reorder or hide
+# text (zero-width, LRM/RLM/ALM, line/paragraph separators, a BOM), and lone surrogates
+# (the undecodable bytes of a file name).
+_SHOWN = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff"
+    r"\ud800-\udfff]"
+)
 
 
 def sanitize(text: str) -> str:
@@ -22,6 +29,22 @@ def sanitize(text: str) -> str:
     text = text.replace("\r\n", "\n")
     text = _ANSI.sub("", text)
     return _CONTROL.sub("", text)
+
+
+def visible(text: str) -> str:
+    """Show every control character (ESC, CR, NUL, C1, bidi overrides, a lone surrogate
+    from an undecodable file name) as an escape such as ``\\x1b``, keep newlines and tabs.
+
+    For content a person reviews (a diff): stripping would hide what is really there.
+    """
+    return _SHOWN.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the undecodable byte itself
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def decode(data: bytes) -> str:

@@ -10,7 +10,7 @@ import ast
 import enum
 import re
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
@@ -464,6 +464,38 @@ class RunStatus(enum.StrEnum):
     INTERRUPTED = "interrupted"
 
 
+class FileChanges(Frozen):
+    """What a run changed in its workspace, start to final state (``.zerog/`` aside).
+
+    Each list holds the first paths of its kind in path order, at most ``LISTED``; the
+    totals count them all. Directories are listed only when nothing below them is.
+    """
+
+    LISTED: ClassVar[int] = 100
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    added_total: int = 0
+    changed_total: int = 0
+    removed_total: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.added_total + self.changed_total + self.removed_total
+
+
+class GitOutcome(Frozen):
+    """What ``--git`` did at the end of a run: the branch it made and the commit on it."""
+
+    status: Literal["committed", "skipped", "failed"]
+    branch: str  # the branch made (or that would have been): zerog/<run id>
+    base: str  # the commit the user's branch pointed at when the run started
+    user_branch: str  # the user's branch, never changed (e.g. main)
+    commit: str | None = None  # the run's commit, when one was made
+    message: str = ""  # why nothing was committed, or what failed
+
+
 class RunResult(Frozen):
     run_id: str
     status: RunStatus
@@ -477,6 +509,8 @@ class RunResult(Frozen):
     phases: dict[str, PhaseSpend] = Field(default_factory=dict)
     models: dict[str, PhaseSpend] = Field(default_factory=dict)  # by the model that answered
     cache_hits: dict[str, int] = Field(default_factory=dict)  # kind -> answers from a cache
+    files: FileChanges | None = None  # None: the run has no final snapshot to compare
+    git: GitOutcome | None = None  # with --git
 
     @property
     def ok(self) -> bool:

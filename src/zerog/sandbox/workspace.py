@@ -349,7 +349,9 @@ class Workspace:
         digest = hashlib.sha256()
         for rel in sorted(entries):
             e = entries[rel]
-            digest.update(f"{rel}\0{e.kind}\0{e.mode:o}\0{e.digest}\n".encode())
+            # A name need not be UTF-8: its undecodable bytes hash as the bytes they are.
+            line = f"{rel}\0{e.kind}\0{e.mode:o}\0{e.digest}\n"
+            digest.update(line.encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
     def state_hash(self) -> str:
@@ -413,6 +415,28 @@ class Workspace:
         plain = {rel: Entry(e.kind, e.mode & ~SPECIAL_BITS, e.digest) for rel, e in entries.items()}
         neutralized = tuple(sorted(rel for rel, e in entries.items() if e.mode & SPECIAL_BITS))
         return Snapshot(snapshot_id, plain, neutralized)
+
+    def read_object(self, digest: str, limit: int) -> tuple[int, bytes | None]:
+        """The size and stored bytes of a file entry (``None`` past ``limit`` bytes), checked
+        against its digest; :class:`SnapshotTampered` if it is missing or altered."""
+        try:
+            with self._state("objects", digest[:2]) as bucket:
+                fd = bucket.open_file(digest, os.O_RDONLY | os.O_NONBLOCK)
+        except (OSError, PathEscape):
+            raise SnapshotTampered(f"snapshot object {digest[:12]}... is missing") from None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise SnapshotTampered(f"snapshot object {digest[:12]}... is not a file")
+            if info.st_size > limit:
+                return info.st_size, None
+            data = handle.read(limit + 1)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise SnapshotTampered(
+                f"snapshot object {digest[:12]}... does not match its digest: refusing to "
+                "show tampered state"
+            )
+        return len(data), data
 
     # ------------------------------------------------------------------ restore
 

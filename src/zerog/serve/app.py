@@ -29,7 +29,15 @@ from zerog import __version__
 from zerog.serve.auth import is_loopback
 from zerog.serve.guard import MAX_BODY, BodyLimit, cross_site
 from zerog.serve.jobs import QueueFull
-from zerog.serve.schema import ErrorBody, Health, RunDetail, RunList, RunRequest, RunSummary
+from zerog.serve.schema import (
+    ErrorBody,
+    Health,
+    RunDetail,
+    RunDiff,
+    RunList,
+    RunRequest,
+    RunSummary,
+)
 from zerog.serve.service import RequestError, Service
 from zerog.text import one_line
 
@@ -199,6 +207,21 @@ def create_app(service: Service, settings: Settings) -> FastAPI:
         """One run and its events."""
         summary = service.summary(run_id)
         return RunDetail(run=summary, events=service.event_out(service.events(run_id, after)))
+
+    @app.get(
+        "/api/runs/{run_id}/diff",
+        response_model=RunDiff,
+        dependencies=api,
+        responses={
+            **ERRORS,
+            409: {"model": ErrorBody, "description": "Not started, or its snapshots are gone."},
+        },
+    )
+    def diff(run_id: Annotated[str, Path(pattern=RUN_ID)]) -> RunDiff:
+        """What the run changed in its workspace: a unified diff per file, from the
+        workspace as the run found it to the state it left (binary and large files noted,
+        not shown)."""
+        return service.diff(run_id)
 
     @app.get(
         "/api/runs/{run_id}/events",

@@ -162,3 +162,37 @@ class Health(Body):
     workers: int
     queue: int
     auth: bool
+
+
+class DiffFile(Body):
+    """One changed path of a run's workspace."""
+
+    path: str = Field(
+        description="Relative to the workspace; control characters shown as escapes (\\x1b)."
+    )
+    status: Literal["added", "changed", "removed"]
+    kind: Literal["file", "link", "dir", "special"] = Field(
+        description="What the path is (after the run; before it, if removed)."
+    )
+    old_mode: str | None = Field(description="git-style mode before the run, e.g. 100644.")
+    new_mode: str | None = Field(description="git-style mode after the run.")
+    lines: list[str] = Field(
+        description="Unified diff hunks: '@@ ... @@' headers, then ' ', '-' or '+' lines "
+        "(control characters shown as escapes). Empty when `note` says why."
+    )
+    note: str = Field(description="Instead of lines: binary, too large, a directory ...")
+    added: int
+    removed: int
+
+
+class RunDiff(Body):
+    """What a run changed in its workspace, from its first snapshot to its final state."""
+
+    run: str
+    final: Literal["snapshot", "live"] = Field(
+        description="snapshot: the state the run left; live: the run recorded none (still "
+        "going, or killed), so the workspace as it is now."
+    )
+    note: str
+    truncated: int = Field(description="Files whose lines were left out (the diff is long).")
+    files: list[DiffFile]

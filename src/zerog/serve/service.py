@@ -31,7 +31,9 @@ from typing import get_args
 
 from pydantic import JsonValue, ValidationError
 
+from zerog.changes import shown_path
 from zerog.codeplan import CodePlanner
+from zerog.diff import FileDiff, diff_of_run
 from zerog.errors import ZerogError
 from zerog.events import Event
 from zerog.hostpaths import PathMask
@@ -40,13 +42,22 @@ from zerog.redact import is_secret_name
 from zerog.router.factory import make_router
 from zerog.serve.job import JobSpec
 from zerog.serve.jobs import Busy, Job, JobState, Pool
-from zerog.serve.schema import EventOut, RunRequest, RunState, RunStrategy, RunSummary
+from zerog.serve.schema import (
+    DiffFile,
+    EventOut,
+    RunDiff,
+    RunRequest,
+    RunState,
+    RunStrategy,
+    RunSummary,
+)
 from zerog.store import RUNNING, RunRow, Store, StoreError
 from zerog.strategies import StrategyOptions
 from zerog.types import Budget, Goal
 from zerog.validate.compile import compile_checks
 
 MAX_LISTED = 500
+MAX_DIFF_CHARS = 2_000_000  # of one run's diff lines; files past it are listed, not shown
 
 
 class RequestError(Exception):
@@ -201,6 +212,24 @@ def _status(row: RunRow | None, job: Job | None, finished: str | None) -> RunSta
     if row.status == RUNNING and job is not None and job.state is JobState.RUNNING:
         return "running"
     return "unfinished"
+
+
+def _mode(mode: int | None) -> str | None:
+    return None if mode is None else f"{mode:06o}"
+
+
+def _diff_file(item: FileDiff) -> DiffFile:
+    return DiffFile(
+        path=shown_path(item.path),
+        status=item.status,
+        kind=item.kind,
+        old_mode=_mode(item.old_mode),
+        new_mode=_mode(item.new_mode),
+        lines=list(item.lines),
+        note=item.note,
+        added=item.added,
+        removed=item.removed,
+    )
 
 
 class Service:
@@ -382,6 +411,26 @@ class Service:
 
     def _journal_finished(self, run_id: str) -> str | None:
         return read_journal(self.events(run_id)).finished
+
+    def diff(self, run_id: str) -> RunDiff:
+        """What the run changed (read from its snapshots; 409 if they cannot be)."""
+        row = self._row(run_id)
+        if row is None:
+            if self.pool.get(run_id) is not None:
+                raise RequestError(409, f"run {run_id} has not started: it changed nothing yet")
+            raise RequestError(404, f"no run {run_id!r}")
+        events = self.events(row.id)
+        try:
+            found = diff_of_run(row, events, max_total=MAX_DIFF_CHARS)
+        except ZerogError as exc:
+            raise RequestError(409, str(exc)) from None
+        return RunDiff(
+            run=found.run_id,
+            final=found.final,
+            note=found.note,
+            truncated=found.truncated,
+            files=[_diff_file(f) for f in found.files],
+        )
 
     def events(self, run_id: str, after: int = 0) -> list[Event]:
         with self._lock:

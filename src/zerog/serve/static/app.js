@@ -354,6 +354,53 @@
       el("div", { class: "actions" }, cancel, resume, el("a", { href: "/" }, "all runs")));
   }
 
+  // What the run changed in its workspace (GET /api/runs/{id}/diff): loaded once the run
+  // has finished, or on request while it runs. Paths and lines arrive with control
+  // characters escaped, and are put into the page as text only.
+  function lineClass(line) {
+    if (line.startsWith("@@")) return "hunk";
+    if (line.startsWith("+")) return "add";
+    if (line.startsWith("-")) return "del";
+    return "ctx";
+  }
+
+  function changesCard(state, load) {
+    const box = el("div", { class: "card", id: "changes" }, el("h2", {}, "Changes"));
+    if (state.error) { box.append(el("p", { class: "bad" }, state.error)); return box; }
+    if (!state.diff) {
+      const button = el("button", { type: "button", id: "load-changes", disabled: state.loading },
+        state.loading ? "Loading…" : "Show the changes so far");
+      button.addEventListener("click", load);
+      box.append(button);
+      return box;
+    }
+    const diff = state.diff;
+    if (diff.note) box.append(el("p", { class: "muted" }, diff.note));
+    if (!diff.files.length) box.append(el("p", { class: "muted", id: "no-changes" }, "No file changed."));
+    const added = diff.files.reduce((n, f) => n + f.added, 0), removed = diff.files.reduce((n, f) => n + f.removed, 0);
+    if (diff.files.length) box.append(el("p", { class: "muted" }, diff.files.length + " file" + (diff.files.length === 1 ? "" : "s") + " · +" + added + " −" + removed));
+    for (const f of diff.files) {
+      const file = el("div", { class: "file", "data-path": f.path, "data-status": f.status },
+        el("div", { class: "file-head" }, el("span", { class: "badge " + f.status }, f.status), " ",
+          el("span", { class: "what" }, f.path), el("span", { class: "muted" }, f.note ? " · " + f.note : " · +" + f.added + " −" + f.removed)));
+      if (f.lines.length) {
+        const pre = el("pre", { class: "diff" });
+        for (const line of f.lines) pre.append(el("span", { class: lineClass(line) }, line || " "));
+        file.append(pre);
+      }
+      box.append(file);
+    }
+    return box;
+  }
+
+  function gitLine(git) {
+    if (!git) return null;
+    const text = git.status === "committed"
+      ? "git: committed " + String(git.commit || "").slice(0, 12) + " on new branch " + git.branch + " (" + git.user_branch + " unchanged)"
+      : "git: " + git.status + ": " + git.message;
+    return el("div", { class: git.status === "failed" ? "bad" : "muted", id: "git" }, cut(text, 600));
+  }
+
   // Server-sent events read with fetch (so the bearer token can be sent).
   async function follow(runId, after, onEvent, onEnd, signal) {
     const response = await fetch("/api/runs/" + encodeURIComponent(runId) + "/events?after=" + after,
@@ -391,24 +438,39 @@
     detail.events.forEach((e) => model.add(e));
     const controller = new AbortController();
     let pending = false;
+    const changes = { diff: null, loading: false, error: null, settled: false };
 
     const render = () => {
       pending = false;
       const notes = model.notes.map((n) => el("div", { class: "note " + n.kind }, n.text));
       const final = model.finished
         ? el("div", { class: "card final", id: "final", "data-status": model.finished.status },
-          (model.finished.status === "success" ? "✓ " : "✗ ") + model.finished.status + ": " + cut(model.finished.reason, 600))
+          (model.finished.status === "success" ? "✓ " : "✗ ") + model.finished.status + ": " + cut(model.finished.reason, 600),
+          gitLine(model.finished.git))
         : null;
+      if (model.finished && !changes.settled && !changes.loading) { changes.settled = true; loadChanges(); }
       main.replaceChildren(
         summaryCard(run, cancel, resume),
         chart(model),
         el("div", { class: "card", id: "timeline" }, ...model.iterations.map(renderIteration), ...notes,
           model.iterations.length ? null : el("div", { class: "muted" }, run.active ? "waiting for the first plan…" : "no events")),
-        final);
+        final,
+        model.started ? changesCard(changes, loadChanges) : null);
     };
     const later = () => { if (!pending) { pending = true; requestAnimationFrame(render); } };
     const refresh = async () => { run = (await api("/api/runs/" + encodeURIComponent(runId) + "?after=" + model.lastSeq)).run; later(); };
 
+    async function loadChanges() {
+      changes.loading = true;
+      later();
+      try { changes.diff = await api("/api/runs/" + encodeURIComponent(runId) + "/diff"); changes.error = null; }
+      catch (err) {
+        if (err instanceof ApiError && err.status === 401) return askToken();
+        changes.error = "Changes: " + err.message;
+      }
+      changes.loading = false;
+      later();
+    }
     async function cancel() {
       try { run = await api("/api/runs/" + encodeURIComponent(runId) + "/cancel", { method: "POST" }); later(); }
       catch (err) { showError(err); }
