@@ -102,11 +102,14 @@ def cover_script(hold: Path, covers: dict[Path, set[str]]) -> list[str]:
 
 
 def private_copy(source: Path, target: Path, uid: int, gid: int) -> None:
-    """Copy the compiled WASI interpreter (and what else zerog cached) for the user: zerog
-    only loads native code from files the current user owns."""
+    """Copy the compiled WASI interpreter (and what else zerog cached, but the model weights)
+    for the user: zerog only loads native code from files the current user owns."""
     if not source.is_dir():
         return
-    shutil.copytree(source, target, symlinks=False, dirs_exist_ok=True)
+    # Not the model weights (hundreds of MB): the suite run this way needs none.
+    shutil.copytree(
+        source, target, symlinks=False, dirs_exist_ok=True, ignore=shutil.ignore_patterns("models")
+    )
     for path in (target, *target.rglob("*")):
         os.chown(path, uid, gid, follow_symlinks=False)
 
