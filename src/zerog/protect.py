@@ -6,8 +6,9 @@ Python with status 0. So a goal names the files its checks rely on, as gitignore
 patterns relative to the workspace; by default :data:`DEFAULT_PROTECTED` (the test files,
 ``conftest.py``, pytest's and tox's configuration, ``.pth`` files and Python's
 ``sitecustomize``/``usercustomize`` anywhere, every ``tests/`` and ``test/`` directory,
-and bytecode: a planted ``.pyc`` whose header matches a source file's size and time runs
-instead of it) and the test files its checks name. The loop
+bytecode: a planted ``.pyc`` whose header matches a source file's size and time runs
+instead of it; and ``.git/``: a hook or a config a run left there would run on the host at
+the user's next git command) and the test files its checks name. The loop
 refuses a file action on a protected path before it runs, and puts every protected path
 back as it was when the run started before each sweep (shell commands can change them
 too).
@@ -44,6 +45,7 @@ DEFAULT_PROTECTED: tuple[str, ...] = (
     "usercustomize.py",
     "__pycache__/",
     "*.pyc",
+    ".git/",
 )
 _SCRIPT = re.compile(r"(?:\./)?[\w.+-]+(?:/[\w.+-]+)*\.py")
 

@@ -269,3 +269,30 @@ def test_the_diff_of_a_killed_run_never_reads_through_a_link(tmp_path: Path) -> 
     assert "recorded no final state" in diff.stdout
     assert f"+{secret}" in diff.stdout
     assert "canary-secret" not in diff.stdout
+
+
+def test_a_run_without_git_leaves_no_hook_or_config_in_git(tmp_path: Path, repo: Path) -> None:
+    """Regression: without --git, what a command wrote under .git/ (a hook, a config with
+    an fsmonitor) stayed there and ran at the user's next git command on the host. .git/
+    is protected by default: put back before every sweep, so the run ends without it."""
+    marker = tmp_path / "outside" / "ran-on-host"
+    marker.parent.mkdir()
+    config = (repo / ".git" / "config").read_text()
+    hook = f"#!/bin/sh\\necho ran >> {marker}\\n"
+    plant = (
+        f"printf '{hook}' > .git/hooks/pre-commit && chmod +x .git/hooks/pre-commit && "
+        f"printf '[core]\\n\\tfsmonitor = {repo}/pwn.sh\\n' >> .git/config"
+    )
+    model = write_script(
+        tmp_path / "s.jsonl", plan(step("fix", write("app.py", FIXED), shell(plant)))
+    )
+    done = zerog(
+        tmp_path, "run", "fix answer", "-w", str(repo), "-m", f"scripted:{model}",
+        "-c", CHECK, "--run-id", "nogit",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (repo / "app.py").read_text() == FIXED  # the run's work is kept
+    assert not (repo / ".git" / "hooks" / "pre-commit").exists()
+    assert (repo / ".git" / "config").read_text() == config
+    git(repo, "commit", "-qam", "the user commits the result")
+    assert not marker.exists()
