@@ -34,7 +34,6 @@ zerog never imports this module; it reads its source and hands it to the sandbox
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
@@ -137,15 +136,21 @@ def sweep(seconds: float) -> bool:
     whether none is left within ``seconds``."""
     deadline = time.monotonic() + seconds
     while True:
-        # ESRCH: nobody was left to signal. (EPERM would leave processes behind: the
-        # deadline below ends the sweep then; all of the sandbox runs as one uid.)
-        with contextlib.suppress(OSError):
-            os.kill(-1, signal.SIGKILL)  # from pid 1: all of the namespace but itself
+        _kill_all()
         if _reap_all() and _alone():
             return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.0005)
+
+
+def _kill_all() -> None:
+    """SIGKILL to every process of this pid namespace but pid 1, this one (whatever its
+    session, process group or state)."""
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except OSError:  # ESRCH: nobody was left to signal
+        return  # (EPERM cannot be, one uid runs it all; what it left, the sweep reports)
 
 
 def _reap_all() -> bool:
