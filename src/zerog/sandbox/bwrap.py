@@ -694,19 +694,21 @@ class _SessionChild:
             self.returncode = -signal.SIGKILL
 
     def _receive(self) -> None:
-        chunk = self._sock.recv(4096)
-        if not chunk:
-            self.returncode, self.error = -signal.SIGKILL, "the sandbox's init died"
-            return
-        self._pending += chunk
-        if b"\n" in self._pending:
-            line = self._pending.split(b"\n", 1)[0].decode("utf-8", "replace")
-            if line.startswith("E "):
-                self.returncode, self.error = 127, line[2:]
-            else:
-                code, _, note = line.partition(" ")
-                self.stuck = note == "stuck"
-                self.returncode = int(code)
+        """Read the init's report, a line sent at once: once it has begun, wait for its
+        end (or the init's death)."""
+        while b"\n" not in self._pending:
+            chunk = self._sock.recv(4096)
+            if not chunk:
+                self.returncode, self.error = -signal.SIGKILL, "the sandbox's init died"
+                return
+            self._pending += chunk
+        line = self._pending.split(b"\n", 1)[0].decode("utf-8", "replace")
+        if line.startswith("E "):
+            self.returncode, self.error = 127, line[2:]
+        else:
+            code, _, note = line.partition(" ")
+            self.stuck = note == "stuck"
+            self.returncode = int(code)
 
     def poll(self) -> int | None:
         if self.returncode is None and select.select([self._sock], [], [], 0)[0]:
