@@ -18,11 +18,7 @@ from zerog.sandbox.limits import CgroupFactory
 from zerog.types import EditAction, ShellAction, Status, WriteFileAction
 
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C.UTF-8", "GIVEN": "yes"}
-# A sandbox is kept for reuse only where a cgroup can hold all of its processes (root
-# here; an unprivileged user without a delegated cgroup gets a bubblewrap per command).
-KEPT = pytest.mark.skipif(
-    not CgroupFactory().controllers, reason="a kept sandbox needs a writable cgroup"
-)
+CGROUPS = bool(CgroupFactory().controllers)  # root here; usually not an unprivileged user
 
 
 @pytest.fixture
@@ -34,11 +30,11 @@ def ws(tmp_path: Path) -> Path:
 
 @pytest.fixture(params=[True, False], ids=["reused", "per-command"])
 def sandbox(request: pytest.FixtureRequest) -> Iterator[BwrapSandbox]:
-    """Both ways of running: one sandbox kept per workspace (the default, where a cgroup
-    can hold it) and one bubblewrap per command (when the sandbox has no Python to start
-    commands with, or no cgroup is writable)."""
+    """Both ways of running: one sandbox kept per workspace (the default, with or without
+    cgroups) and one bubblewrap per command (when the sandbox has no Python to start
+    commands with)."""
     with BwrapSandbox(ENV, reuse=bool(request.param)) as sandbox:
-        assert sandbox.reuses is (request.param and bool(CgroupFactory().controllers))
+        assert sandbox.reuses is request.param
         yield sandbox
 
 
@@ -224,7 +220,6 @@ def alive_with(marker: bytes) -> list[int]:
     return found
 
 
-@KEPT
 def test_reused_sandbox_runs_each_command_afresh(ws: Path) -> None:
     with BwrapSandbox(ENV) as sandbox:
         first = sandbox.run(
@@ -253,7 +248,6 @@ def test_reused_sandbox_runs_each_command_afresh(ws: Path) -> None:
         assert loose.stdout == "ok\n", loose.stderr
 
 
-@KEPT
 def test_reused_sandbox_init_cannot_be_touched(ws: Path) -> None:
     with BwrapSandbox(ENV) as sandbox:
         attack = sandbox.run(
@@ -266,7 +260,6 @@ def test_reused_sandbox_init_cannot_be_touched(ws: Path) -> None:
         assert after.stdout == "alive\n"
 
 
-@KEPT
 def test_reused_sandbox_recovers_when_its_init_dies(ws: Path) -> None:
     with BwrapSandbox(ENV) as sandbox:
         assert sandbox.run(ShellAction(command="true"), ws, Limits()).ok
@@ -277,7 +270,6 @@ def test_reused_sandbox_recovers_when_its_init_dies(ws: Path) -> None:
         assert again.stdout == "back\n"
 
 
-@KEPT
 def test_close_stops_the_sandbox_and_removes_its_cgroups(ws: Path) -> None:
     sandbox = BwrapSandbox(ENV)
     assert sandbox.run(ShellAction(command="true"), ws, Limits()).ok
@@ -291,7 +283,6 @@ def test_close_stops_the_sandbox_and_removes_its_cgroups(ws: Path) -> None:
     assert not any(d.exists() for d in directories)
 
 
-@KEPT
 def test_reused_sandboxes_serve_threads_at_once(ws: Path) -> None:
     """The validation sweep runs checks in threads: each gets a sandbox of its own, and a
     sandbox started by a thread outlives that thread."""
@@ -310,7 +301,6 @@ def test_reused_sandboxes_serve_threads_at_once(ws: Path) -> None:
         assert [check(i) for i in range(3)] == ["0\n", "1\n", "2\n"]
 
 
-@KEPT
 def test_kept_sandbox_ends_when_zerog_dies(ws: Path) -> None:
     """A zerog killed while a command runs leaves nothing behind: its end of the socket
     closes, the sandbox's init exits, and the kernel ends the namespace."""
@@ -424,7 +414,7 @@ def test_unprivileged_user_gets_the_limits_from_rlimits() -> None:
     ]
 
 
-@KEPT
+@pytest.mark.skipif(not CGROUPS, reason="only a memory cgroup charges the sandbox's /tmp")
 def test_kept_sandbox_that_cannot_take_a_lower_memory_limit_is_replaced(ws: Path) -> None:
     with BwrapSandbox(ENV) as sandbox:
         fill = sandbox.run(

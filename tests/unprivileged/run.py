@@ -16,6 +16,8 @@ checkout. The namespace ends with the run and leaves nothing behind.
 
 Usage (as root, from the checkout): ``python tests/unprivileged/run.py [pytest arguments]``;
 as another user it says so and exits 0, since the main run was already unprivileged.
+``python tests/unprivileged/run.py --exec PROGRAM [ARGUMENT...]`` runs any program the same
+way instead of pytest (e.g. ``--exec .venv/bin/zerog bench sandbox --runs 50``).
 """
 
 from __future__ import annotations
@@ -115,6 +117,9 @@ def private_copy(source: Path, target: Path, uid: int, gid: int) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--exec"]:
+        print("tests/unprivileged: --exec needs a program to run", file=sys.stderr)
+        return 2
     if os.geteuid() != 0:
         print("tests/unprivileged: not root, so the main run was already unprivileged")
         return 0
@@ -144,16 +149,19 @@ def main(argv: list[str]) -> int:
             "PYTHONDONTWRITEBYTECODE": "1",
             "RAY_USAGE_STATS_ENABLED": "0",
         }
-        pytest = [
-            str(python),
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--basetemp",
-            str(home / "pytest"),
-            *(argv or DEFAULT_ARGS),
-        ]
+        if argv[:1] == ["--exec"]:
+            program = argv[1:]
+        else:
+            program = [
+                str(python),
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "--basetemp",
+                str(home / "pytest"),
+                *(argv or DEFAULT_ARGS),
+            ]
         run_as = [
             "setpriv",
             f"--reuid={uid}",
@@ -164,16 +172,14 @@ def main(argv: list[str]) -> int:
             "env",
             "-i",
             *(f"{k}={v}" for k, v in env.items()),
-            *pytest,
+            *program,
         ]
         script = [
             *cover_script(hold, covers),
             f"cd {shlex.quote(str(REPO))}",
             "exec " + shlex.join(run_as),
         ]
-        print(
-            f"tests/unprivileged: running {' '.join(argv or DEFAULT_ARGS)} as uid {uid}", flush=True
-        )
+        print(f"tests/unprivileged: running {shlex.join(program)} as uid {uid}", flush=True)
         done = subprocess.run(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", "\n".join(script)],
             check=False,

@@ -20,15 +20,19 @@ The profile (see ``docs/sandboxes.md`` for what it stops):
   tmpfs of bounded size; the workspace, at its own path, is the only writable bind, and
   zerog's state in it (``.zerog/``: snapshots, traces, sidecars) is bound read-only;
 - no network unless granted (``network=True`` shares the host's network namespace);
-- bwrap's child is held (``--block-fd``) until it is in its pids and memory cgroups, so
-  nothing started in the sandbox escapes them; after each command everything but the
-  sandbox's init is killed (frozen first); a sandbox where that fails is retired.
+- bwrap's child is held (``--block-fd``) until it is in its pids and memory cgroups (where
+  there are any), so nothing started in the sandbox escapes them; after each command
+  everything but the sandbox's init is killed (by zerog through the cgroups, frozen
+  first; without cgroups by the init itself, before it reports the exit status); a
+  sandbox where that fails is retired.
 
 By default one sandbox is kept per workspace and its init (:mod:`zerog.sandbox.bwrap_init`)
-starts each command, which saves bubblewrap's ~9 ms per command; with ``reuse=False``,
-without a Python in the sandbox, or without a writable cgroup to hold (and kill) all of
-its processes, every command gets a bubblewrap of its own, whose pid namespace zerog
-ends with the command.
+starts each command, which saves bubblewrap's ~9 ms (and the launcher's ~10 ms) per
+command. A command stopped by a limit (timeout, output, disk) in a kept sandbox without
+cgroups ends the whole sandbox: zerog kills its init, waits until its pid namespace is
+gone, and the next command gets a new one. With ``reuse=False`` or without a Python in
+the sandbox, every command gets a bubblewrap of its own, whose pid namespace zerog ends
+with the command.
 
 File actions (write, edit) do not need a process: they run in zerog, confined to the
 workspace like on every backend.
@@ -198,14 +202,12 @@ class BwrapSandbox:
         self._init_source = (Path(__file__).parent / "bwrap_init.py").read_text("utf-8")
         self._probe()
         self._cgroups.remove_stale()
-        # Reusing one sandbox per workspace needs a Python inside it to start commands,
-        # and a cgroup holding all of its processes, so that nothing one command started
-        # (a daemon, a new session) can live on into the next one or race zerog's own
-        # file actions. Without one, each command gets a bubblewrap (and so a pid
-        # namespace) of its own, which ends with it.
-        self._reuse = (
-            reuse and (root / INIT_PYTHON.lstrip("/")).is_file() and bool(self._cgroups.controllers)
-        )
+        # Reusing one sandbox per workspace needs a Python inside it to start commands.
+        # Nothing one command started (a daemon, a new session) may live on into the next
+        # one or race zerog's own file actions: the sandbox's cgroups are emptied after
+        # each command, or, without cgroups, its init empties its pid namespace before it
+        # reports the exit (see _Session).
+        self._reuse = reuse and (root / INIT_PYTHON.lstrip("/")).is_file()
         # Idle sandboxes by (workspace, /tmp size); one per command running at once (the
         # validation sweep runs checks in threads), each with its own cgroups and limits.
         self._lock = threading.Lock()
@@ -538,14 +540,13 @@ class BwrapSandbox:
             os.close(info_r)
             os.close(block_w)
         pid, pidfd = released
-        os.close(pidfd)
-        return _Session(proc, host, groups, pid, self._clock, self._sweep_seconds)
+        return _Session(proc, host, groups, pid, pidfd, self._clock, self._sweep_seconds)
 
     def _shell_once(
         self, command: str, workspace: Path, limits: Limits, stdin: bytes, env: Mapping[str, str]
     ) -> Observation:
-        """One bubblewrap per command (no Python in the sandbox to reuse it with, no cgroup
-        to hold all of a kept sandbox's processes, or ``reuse=False``)."""
+        """One bubblewrap per command (no Python in the sandbox to reuse it with, or
+        ``reuse=False``)."""
         started = self._clock()
         try:
             groups = self._cgroups.create(limits, reserve=1)  # + bwrap's init in the pid ns
@@ -675,6 +676,7 @@ class _SessionChild:
         self.stderr: IO[bytes] | None = stderr
         self.returncode: int | None = None
         self.error = ""
+        self.stuck = False  # the init could not kill what the command left behind
         self._sock = sock
         self._pending = b""
 
@@ -686,18 +688,27 @@ class _SessionChild:
         if self.returncode is None:
             self.returncode, self.error = -signal.SIGKILL, reason
 
+    def killed(self) -> None:
+        """zerog ended the sandbox (a limit): the command died of SIGKILL."""
+        if self.returncode is None:
+            self.returncode = -signal.SIGKILL
+
     def _receive(self) -> None:
-        chunk = self._sock.recv(4096)
-        if not chunk:
-            self.returncode, self.error = -signal.SIGKILL, "the sandbox's init died"
-            return
-        self._pending += chunk
-        if b"\n" in self._pending:
-            line = self._pending.split(b"\n", 1)[0].decode("utf-8", "replace")
-            if line.startswith("E "):
-                self.returncode, self.error = 127, line[2:]
-            else:
-                self.returncode = int(line)
+        """Read the init's report, a line sent at once: once it has begun, wait for its
+        end (or the init's death)."""
+        while b"\n" not in self._pending:
+            chunk = self._sock.recv(4096)
+            if not chunk:
+                self.returncode, self.error = -signal.SIGKILL, "the sandbox's init died"
+                return
+            self._pending += chunk
+        line = self._pending.split(b"\n", 1)[0].decode("utf-8", "replace")
+        if line.startswith("E "):
+            self.returncode, self.error = 127, line[2:]
+        else:
+            code, _, note = line.partition(" ")
+            self.stuck = note == "stuck"
+            self.returncode = int(code)
 
     def poll(self) -> int | None:
         if self.returncode is None and select.select([self._sock], [], [], 0)[0]:
@@ -715,7 +726,15 @@ class _SessionChild:
 
 
 class _Session:
-    """One bubblewrap sandbox kept for a workspace; its init starts each command."""
+    """One bubblewrap sandbox kept for a workspace; its init starts each command.
+
+    After each command, everything the command left running is killed, before zerog
+    touches the workspace again: through the sandbox's cgroups where there are any
+    (:meth:`_sweep`), otherwise by the init, which empties its pid namespace before it
+    reports the command's exit status (see :mod:`zerog.sandbox.bwrap_init`). A command
+    that zerog must stop early (a limit) in a sandbox without cgroups ends the sandbox
+    (:meth:`_end`): its init is killed, and as pid 1 takes every process of the
+    namespace with it."""
 
     def __init__(
         self,
@@ -723,6 +742,7 @@ class _Session:
         sock: socket.socket,
         groups: Cgroups,
         init_pid: int,
+        init_pidfd: int,
         clock: Callable[[], float],
         sweep_seconds: float,
     ) -> None:
@@ -730,6 +750,7 @@ class _Session:
         self.sock = sock
         self.groups = groups
         self.init_pid = init_pid
+        self._init_pidfd = init_pidfd
         self._clock = clock
         self._sweep_seconds = sweep_seconds
         self._broken = False
@@ -745,6 +766,20 @@ class _Session:
         and ends the command: its exit status may never come."""
         if not self.groups.kill_all(self._sweep_seconds, keep=frozenset({self.init_pid})):
             self._broken = self._stuck = True
+            child.abandon(self._stuck_note())
+
+    def _end(self, child: _SessionChild) -> None:
+        """No cgroups: stop the command by ending the whole sandbox, unless its init has
+        already reported the exit (and so emptied the namespace). Returns once the pid
+        namespace is gone (its init exits only after every process in it has), or after
+        ``sweep_seconds``; the sandbox is never used again."""
+        if child.poll() is not None:
+            return
+        self._broken = True
+        if _kill_namespace(self._init_pidfd, self._sweep_seconds):
+            child.killed()
+        else:
+            self._stuck = True
             child.abandon(self._stuck_note())
 
     def _stuck_note(self) -> str:
@@ -777,11 +812,13 @@ class _Session:
             self._broken = True
             raise _NotStarted(str(exc)) from exc
         err_r, err_w = os.pipe()
+        cgroups = bool(self.groups.directories)
         request = {
             "command": command,
             "env": dict(env),
             "cwd": str(workspace),
             "rlimits": rlimit_triples(values),
+            "sweep": 0 if cgroups else self._sweep_seconds,  # the init empties the namespace
         }
         try:
             socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w, *source])
@@ -805,11 +842,13 @@ class _Session:
                 kill_output_bytes=limits.kill_output_bytes,
                 clock=self._clock,
                 watch=disk,
-                kill=lambda: self._sweep(child),
+                kill=(lambda: self._sweep(child)) if cgroups else (lambda: self._end(child)),
             )
         except BaseException:
             self._broken = True
             raise
+        if child.stuck:
+            self._broken = self._stuck = True
         if self._stuck and not child.error:  # the command had ended, something it left had not
             stderr = f"{observation.stderr}\n[zerog: {self._stuck_note()}]".lstrip("\n")
             observation = observation.model_copy(update={"stderr": decode(stderr.encode())})
@@ -834,17 +873,23 @@ class _Session:
             self.proc.wait()
         if self.proc.stderr is not None:
             self.proc.stderr.close()
+        os.close(self._init_pidfd)
         self.groups.remove()
 
 
-def _end_namespace(pidfd: int, wait: float) -> bool:
+def _kill_namespace(pidfd: int, wait: float) -> bool:
     """Kill the pid namespace whose init ``pidfd`` refers to, and wait (up to ``wait``
     seconds) until it is gone: its init exits only once every process in it has. Whether
-    it is gone. Closes ``pidfd``."""
+    it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    return bool(select.select([pidfd], [], [], wait)[0])
+
+
+def _end_namespace(pidfd: int, wait: float) -> bool:
+    """:func:`_kill_namespace`, then close ``pidfd``."""
     try:
-        with contextlib.suppress(ProcessLookupError):
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        return bool(select.select([pidfd], [], [], wait)[0])
+        return _kill_namespace(pidfd, wait)
     finally:
         os.close(pidfd)
 

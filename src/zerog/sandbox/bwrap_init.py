@@ -8,8 +8,19 @@ pipe ends for its stdout and stderr (and, when the command has input, the read e
 pipe holding it) over a unix socket; this process forks, the child starts a new session,
 takes the pipes, the input or /dev/null as stdin, the rlimits and its default
 signal dispositions, and executes ``/bin/sh -c``; the exit status goes back on the
-socket. zerog kills everything else in the sandbox's cgroups once the command ends, so
-no process of one command lives into the next one.
+socket. No process of one command lives into the next one: where zerog has cgroups for
+the sandbox, it kills everything else in them once the command ends; where it has none
+(an unprivileged user without a delegated cgroup), the request asks this init to
+*sweep*: once the command's main process has exited, and before its exit status is
+reported, the init sends SIGKILL to every other process of its pid namespace
+(``kill(-1)`` from pid 1 reaches all of them, whatever their session or process group,
+stopped or not, and never pid 1 itself), reaps them, and repeats until it has no child
+left and the sandbox's own /proc lists no process but pid 1. Every process of the
+namespace descends from the init (orphans are re-parented to it), so no child left means
+none is left at all. A fork racing the kill cannot outrun it for long: RLIMIT_NPROC
+bounds how many there can be, and each round kills them all. The sweep is bounded in
+time; when it cannot finish (a process stuck in the kernel), the report says so and zerog
+retires the sandbox.
 
 This process is not dumpable (no ptrace, no /proc/1/mem for the commands, which run with
 the same uid), and as pid 1 of its namespace it ignores signals the commands send it; it
@@ -30,6 +41,7 @@ import select
 import signal
 import socket
 import sys
+import time
 
 PR_SET_DUMPABLE = 4
 # Signals a terminal sends. The init ignores them (only zerog decides when it ends); each
@@ -85,23 +97,12 @@ def _child(request: dict[str, object], fds: list[int]) -> None:
     os._exit(127)
 
 
-def _reap_orphans() -> None:
-    """Processes of earlier commands that zerog killed end up here as zombies."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 def serve(sock: socket.socket) -> None:
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
         if not message:
             return
-        _reap_orphans()
+        _reap_all()  # processes of earlier commands that zerog killed (cgroups)
         request = json.loads(message)
         if len(fds) not in (2, 3):
             for fd in fds:
@@ -121,14 +122,51 @@ def serve(sock: socket.socket) -> None:
         for fd in fds:
             os.close(fd)
         _await_exit(pid, sock)
-        while True:
-            try:
-                done, status = os.waitpid(-1, 0)
-            except ChildProcessError:  # pragma: no cover - the command is our child
-                done, status = pid, 0
-            if done == pid:
-                break
-        sock.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        seconds = request.get("sweep", 0)
+        if isinstance(seconds, (int, float)) and seconds > 0 and not sweep(seconds):
+            sock.sendall(f"{code} stuck\n".encode())
+        else:
+            sock.sendall(f"{code}\n".encode())
+
+
+def sweep(seconds: float) -> bool:
+    """Kill every process of this pid namespace but this one (pid 1) and reap them all;
+    whether none is left within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        _kill_all()
+        if _reap_all() and _alone():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.0005)
+
+
+def _kill_all() -> None:
+    """SIGKILL to every process of this pid namespace but pid 1, this one (whatever its
+    session, process group or state)."""
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except OSError:  # ESRCH: nobody was left to signal
+        return  # (EPERM cannot be, one uid runs it all; what it left, the sweep reports)
+
+
+def _reap_all() -> bool:
+    """Reap every child that has exited; whether no child is left at all."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if pid == 0:
+            return False
+
+
+def _alone() -> bool:
+    """Whether the sandbox's own /proc shows no process but pid 1."""
+    return all(name == "1" or not name.isdigit() for name in os.listdir("/proc"))
 
 
 def _await_exit(pid: int, sock: socket.socket) -> None:
