@@ -17,6 +17,10 @@ from zerog.sandbox.bwrap import BwrapSandbox, find_bwrap
 from zerog.sandbox.limits import CgroupFactory
 from zerog.types import EditAction, ShellAction, Status, WriteFileAction
 
+# The sleeps below carry this run's pid, so that a test run beside this one (another
+# clone's suite, say) cannot leave a process that looks like a survivor of this one.
+TAG = f"{os.getpid():07d}"
+
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C.UTF-8", "GIVEN": "yes"}
 CGROUPS = bool(CgroupFactory().controllers)  # root here; usually not an unprivileged user
 
@@ -171,7 +175,7 @@ def test_tmp_is_sized(sandbox: BwrapSandbox, ws: Path) -> None:
 
 def test_nothing_survives_the_command(sandbox: BwrapSandbox, ws: Path) -> None:
     obs = sandbox.run(
-        ShellAction(command="setsid sleep 3217 >/dev/null 2>&1 < /dev/null & echo started"),
+        ShellAction(command=f"setsid sleep 3217.{TAG} >/dev/null 2>&1 < /dev/null & echo started"),
         ws,
         Limits(),
     )
@@ -179,7 +183,7 @@ def test_nothing_survives_the_command(sandbox: BwrapSandbox, ws: Path) -> None:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                assert b"3217" not in (entry / "cmdline").read_bytes()
+                assert f"3217.{TAG}".encode() not in (entry / "cmdline").read_bytes()
             except OSError:
                 continue
 
@@ -224,13 +228,13 @@ def test_reused_sandbox_runs_each_command_afresh(ws: Path) -> None:
     with BwrapSandbox(ENV) as sandbox:
         first = sandbox.run(
             ShellAction(
-                command="setsid sleep 3218 >/dev/null 2>&1 </dev/null & export X=1; cd /tmp"
+                command=f"setsid sleep 3218.{TAG} >/dev/null 2>&1 </dev/null & export X=1; cd /tmp"
             ),
             ws,
             Limits(),
         )
         assert first.status is Status.SUCCESS
-        assert alive_with(b"3218") == []
+        assert alive_with(f"3218.{TAG}".encode()) == []
         second = sandbox.run(ShellAction(command='pwd; echo "x=${X:-unset}"'), ws, Limits())
         assert second.stdout == f"{ws.resolve()}\nx=unset\n"
         # Limits are per command, even in the same sandbox.
@@ -311,21 +315,23 @@ def test_kept_sandbox_ends_when_zerog_dies(ws: Path) -> None:
         "import sys\nfrom pathlib import Path\nfrom zerog.sandbox.bwrap import BwrapSandbox\n"
         "from zerog.sandbox.base import Limits\nfrom zerog.types import ShellAction\n"
         f"s = BwrapSandbox({ENV!r})\n"
-        f"s.run(ShellAction(command='sleep 3219'), Path({str(ws)!r}), Limits(timeout=60))\n"
+        # the marker is put together in the script, so its own command line does not hold it
+        f"s.run(ShellAction(command='sleep 3219' + '.{TAG}'), Path({str(ws)!r}),"
+        " Limits(timeout=60))\n"
     )
     zerog = subprocess.Popen([sys.executable, "-c", script])
     try:
         deadline = time.monotonic() + 10
-        while not alive_with(b"3219") and time.monotonic() < deadline:
+        while not alive_with(f"3219.{TAG}".encode()) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert alive_with(b"3219"), "the command did not start"
+        assert alive_with(f"3219.{TAG}".encode()), "the command did not start"
     finally:
         zerog.kill()
         zerog.wait()
     deadline = time.monotonic() + 5
-    while alive_with(b"3219") and time.monotonic() < deadline:
+    while alive_with(f"3219.{TAG}".encode()) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert alive_with(b"3219") == []
+    assert alive_with(f"3219.{TAG}".encode()) == []
 
 
 NOBODY_SCRIPT = """
