@@ -75,6 +75,7 @@ class Context(Frozen):
     history: tuple[Attempt, ...]
     history_omitted: int = 0
     notice: str = ""
+    preflight: str = ""  # how the checks failed on the untouched workspace (first plan)
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -153,9 +154,11 @@ def build(
     notice: str = "",
     limits: IndexLimits | None = None,
     redactor: Redactor | None = None,
+    preflight: str = "",
 ) -> Context:
     """``redactor`` removes known secret values besides secret-shaped text (see
-    :class:`zerog.redact.Redactor`)."""
+    :class:`zerog.redact.Redactor`); ``preflight`` is the feedback of the checks run on
+    the untouched workspace (already bounded and redacted), shown to the first plan."""
     redact = (redactor or Redactor()).text
     files, omitted = index_workspace(goal.workspace, limits or IndexLimits(), redact)
     names = tuple(dict.fromkeys((*DEFAULT_ENV_ALLOW, *goal.env_allow)))
@@ -168,6 +171,7 @@ def build(
         history=tuple(history),
         history_omitted=history_omitted,
         notice=notice,
+        preflight=preflight,
     )
 
 
@@ -186,6 +190,9 @@ def render(context: Context) -> str:
     for entry in context.files:
         if entry.content is not None:
             parts += ["", f"## File {entry.path}", "```", entry.content.rstrip("\n"), "```"]
+    if context.preflight:
+        parts += ["", "# How the checks fail now (before any change)"]
+        parts += ["```", sanitize(context.preflight), "```"]
     if context.history:
         parts += ["", "# Earlier attempts in this run (all rolled back)"]
         if context.history_omitted:

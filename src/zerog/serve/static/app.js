@@ -6,7 +6,7 @@
 (function () {
   const TOKEN_KEY = "zerog-token";
   const FINISHED_BAD = ["max_iterations", "max_input_tokens", "max_output_tokens", "max_cost",
-    "max_time", "stuck", "model_error", "failed_to_start"];
+    "max_time", "stuck", "model_error", "failed_to_start", "cannot_run"];
   const main = document.getElementById("main");
   const conn = document.getElementById("conn");
 
