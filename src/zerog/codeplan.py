@@ -135,7 +135,7 @@ class CodePlanner:
             parts.append(f"```python\n{current.content.rstrip()}\n```\n")
         else:
             parts.append(f"({self.path} does not exist yet.)\n")
-        if context.preflight and not context.history:
+        if context.preflight and not feedback:  # the first question, or a fresh one
             parts.append("The checks fail now:")
             parts.append(f"```\n{sanitize(context.preflight)}\n```\n")
         if feedback:

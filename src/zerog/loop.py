@@ -614,7 +614,7 @@ class _Run:
                     omitted,
                     notice=STUCK_NOTICE if repeats else "",
                     redactor=self.redactor,
-                    preflight=first.feedback if first is not None and not history else "",
+                    preflight=first.feedback if first is not None else "",
                 )
                 reuse = self.reuse_plan() if not history else None
                 plan = reuse.plan if reuse else self.e.plan_with(self.model, context)
@@ -672,6 +672,7 @@ class _Run:
             status, reason = RunStatus.MODEL_ERROR, str(exc)
         except KeyboardInterrupt:
             status, reason = RunStatus.INTERRUPTED, "interrupted by the user"
+        ended_early = first.ended[1] if first is not None and first.ended else ""
         if (
             status is not RunStatus.SUCCESS
             and kept is not None
@@ -685,13 +686,12 @@ class _Run:
                 f"all checks passed (iteration {passed_at}; the second opinion after it did "
                 f"not: {reason})"
             )
-        elif status is not RunStatus.SUCCESS and good is not None:
+        elif status is not RunStatus.SUCCESS and good is not None and ended_early == "":
             self.rollback(good, self.meter.iterations, final=True)
         final = self.final_snapshot() if good is not None else None
         files: FileChanges | None = None
         if good is not None and final is not None:
             files = file_changes(compare(good.entries, final.entries))
-        ended_early = first.ended[1] if first is not None and first.ended else ""
         git = self.commit_git(status, good, final, skip=ended_early)
         self.go_live("finish")
         result = RunResult(

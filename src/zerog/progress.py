@@ -108,15 +108,11 @@ class ConsoleProgress:
             return
         refusals = d.get("cannot_run")
         for refusal in refusals if isinstance(refusals, list) else []:
-            if not isinstance(refusal, Mapping):
-                continue
-            self._line(
-                ("   ✗ cannot run: ", "bold red"), (one_line(str(refusal.get("check")), 90), "")
-            )
-            self._line(("     │ ", "dim"), (one_line(str(refusal.get("cause")), 110), ""))
-            self._console.print(
-                Text("     fix: " + one_line(str(refusal.get("fix")), 1_000)), soft_wrap=True
-            )
+            if isinstance(refusal, Mapping):  # the cause and the fix are in the summary
+                self._line(
+                    ("   ✗ cannot run at all: ", "bold red"),
+                    (one_line(str(refusal.get("check")), 90), ""),
+                )
 
     def emit(self, event: Event) -> None:
         d = event.data

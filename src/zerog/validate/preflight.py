@@ -13,10 +13,10 @@ signs, read from its output, and anything else is left to the loop.
 
 - The shell could not find or execute a command: exit status 126 or 127 with the shell's
   message (``sh: 1: foo: not found``, ``bash: foo: command not found``, ``/usr/bin/env:
-  'python': No such file or directory``, the wasm shell's ``command not found``), for a
-  command looked up on the ``PATH`` or outside the workspace, which the goal's text does
-  not name. A script of the workspace that is missing or not executable is left alone:
-  the goal may be to create it.
+  'python': No such file or directory``, the wasm shell's ``command not found``, whose
+  127 arrives as 125), for a command looked up on the ``PATH`` or outside the workspace,
+  which the goal's text does not name. A script of the workspace that is missing or not
+  executable is left alone: the goal may be to create it.
 - Python could not import a module: ``PYTHON: No module named X`` (the interpreter's own
   message: ``python3 -m X`` found no X), or ``ModuleNotFoundError: No module named 'X'``
   in a pytest collection error (``ERROR collecting``, ``ImportError while importing test
@@ -36,6 +36,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from zerog.sandbox.wasm_shell import MAX_EXIT as WASI_MAX_EXIT
 from zerog.text import one_line
 from zerog.types import (
     AssertsCheck,
@@ -143,8 +144,11 @@ def _shell_command(line: str) -> str | None:
     return None
 
 
-def _command(observation_lines: Sequence[str], exit_code: int | None) -> Missing | None:
-    if exit_code not in (126, 127):
+def _command(
+    observation_lines: Sequence[str], exit_code: int | None, sandbox: str
+) -> Missing | None:
+    # WASI exit statuses stop at 125: the wasm shell's 127 arrives as 125.
+    if exit_code not in (126, 127) and not (sandbox == "wasm" and exit_code == WASI_MAX_EXIT):
         return None
     for line in observation_lines:
         name = _shell_command(line)
@@ -183,7 +187,7 @@ def _missing(result: CheckResult, sandbox: str) -> Missing | None:
     o = result.observation
     return (
         _shell_refusal(o.stderr, o.exit_code, sandbox)
-        or _command(_lines(o.stderr) + _lines(o.stdout), o.exit_code)
+        or _command(_lines(o.stderr) + _lines(o.stdout), o.exit_code, sandbox)
         or _module(o.stdout, o.stderr)
     )
 
@@ -261,7 +265,10 @@ def _fix(missing: Missing, check: Check, sandbox: str) -> str:
         other += "the standard library)"
     else:
         other = "or run with --sandbox local to use the environment zerog is started from"
-    return f"{python} cannot import {module}: install {module} for {target}, {other}."
+    return (
+        f"{python} cannot import {module}: install {module} for {target}, {other}. If the "
+        "goal is to provide it, run with --no-preflight."
+    )
 
 
 def cannot_run(
