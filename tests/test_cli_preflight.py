@@ -182,3 +182,14 @@ def test_batch_goals_with_and_without_the_preflight(workspace: Path, tmp_path: P
     assert again.returncode == 1, again.stdout + again.stderr
     counts = json.loads(again.stdout)["counts"]
     assert counts.get("cannot_run") is None
+
+
+def test_bench_preflight_smoke(tmp_path: Path) -> None:
+    done = zerog_cli(
+        "bench", "preflight", "--rounds", "1", "--sandbox", "local", "--json", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["rounds"] == 1
+    assert report["bare_sweep_ms"] > 0
+    assert report["run_with_preflight_ms"] > 0

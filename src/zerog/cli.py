@@ -950,6 +950,48 @@ def bench_overhead(
     console.print(report.table())
 
 
+@bench_app.command("preflight")
+def bench_preflight(
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            help="A workspace to copy (e.g. examples/demo/workspace); default: a stub "
+            "median() and its unit tests.",
+            show_default=False,
+        ),
+    ] = None,
+    check: Annotated[str, typer.Option(help="The goal's check.")] = "python3 -m unittest -q",
+    sandbox: Annotated[
+        str | None, typer.Option("--sandbox", help="bwrap (default on Linux), wasm or local.")
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="Rounds; the median is reported.", min=1)] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What the preflight adds to a run (with and without it, alternately), against one
+    bare sweep of the same checks."""
+    from zerog.bench.preflight import measure
+    from zerog.sandbox.factory import default_sandbox_name
+
+    console = Console(highlight=False, stderr=as_json)
+    if workspace is not None and not workspace.is_dir():
+        _fail(ConfigError(f"--workspace: {workspace} is not a directory"))
+    try:
+        report = measure(
+            workspace=workspace.resolve() if workspace else None,
+            check=check,
+            sandbox=sandbox or default_sandbox_name(),
+            rounds=rounds,
+            environ=os.environ,
+            progress=None if as_json else console.print,
+        )
+    except ZerogError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        return
+    console.print(report.table())
+
+
 @bench_app.command("sweep")
 def bench_sweep(
     rounds: Annotated[
