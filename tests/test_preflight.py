@@ -283,6 +283,27 @@ def test_a_resumed_run_does_not_preflight_twice(tmp_path: Path, workspace: Path,
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
 
 
+@pytest.mark.parametrize("check", [CHECK, "absent-tool-q7"])
+def test_a_run_the_preflight_ended_resumes_to_the_same_end(
+    tmp_path: Path, workspace: Path, check: str
+) -> None:
+    """Killed after the preflight recorded its outcome, before the run's end: the resume
+    ends the run the same way, without a sweep or a model call."""
+    (workspace / "app.py").write_text("def answer():\n    return 42\n")
+    store_path = tmp_path / "runs.db"
+    with CrashingStore(store_path, "preflight") as crashing, pytest.raises(_Crash):
+        engine(scripted(), store=crashing, new_id=lambda: "run1").run(goal(workspace, check))
+    with Store(store_path) as store:
+        result = engine(scripted(), store=store).resume("run1")
+        events = store.events("run1")
+    expected = RunStatus.SUCCESS if check == CHECK else RunStatus.CANNOT_RUN
+    assert (result.status, result.iterations) == (expected, 0)
+    assert [e.kind for e in events].count("validation_started") == 1
+    assert events[-1].kind == "run_finished"
+    assert events[-1].data["reason"] == result.reason
+    assert len(result.cannot_run) == (0 if check == CHECK else 1)
+
+
 def test_a_run_recorded_without_a_preflight_resumes_without_one(
     tmp_path: Path, workspace: Path
 ) -> None:

@@ -600,9 +600,10 @@ class _Run:
             self.prepare_git()
             good = self.base = self.base_snapshot()
             first = self.preflight(good)
-            if first is not None and first.ended is not None:
-                status, reason = first.ended
-                verdict = first.verdict
+            if first is not None:
+                verdict = first.verdict  # the last verdict, until an iteration's replaces it
+                if first.ended is not None:
+                    status, reason = first.ended
             while first is None or first.ended is None:  # unless the preflight ended the run
                 iteration = self.meter.start_iteration()
                 self.rec.emit("iteration_started", iteration=iteration)
@@ -686,7 +687,7 @@ class _Run:
                 f"all checks passed (iteration {passed_at}; the second opinion after it did "
                 f"not: {reason})"
             )
-        elif status is not RunStatus.SUCCESS and good is not None and ended_early == "":
+        elif status is not RunStatus.SUCCESS and good is not None and not ended_early:
             self.rollback(good, self.meter.iterations, final=True)
         final = self.final_snapshot() if good is not None else None
         files: FileChanges | None = None

@@ -172,3 +172,42 @@ def test_a_goal_whose_checks_already_pass_asks_no_model(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "nothing to do: the checks already pass" in done.stdout
     assert _model_calls(tmp_path / "runs.db") == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("check", "cause"),
+    [
+        ("python3 -m pytest -q", "ImportError: No module named pytest"),
+        (
+            "python3 -m unittest -q 2>&1 | tail -1",
+            "wasm shell: '|' is not supported (no pipes or background jobs)",
+        ),
+        ("make test", "make: command not found (the wasm sandbox runs python and a few"),
+    ],
+)
+def test_what_the_wasm_sandbox_cannot_run_ends_the_run_at_once(
+    tmp_path: Path, check: str, cause: str
+) -> None:
+    """The wasm sandbox's python has the standard library only, and its shell runs python
+    and a few builtins, without pipes."""
+    repo = _repo(tmp_path)
+    write_script(tmp_path / "script.jsonl", *SCRIPT)
+    done = zerog_cli(
+        "run",
+        "Fix the answer",
+        "--workspace",
+        str(repo),
+        "--check",
+        check,
+        "--sandbox",
+        "wasm",
+        "--model",
+        "scripted:script.jsonl",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    [refusal] = json.loads(done.stdout)["cannot_run"]
+    assert refusal["cause"].startswith(cause)
+    assert "--sandbox bwrap" in refusal["fix"]
+    assert _model_calls(tmp_path / "runs.db") == (0, 0, 0)

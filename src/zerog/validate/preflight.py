@@ -224,31 +224,30 @@ def _where(sandbox: str) -> str:
     return f"the {sandbox} sandbox" if sandbox in ("bwrap", "wasm") else f"the {sandbox} backend"
 
 
-def _fix(missing: Missing, check: Check, sandbox: str) -> str:
-    anyway = "If the goal is to create it, run with --no-preflight."
-    if missing.kind == "shell":
+ANYWAY = "If the goal is to provide it, run with --no-preflight."
+
+
+def _command_fix(name: str, sandbox: str) -> str:
+    if sandbox == "wasm":
         return (
-            "The wasm sandbox runs python and a few shell builtins, without pipes, "
-            "background jobs or command substitution: rewrite the check (a python3 -c "
-            "command, or a predicate check) or run with --sandbox bwrap."
+            f"The wasm sandbox has no {name}: it runs python and a few shell builtins. "
+            "Run with --sandbox bwrap, or rewrite the check in Python."
         )
-    if missing.kind == "command":
-        name = missing.name
-        if sandbox == "wasm":
-            return (
-                f"The wasm sandbox has no {name}: it runs python and a few shell builtins. "
-                "Run with --sandbox bwrap, or rewrite the check in Python."
-            )
-        if sandbox == "local":
-            return (
-                f"Install {name} or put its directory on the PATH zerog is started with "
-                f"(the local backend runs commands with it). {anyway}"
-            )
+    if sandbox == "local":
         return (
-            f"{name} is not visible inside {_where(sandbox)}: install it system-wide "
-            f"(under /usr) so that the sandbox sees it, or run with --sandbox local (no "
-            f"isolation). {anyway}"
+            f"Install {name} or put its directory on the PATH zerog is started with "
+            f"(the local backend runs commands with it). {ANYWAY}"
         )
+    return (
+        f"{name} is not visible inside {_where(sandbox)}: install it system-wide (under "
+        f"/usr) so that the sandbox sees it, or run with --sandbox local (no isolation). "
+        f"{ANYWAY}"
+    )
+
+
+def _module_fix(missing: Missing, check: Check, sandbox: str) -> str:
+    """Names the interpreter that could not import the module when it said which it was,
+    else the check's command's."""
     module = missing.name.split(".", 1)[0]
     if missing.interpreter:
         python = f"{missing.interpreter} (the python the check ran in {_where(sandbox)})"
@@ -258,17 +257,28 @@ def _fix(missing: Missing, check: Check, sandbox: str) -> str:
         runs = first[0] if first and _INTERPRETER.fullmatch(first[0]) else "python"
         python = f"the check's {runs} (in {_where(sandbox)})"
         target = "that interpreter"
+    if sandbox == "wasm":
+        return (
+            f"{python} cannot import {module}: the wasm sandbox's python has the standard "
+            f"library only. Run with --sandbox bwrap or --sandbox local. {ANYWAY}"
+        )
     if sandbox == "local":
         other = "or start zerog from the environment that has it (e.g. the project's venv)"
-    elif sandbox == "wasm":
-        other = "or run with --sandbox bwrap or --sandbox local (the wasm python has only "
-        other += "the standard library)"
     else:
         other = "or run with --sandbox local to use the environment zerog is started from"
-    return (
-        f"{python} cannot import {module}: install {module} for {target}, {other}. If the "
-        "goal is to provide it, run with --no-preflight."
-    )
+    return f"{python} cannot import {module}: install {module} for {target}, {other}. {ANYWAY}"
+
+
+def _fix(missing: Missing, check: Check, sandbox: str) -> str:
+    if missing.kind == "shell":
+        return (
+            "The wasm sandbox runs python and a few shell builtins, without pipes, "
+            "background jobs or command substitution: rewrite the check (a python3 -c "
+            "command, or a predicate check) or run with --sandbox bwrap."
+        )
+    if missing.kind == "command":
+        return _command_fix(missing.name, sandbox)
+    return _module_fix(missing, check, sandbox)
 
 
 def cannot_run(
