@@ -49,18 +49,22 @@ def write_script(path: Path, *lines: Mapping[str, object]) -> Path:
     return path
 
 
-def zerog_cli(*args: str, cwd: Path, columns: int = 160) -> subprocess.CompletedProcess[str]:
-    """Run the `zerog` command line in ``cwd``, with its store in ``cwd/runs.db``."""
-    env = {
+def zerog_cli(
+    *args: str, cwd: Path, columns: int = 160, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the `zerog` command line in ``cwd``, with its store in ``cwd/runs.db`` (``env``
+    overrides variables of this process's environment)."""
+    full = {
         **os.environ,
         "COLUMNS": str(columns),
         "NO_COLOR": "1",
         "ZEROG_STORE": str(cwd / "runs.db"),
+        **(env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "zerog", *args],
         cwd=cwd,
-        env=env,
+        env=full,
         capture_output=True,
         text=True,
         timeout=120,

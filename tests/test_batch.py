@@ -302,7 +302,15 @@ def test_a_batch_routes_predictable_steps_without_the_model(tmp_path: Path) -> N
         workspace = tmp_path / f"w{n}"
         workspace.mkdir()
         (workspace / "notes.txt").write_text(f"notes {n}\n", encoding="utf-8")
-        goals.append({"text": "Show the notes", "workspace": str(workspace), "checks": ["true"]})
+        # The check passes from the start: without the preflight the step still runs.
+        goals.append(
+            {
+                "text": "Show the notes",
+                "workspace": str(workspace),
+                "checks": ["true"],
+                "preflight": False,
+            }
+        )
     (tmp_path / "goals.jsonl").write_text("\n".join(json.dumps(g) for g in goals) + "\n")
     step = {"intent": "Show the notes", "op": "read_file", "target": "notes.txt"}
     plan = {"purpose": "plan", "json": {"steps": [step]}}  # no actions: the worker's job

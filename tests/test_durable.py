@@ -88,7 +88,9 @@ FAULTS = [
             ("observation", 4),
             ("observation", 7),
             ("step_check", 1),
-            ("validation_started", 1),
+            ("validation_started", 1),  # the preflight's sweep
+            ("verdict", 1),
+            ("preflight", 1),
             ("check", 1),
             ("check", 2),
             ("verdict", 2),
@@ -108,6 +110,7 @@ FAULTS = [
             ("rollback", 1),
             ("check", 1),
             ("verdict", 1),
+            ("preflight", 1),
             ("iteration_started", 2),
             ("step_done", 2),
         ]

@@ -178,8 +178,19 @@ def test_protected_patterns_from_the_file_and_the_command_line(tmp_path: Path) -
     assert default.protect_defaults
 
 
+def test_preflight_from_the_file_and_the_command_line(tmp_path: Path) -> None:
+    body = FULL_TOML.replace('env = ["LANG"]\n', 'env = ["LANG"]\npreflight = false\n')
+    goal, _ = load_goal(project(tmp_path, body))
+    assert not goal.preflight
+    goal, _ = load_goal(project(tmp_path, body), {"preflight": True})
+    assert goal.preflight
+    default, _ = load_goal(project(tmp_path))
+    assert default.preflight
+
+
 BAD = [
     # (goal file body, words the error must contain)
+    ("text = 'x'\nchecks = ['true']\npreflight = [1]\n", ["preflight", "boolean"]),
     ("text = 'x'\nchecks = ['true']\nprotected = 'tests/'\n", ["protected", "must be a list"]),
     (
         "text = 'x'\nchecks = ['true']\nprotected = ['../up']\n",

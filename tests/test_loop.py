@@ -93,6 +93,7 @@ def test_backtrack_restores_workspace_then_succeeds(workspace: Path) -> None:
         if k in {"plan", "action", "verdict", "rollback", "run_finished"}
     ]
     assert story == [
+        "verdict",  # the preflight's
         "plan",
         "action",
         "action",
@@ -396,7 +397,8 @@ def test_a_failed_step_check_rolls_back_before_any_sweep(workspace: Path) -> Non
     assert result.status is RunStatus.SUCCESS
     events = read_trace(result.trace_path or Path())
     kinds_ = [str(e["kind"]) for e in events]
+    start = kinds_.index("iteration_started")  # after the preflight's sweep
     first_rollback = kinds_.index("rollback")
-    assert "validation_started" not in kinds_[:first_rollback]
-    assert kinds_.count("validation_started") == 1
+    assert "validation_started" not in kinds_[start:first_rollback]
+    assert kinds_[start:].count("validation_started") == 1
     assert sum(1 for e in events if e["kind"] == "step_started" and e["iteration"] == 1) == 1

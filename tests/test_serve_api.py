@@ -150,6 +150,7 @@ def test_a_predictable_step_is_routed_without_the_model(tmp_path: Path) -> None:
             "checks": ["true"],
             "model": f"scripted:{script}",
             "budget": {"max_iterations": 1},
+            "preflight": False,  # the check passes from the start: the step still runs
         }
         response = client.post("/api/runs", json=body)  # the built-in router is the default
         assert response.status_code == 202, response.text
@@ -160,6 +161,47 @@ def test_a_predictable_step_is_routed_without_the_model(tmp_path: Path) -> None:
         assert off.status_code == 202, off.text
         _, end = follow(client, off.json()["id"])
         assert end["status"] == "model_error"  # the script has no answer for the worker
+
+
+def test_the_preflight_of_a_request(tmp_path: Path) -> None:
+    """On by default: checks that pass end the run with no model call; `preflight: false`
+    asks the model anyway; checks that cannot run end it with the status cannot_run."""
+    look = {
+        "purpose": "plan",
+        "json": {"steps": [{"intent": "look", "actions": [{"kind": "shell", "command": "true"}]}]},
+    }
+    with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
+        for name in ("ws1", "ws2", "ws3"):  # one each: a finished run's worker may linger
+            (server.root / name).mkdir()
+            (server.root / name / "done.txt").write_text("ok\n")
+        body = {
+            "text": "write done.txt",
+            "checks": [{"kind": "file", "path": "done.txt"}],
+            "model": "scripted:" + write_script(server.root / "look.jsonl", look),
+        }
+        for extra, iterations in (
+            ({"workspace": "ws1"}, 0),
+            ({"workspace": "ws2", "preflight": False}, 1),
+        ):
+            response = client.post("/api/runs", json={**body, **extra})
+            assert response.status_code == 202, response.text
+            events, end = follow(client, response.json()["id"])
+            assert end["status"] == "success"
+            detail = client.get(f"/api/runs/{response.json()['id']}").json()
+            assert detail["run"]["iterations"] == iterations
+            assert ("preflight" in [e["kind"] for e in events]) is (iterations == 0)
+        response = client.post(
+            "/api/runs", json={**body, "workspace": "ws3", "checks": ["absent-tool-q7"]}
+        )
+        assert response.status_code == 202, response.text
+        events, end = follow(client, response.json()["id"])
+        assert end["status"] == "cannot_run"
+        [finished] = [e for e in events if e["kind"] == "run_finished"]
+        [refusal] = finished["data"]["cannot_run"]
+        assert refusal["check"] == "absent-tool-q7"
+        assert "not found" in refusal["cause"]
+        run = client.get(f"/api/runs/{response.json()['id']}").json()["run"]
+        assert (run["status"], run["input_tokens"]) == ("cannot_run", 0)
 
 
 def test_cancel_stops_a_running_run_and_rolls_back(tmp_path: Path) -> None:

@@ -98,7 +98,10 @@ def test_run_page_shows_the_loop_live_until_success(browser: Browser, tmp_path: 
 
         expect(page.locator('#final[data-status="success"]')).to_be_visible(timeout=30_000)
         expect(page.locator(".summary .badge")).to_have_text("success")
-        assert page.locator("[data-iteration]").count() == 2
+        assert page.locator("[data-iteration]").count() == 3  # the preflight and 2 iterations
+        assert page.locator('[data-iteration="0"] [data-check="failed"]').count() == 1
+        expect(page.locator('[data-iteration="0"] h2')).to_contain_text("Preflight")
+        expect(page.locator('[data-preflight="failed"]')).to_contain_text("feedback to the first")
         assert page.locator('[data-iteration="1"] [data-check="failed"]').count() == 1
         assert page.locator('[data-iteration="2"] [data-check="passed"]').count() == 1
         expect(page.locator(".note.rollback")).to_contain_text("rolled back")

@@ -25,6 +25,7 @@ from zerog.cli_options import (
     AnswerFileOption,
     EscalateAfterOption,
     EscalateOption,
+    PreflightOption,
     RouterFileOption,
     RouterOption,
     UnsureTokensOption,
@@ -43,6 +44,7 @@ from zerog.text import one_line
 from zerog.types import (
     AssertsCheck,
     Budget,
+    CannotRun,
     CommandCheck,
     FileChanges,
     GitOutcome,
@@ -106,6 +108,8 @@ cli_diff.register(app)
 
 
 def _exit_code(result: RunResult) -> int:
+    if result.status is RunStatus.CANNOT_RUN:
+        return EXIT_USAGE  # like bad input: the checks as given cannot work here
     if result.status is RunStatus.SUCCESS:
         failed_git = result.git is not None and result.git.status == "failed"
         return EXIT_FAILED if failed_git else EXIT_OK
@@ -145,6 +149,7 @@ def _summary(console: Console, result: RunResult) -> None:
         names = ", ".join(one_line(r.name, 60) for r in result.verdict.flaky)
         table.add_row("flaky", Text(f"passed only on a re-run: {names}", style="yellow"))
     table.add_row("time", f"{result.duration:.2f} s")
+    _cannot_run_rows(table, result.cannot_run)
     if result.trace_path is not None:
         table.add_row("trace", str(result.trace_path))
     if result.files is not None:
@@ -177,6 +182,14 @@ def _files_rows(table: Table, files: FileChanges, run_id: str) -> None:
         table.add_row("", Text(f"{kind:<8} {path}"))
     if files.total > SHOWN_PATHS:
         table.add_row("", Text(f"… and {files.total - SHOWN_PATHS} more"))
+
+
+def _cannot_run_rows(table: Table, refusals: Sequence[CannotRun]) -> None:
+    """Each check the preflight found cannot run: the check, the cause, the fix (whole)."""
+    for refusal in refusals:
+        table.add_row("cannot run", Text(one_line(refusal.check, 200), style="bold red"))
+        table.add_row("  cause", Text(one_line(refusal.cause, 400)))
+        table.add_row("  fix", Text(one_line(refusal.fix, 1_000)))
 
 
 def _git_rows(table: Table, git: GitOutcome) -> None:
@@ -385,6 +398,7 @@ def run(
             "holds them in a commit of their own, before the run's commit).",
         ),
     ] = False,
+    preflight: PreflightOption = True,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -395,10 +409,15 @@ def run(
     test suites, output patterns, files, JSON/YAML schemas, Python predicates) and the
     budget; GOAL, --workspace, --check, --env and the budget flags override it.
 
+    Before the first model call the checks run once on the untouched workspace (the
+    preflight; --no-preflight skips it): if they pass there is nothing to do; if one
+    cannot run at all (a command or Python module missing in the sandbox) the run ends
+    with exit code 2 and the fix; otherwise their failure is the first plan's feedback.
+
     The summary lists the files the run changed; `zerog diff RUN` shows the diff.
 
     Exit code: 0 success, 1 checks not met (budget, stuck) or --git could not commit,
-    2 bad input, 3 model error, 130 interrupted.
+    2 bad input or checks that cannot run, 3 model error, 130 interrupted.
     """
     if allow_dirty and not git:
         _fail(ConfigError("--allow-dirty only applies with --git"))
@@ -429,6 +448,8 @@ def run(
             overrides["protected"] = list(protect)
         if given("protect_defaults"):
             overrides["protect_defaults"] = protect_defaults
+        if given("preflight"):
+            overrides["preflight"] = preflight
         from zerog.goalfile import load_goal
 
         try:
@@ -453,6 +474,7 @@ def run(
                 env_allow=tuple(env),
                 protected=tuple(protect),
                 protect_defaults=protect_defaults,
+                preflight=preflight,
             )
         except ValidationError as exc:
             _fail(exc)
@@ -809,6 +831,9 @@ def _show_outcome(console: Console, finished: Mapping[str, object], run_id: str)
         git = finished.get("git")
         if isinstance(git, dict):
             _git_rows(table, GitOutcome.model_validate(git))
+        refusals = finished.get("cannot_run")
+        if isinstance(refusals, list):
+            _cannot_run_rows(table, [CannotRun.model_validate(r) for r in refusals])
     except ValidationError:
         return  # the store is a file: a damaged record is not shown
     if table.row_count:
@@ -919,6 +944,48 @@ def bench_overhead(
     report = measure(
         iterations=iterations, rounds=rounds, progress=None if as_json else console.print
     )
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        return
+    console.print(report.table())
+
+
+@bench_app.command("preflight")
+def bench_preflight(
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            help="A workspace to copy (e.g. examples/demo/workspace); default: a stub "
+            "median() and its unit tests.",
+            show_default=False,
+        ),
+    ] = None,
+    check: Annotated[str, typer.Option(help="The goal's check.")] = "python3 -m unittest -q",
+    sandbox: Annotated[
+        str | None, typer.Option("--sandbox", help="bwrap (default on Linux), wasm or local.")
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="Rounds; the median is reported.", min=1)] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What the preflight adds to a run (with and without it, alternately), against one
+    bare sweep of the same checks."""
+    from zerog.bench.preflight import measure
+    from zerog.sandbox.factory import default_sandbox_name
+
+    console = Console(highlight=False, stderr=as_json)
+    if workspace is not None and not workspace.is_dir():
+        _fail(ConfigError(f"--workspace: {workspace} is not a directory"))
+    try:
+        report = measure(
+            workspace=workspace.resolve() if workspace else None,
+            check=check,
+            sandbox=sandbox or default_sandbox_name(),
+            rounds=rounds,
+            environ=os.environ,
+            progress=None if as_json else console.print,
+        )
+    except ZerogError as exc:
+        _fail(exc)
     if as_json:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
         return

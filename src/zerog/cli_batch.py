@@ -235,6 +235,15 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 "directory, the home directory, one holding zerog's own files).",
             ),
         ] = False,
+        preflight: Annotated[
+            bool,
+            typer.Option(
+                "--preflight/--no-preflight",
+                help="Per-goal default (a goal's own 'preflight' wins): run its checks once "
+                "before its first model call; a goal whose checks already pass ends at once, "
+                "one whose checks cannot run in the sandbox ends with cannot_run.",
+            ),
+        ] = True,
     ) -> None:
         """Run every goal of GOALS_FILE, each in its own sandbox and copy of its workspace,
         JOBS at a time, within per-goal budgets and an optional shared budget.
@@ -291,7 +300,11 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             if ray_address and executor != "ray":
                 raise ConfigError("--ray-address needs --executor ray")
             goals = read_goals(
-                goals_file, defaults, environ=os.environ, force_workspace=force_workspace
+                goals_file,
+                defaults,
+                environ=os.environ,
+                force_workspace=force_workspace,
+                preflight=preflight,
             )
             report = run_batch(
                 goals, options, store or default_store_path(os.environ), progress=bar

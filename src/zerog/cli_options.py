@@ -55,3 +55,13 @@ UnsureTokensOption = Annotated[
         show_default=False,
     ),
 ]
+PreflightOption = Annotated[
+    bool,
+    typer.Option(
+        "--preflight/--no-preflight",
+        help="Run the checks once on the untouched workspace before the first model call: "
+        "checks that already pass end the run (nothing to do), checks that cannot run at "
+        "all (a command or module missing in the sandbox) end it with exit code 2 and the "
+        "fix, a failure is the first plan's feedback.",
+    ),
+]

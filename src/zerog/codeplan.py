@@ -135,6 +135,9 @@ class CodePlanner:
             parts.append(f"```python\n{current.content.rstrip()}\n```\n")
         else:
             parts.append(f"({self.path} does not exist yet.)\n")
+        if context.preflight and not feedback:  # the first question, or a fresh one
+            parts.append("The checks fail now:")
+            parts.append(f"```\n{sanitize(context.preflight)}\n```\n")
         if feedback:
             parts.append("Earlier attempts failed (they were rolled back):")
             for attempt in context.history[-2:]:

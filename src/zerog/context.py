@@ -75,6 +75,9 @@ class Context(Frozen):
     history: tuple[Attempt, ...]
     history_omitted: int = 0
     notice: str = ""
+    # How the checks failed on the untouched workspace: what a first (or fresh) question
+    # shows instead of earlier attempts.
+    preflight: str = ""
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -153,9 +156,12 @@ def build(
     notice: str = "",
     limits: IndexLimits | None = None,
     redactor: Redactor | None = None,
+    preflight: str = "",
 ) -> Context:
     """``redactor`` removes known secret values besides secret-shaped text (see
-    :class:`zerog.redact.Redactor`)."""
+    :class:`zerog.redact.Redactor`); ``preflight`` is the feedback of the checks run on
+    the untouched workspace (already bounded and redacted), which a plan sees when no
+    attempt came before it."""
     redact = (redactor or Redactor()).text
     files, omitted = index_workspace(goal.workspace, limits or IndexLimits(), redact)
     names = tuple(dict.fromkeys((*DEFAULT_ENV_ALLOW, *goal.env_allow)))
@@ -168,6 +174,7 @@ def build(
         history=tuple(history),
         history_omitted=history_omitted,
         notice=notice,
+        preflight=preflight,
     )
 
 
@@ -186,6 +193,9 @@ def render(context: Context) -> str:
     for entry in context.files:
         if entry.content is not None:
             parts += ["", f"## File {entry.path}", "```", entry.content.rstrip("\n"), "```"]
+    if context.preflight and not context.history:
+        parts += ["", "# How the checks fail now (before any change)"]
+        parts += ["```", sanitize(context.preflight), "```"]
     if context.history:
         parts += ["", "# Earlier attempts in this run (all rolled back)"]
         if context.history_omitted:

@@ -7,6 +7,7 @@
     env = ["LANG"]             # environment variables the sandbox and the planner may see
     protected = ["data/*.csv"] # files the run may not change, besides the tests (default)
     protect_defaults = true    # false: the test files are not protected (a goal that writes them)
+    preflight = true           # false: no run of the checks before the first model call
 
     [budget]
     max_iterations = 4
@@ -41,7 +42,16 @@ from zerog.validate.compile import SweepPlan, compile_checks
 
 MAX_GOAL_FILE_BYTES = 1 << 20
 MAX_SCHEMA_FILE_BYTES = 4 << 20
-TOP_LEVEL = ("text", "workspace", "env", "budget", "checks", "protected", "protect_defaults")
+TOP_LEVEL = (
+    "text",
+    "workspace",
+    "env",
+    "budget",
+    "checks",
+    "protected",
+    "protect_defaults",
+    "preflight",
+)
 KINDS = "command, tests, output, file, schema, predicate"
 
 
@@ -161,8 +171,8 @@ def load_goal(path: Path, overrides: Mapping[str, object] | None = None) -> tupl
 
     ``overrides`` replace what the file says (the command line's explicit flags): keys
     ``text``, ``workspace`` (a path, used as given), ``checks``, ``env``,
-    ``protect_defaults`` and any :class:`~zerog.types.Budget` field; ``protected`` adds
-    patterns to the file's. Returns the goal and its compiled checks.
+    ``protect_defaults``, ``preflight`` and any :class:`~zerog.types.Budget` field;
+    ``protected`` adds patterns to the file's. Returns the goal and its compiled checks.
     """
     data = _parse(path, _read(path, MAX_GOAL_FILE_BYTES, "goal file"))
     return goal_from_table(data, path, overrides)
@@ -203,6 +213,7 @@ def goal_from_table(
         "env_allow": over.pop("env", None) or data.get("env", ()),
         "protected": [*protected, *(extra if isinstance(extra, list | tuple) else ())],
         "protect_defaults": over.pop("protect_defaults", data.get("protect_defaults", True)),
+        "preflight": over.pop("preflight", data.get("preflight", True)),
     }
     if over:
         raise ConfigError(f"unknown goal override(s): {', '.join(sorted(over))}")

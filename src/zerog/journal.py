@@ -1,11 +1,11 @@
 """What a run already did, read back from its events, so a resumed run can skip it.
 
 A resumed run executes the loop again from the start. Every side-effecting operation
-(model call, action, step check, sweep, rollback, snapshot, git commit) first asks the journal:
-if its result was recorded, the recorded result is used and nothing runs; the first
-operation without a recorded result is where the crash happened, and from there on the
-run is live again. Because the loop's decisions depend only on those results, the replayed
-prefix takes exactly the same path as the original run.
+(model call, action, step check, sweep, preflight, rollback, snapshot, git commit) first
+asks the journal: if its result was recorded, the recorded result is used and nothing
+runs; the first operation without a recorded result is where the crash happened, and from
+there on the run is live again. Because the loop's decisions depend only on those
+results, the replayed prefix takes exactly the same path as the original run.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class Journal:
     verdicts: dict[int, Mapping[str, object]] = field(default_factory=dict)
     rollbacks: set[int] = field(default_factory=set)
     routes: dict[StepKey, list[Mapping[str, object]]] = field(default_factory=dict)
+    preflight: Mapping[str, object] | None = None  # what the preflight concluded
+    iterations: int = 0  # the last iteration that started
     last_seq: int = 0
     elapsed: float = 0.0
     finished: str | None = None
@@ -83,6 +85,10 @@ def read_journal(events: Sequence[Event]) -> Journal:
             journal.verdicts[_int(d, "iteration")] = d
         elif kind == "rollback":
             journal.rollbacks.add(FINAL if d.get("final") else _int(d, "iteration"))
+        elif kind == "preflight":
+            journal.preflight = d
+        elif kind == "iteration_started":
+            journal.iterations = max(journal.iterations, _int(d, "iteration"))
         elif kind == "route":
             journal.routes.setdefault((_int(d, "iteration"), _int(d, "step")), []).append(d)
         elif kind == "run_finished":

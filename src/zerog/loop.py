@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,7 @@ from zerog.store import Store, StoreError
 from zerog.trace import JsonlTrace
 from zerog.types import (
     Action,
+    CannotRun,
     CheckResult,
     EditAction,
     FailedTest,
@@ -67,6 +69,8 @@ from zerog.types import (
 )
 from zerog.validate.compile import SweepPlan, compile_checks
 from zerog.validate.feedback import summarize
+from zerog.validate.preflight import cannot_run
+from zerog.validate.preflight import describe as describe_cannot_run
 from zerog.validate.sidecar import SIDECARS, PythonRunner, make_sidecar
 from zerog.validate.sweep import flaky_state_hash, run_one, sweep
 from zerog.workspace_policy import check_workspace
@@ -82,6 +86,43 @@ STUCK_NOTICE = (
 _VOLATILE = re.compile(r"\d+\.\d+|0x[0-9a-fA-F]+")
 
 StepFailure = tuple[str, str, Observation]
+PREFLIGHT = 0  # the "iteration" the preflight's sweep is recorded under
+NOTHING_TO_DO = "nothing to do: the checks already pass"
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What the preflight found: its verdict, the checks that cannot run, and the feedback
+    the first plan gets (empty unless the checks ran and failed)."""
+
+    verdict: Verdict
+    cannot_run: tuple[CannotRun, ...]
+    feedback: str
+
+    @property
+    def outcome(self) -> str:
+        return "passed" if self.verdict.passed else "cannot_run" if self.cannot_run else "failed"
+
+    @property
+    def ended(self) -> tuple[RunStatus, str] | None:
+        """The run's status and reason when the preflight ends it, else None."""
+        if self.verdict.passed:
+            return RunStatus.SUCCESS, NOTHING_TO_DO
+        if self.cannot_run:
+            return RunStatus.CANNOT_RUN, describe_cannot_run(self.cannot_run)
+        return None
+
+    @classmethod
+    def recorded(cls, verdict: Verdict, data: Mapping[str, object]) -> Preflight:
+        """The preflight a resumed run recorded (its event), with its replayed verdict."""
+        listed = data.get("cannot_run")
+        return cls(
+            verdict,
+            tuple(
+                CannotRun.model_validate(c) for c in (listed if isinstance(listed, list) else [])
+            ),
+            str(data.get("feedback", "")),
+        )
 
 
 def _fingerprint(actions: Sequence[Action], feedback: str) -> str:
@@ -467,22 +508,23 @@ class _Run:
         return snap
 
     def commit_git(
-        self, status: RunStatus, base: Snapshot | None, final: Snapshot | None
+        self, status: RunStatus, base: Snapshot | None, final: Snapshot | None, skip: str = ""
     ) -> GitOutcome | None:
-        """With ``--git``: the commit of the result on a new branch (replayed if made)."""
+        """With ``--git``: the commit of the result on a new branch (replayed if made).
+        ``skip`` says why there is nothing to commit (the preflight ended the run)."""
         plan = self.git_plan
         if plan is None:
             return None
         if self.replaying and self.journal and self.journal.git_commit is not None:
             return GitOutcome.model_validate(self.journal.git_commit)
         self.go_live("git commit")
-        if base is None or final is None:
+        if base is None or final is None or skip:
             outcome = GitOutcome(
                 status="skipped",
                 branch=plan.branch,
                 base=plan.head,
                 user_branch=plan.user_branch,
-                message="the run did not start: no commit, no branch",
+                message=f"{skip or 'the run did not start'}: no commit, no branch",
             )
         else:
             outcome = commit(
@@ -553,10 +595,16 @@ class _Run:
         status, reason = RunStatus.INTERRUPTED, "interrupted"
         good: Snapshot | None = None
         kept: tuple[int, Snapshot, Verdict] | None = None  # a passing answer that was doubted
+        first: Preflight | None = None
         try:
             self.prepare_git()
             good = self.base = self.base_snapshot()
-            while True:
+            first = self.preflight(good)
+            if first is not None:
+                verdict = first.verdict  # the last verdict, until an iteration's replaces it
+                if first.ended is not None:
+                    status, reason = first.ended
+            while first is None or first.ended is None:  # unless the preflight ended the run
                 iteration = self.meter.start_iteration()
                 self.rec.emit("iteration_started", iteration=iteration)
                 shown, omitted = ctx.summarize_history(history)
@@ -567,6 +615,7 @@ class _Run:
                     omitted,
                     notice=STUCK_NOTICE if repeats else "",
                     redactor=self.redactor,
+                    preflight=first.feedback if first is not None else "",
                 )
                 reuse = self.reuse_plan() if not history else None
                 plan = reuse.plan if reuse else self.e.plan_with(self.model, context)
@@ -624,6 +673,7 @@ class _Run:
             status, reason = RunStatus.MODEL_ERROR, str(exc)
         except KeyboardInterrupt:
             status, reason = RunStatus.INTERRUPTED, "interrupted by the user"
+        ended_early = first.ended[1] if first is not None and first.ended else ""
         if (
             status is not RunStatus.SUCCESS
             and kept is not None
@@ -637,13 +687,13 @@ class _Run:
                 f"all checks passed (iteration {passed_at}; the second opinion after it did "
                 f"not: {reason})"
             )
-        elif status is not RunStatus.SUCCESS and good is not None:
+        elif status is not RunStatus.SUCCESS and good is not None and not ended_early:
             self.rollback(good, self.meter.iterations, final=True)
         final = self.final_snapshot() if good is not None else None
         files: FileChanges | None = None
         if good is not None and final is not None:
             files = file_changes(compare(good.entries, final.entries))
-        git = self.commit_git(status, good, final)
+        git = self.commit_git(status, good, final, skip=ended_early)
         self.go_live("finish")
         result = RunResult(
             run_id=self.rec.run_id,
@@ -660,6 +710,7 @@ class _Run:
             cache_hits=dict(self.meter.cache_hits),
             files=files,
             git=git,
+            cannot_run=first.cannot_run if first is not None else (),
         )
         self.rec.emit(
             "run_finished",
@@ -675,6 +726,58 @@ class _Run:
             cache_hits=result.cache_hits,
             files=files.model_dump(mode="json") if files else None,
             git=git.model_dump(mode="json") if git else None,
+            **(
+                {"cannot_run": [c.model_dump(mode="json") for c in result.cannot_run]}
+                if result.cannot_run
+                else {}
+            ),
+        )
+        return result
+
+    def preflight(self, base: Snapshot) -> Preflight | None:
+        """The checks once on the untouched workspace, before any model call (None when
+        the goal turns it off); what they wrote is rolled back. A resumed run replays a
+        preflight it recorded; one recorded without a preflight (by an earlier zerog)
+        goes on without one."""
+        if not self.goal.preflight:
+            return None
+        journal = self.journal if self.replaying else None
+        if journal is not None and journal.preflight is None and journal.iterations:
+            return None
+        verdict = self.validate(PREFLIGHT)
+        if journal is not None and journal.preflight is not None:
+            return Preflight.recorded(verdict, journal.preflight)
+        # Not recorded: no iteration has started, so the workspace is to be the base.
+        self.go_live("preflight")
+        stats = self.workspace.restore(base)
+        if stats.written or stats.removed:
+            self.rec.emit(
+                "rollback",
+                iteration=PREFLIGHT,
+                final=False,
+                snapshot=base.id,
+                written=stats.written,
+                removed=stats.removed,
+            )
+        refusals: tuple[CannotRun, ...] = ()
+        feedback = ""
+        if not verdict.passed:
+            refusals = cannot_run(
+                [c.check for c in self.checks.checks],
+                verdict.results,
+                goal_text=self.goal.text,
+                workspace_paths=base.entries.keys(),
+                workspace=str(self.goal.workspace),
+                sandbox=self.sandbox.name,
+            )
+            if not refusals:
+                feedback = self.paths.text(summarize(None, verdict.failures))
+        result = Preflight(verdict, refusals, feedback)
+        self.rec.emit(
+            "preflight",
+            outcome=result.outcome,
+            cannot_run=[r.model_dump(mode="json") for r in refusals],
+            feedback=feedback,
         )
         return result
 

@@ -75,10 +75,8 @@ class ConsoleProgress:
         """Update the transient status line (shown on terminals only)."""
         if not self._live or not self._console.is_terminal:
             return
-        text = (
-            f"iteration {self._iteration} · {phase} · "
-            f"{self.input_tokens:,} in / {self.output_tokens:,} out tokens"
-        )
+        where = f"iteration {self._iteration}" if self._iteration else "preflight"
+        text = f"{where} · {phase} · {self.input_tokens:,} in / {self.output_tokens:,} out tokens"
         if self._status is None:
             self._status = self._console.status(text)
             self._status.start()
@@ -95,6 +93,26 @@ class ConsoleProgress:
         for content, style in parts:
             text.append(content, style=style)
         self._console.print(text, soft_wrap=False, overflow="ellipsis", no_wrap=True)
+
+    def _preflight(self, d: Mapping[str, object]) -> None:
+        """What the preflight concluded (its checks are printed as they finish)."""
+        outcome = d.get("outcome")
+        if outcome == "passed":
+            self._line(("   ✓ nothing to do: the checks already pass", "green"))
+            return
+        if outcome == "failed":
+            self._line(("   the checks fail: their output is the first plan's feedback", ""))
+            if self._verbose:
+                for line in str(d.get("feedback", "")).splitlines()[:12]:
+                    self._line(("     │ ", "dim"), (one_line(line, 110), "dim"))
+            return
+        refusals = d.get("cannot_run")
+        for refusal in refusals if isinstance(refusals, list) else []:
+            if isinstance(refusal, Mapping):  # the cause and the fix are in the summary
+                self._line(
+                    ("   ✗ cannot run at all: ", "bold red"),
+                    (one_line(str(refusal.get("check")), 90), ""),
+                )
 
     def emit(self, event: Event) -> None:
         d = event.data
@@ -171,6 +189,23 @@ class ConsoleProgress:
             if not ok:
                 for line in _tail_lines(d.get("observation"), 3):
                     self._line(("     │ ", "dim"), (one_line(line, 110), "dim"))
+        elif kind == "validation_started" and d.get("iteration") == 0:
+            self._line(
+                ("── preflight ", "bold cyan"),
+                ("· the checks on the untouched workspace, before any model call", "dim"),
+            )
+        elif kind == "preflight":
+            self._preflight(d)
+        elif kind == "rollback" and d.get("iteration") == 0 and not d.get("final"):
+            changed = int(str(d.get("written", 0))) + int(str(d.get("removed", 0)))
+            if changed:
+                self._line(
+                    (
+                        f"   ↺ what the checks wrote was rolled back ({d['written']} restored, "
+                        f"{d['removed']} removed)",
+                        "yellow",
+                    )
+                )
         elif kind == "rollback":
             self._line(
                 (f"   ↺ rolled back ({d['written']} restored, {d['removed']} removed)", "yellow")

@@ -79,6 +79,9 @@ def replay_run(
     if journal.base_snapshot is None:
         raise StoreError(f"run {row.id} recorded no base snapshot; nothing to replay from")
     goal = Goal.model_validate(row.spec.get("goal", {}))
+    # A run recorded before zerog had a preflight is replayed without one.
+    had_preflight = journal.preflight is not None or 0 in journal.verdicts
+    goal = goal.model_copy(update={"preflight": goal.preflight and had_preflight})
     calls = [journal.responses[n] for n in sorted(journal.responses)]
     model = ScriptedModel(
         [ScriptLine(purpose=str(c.get("purpose", "")), text=str(c.get("text", ""))) for c in calls],

@@ -260,7 +260,12 @@ class Goal(Frozen):
     ``protected`` adds gitignore-style patterns of workspace files the run may not change
     to the default ones (the test files and what configures them: see
     :mod:`zerog.protect`), which ``protect_defaults=False`` turns off (a goal that is to
-    write the tests)."""
+    write the tests).
+
+    ``preflight`` runs the checks once on the untouched workspace before the first model
+    call: a run whose checks already pass ends at once (nothing to do), one whose checks
+    cannot run at all ends with ``cannot_run`` (see :mod:`zerog.validate.preflight`), and
+    otherwise their failure is the first plan's feedback."""
 
     text: str = Field(min_length=1, max_length=100_000)
     workspace: Path
@@ -271,6 +276,7 @@ class Goal(Frozen):
         default=(), max_length=200
     )
     protect_defaults: bool = True
+    preflight: bool = True
 
     @field_validator("protected")
     @classmethod
@@ -462,6 +468,16 @@ class RunStatus(enum.StrEnum):
     STUCK = "stuck"
     MODEL_ERROR = "model_error"
     INTERRUPTED = "interrupted"
+    CANNOT_RUN = "cannot_run"  # the preflight found checks that cannot run in the sandbox
+
+
+class CannotRun(Frozen):
+    """A check that cannot run at all where the run's checks run (found by the preflight):
+    the line of its output that shows why, and what to do about it."""
+
+    check: str  # the check's label
+    cause: str  # one line of its output, sanitized
+    fix: str
 
 
 class FileChanges(Frozen):
@@ -511,6 +527,7 @@ class RunResult(Frozen):
     cache_hits: dict[str, int] = Field(default_factory=dict)  # kind -> answers from a cache
     files: FileChanges | None = None  # None: the run has no final snapshot to compare
     git: GitOutcome | None = None  # with --git
+    cannot_run: tuple[CannotRun, ...] = ()  # status cannot_run: the checks and the fixes
 
     @property
     def ok(self) -> bool:

@@ -211,7 +211,9 @@ def test_engine_tool_cache_serves_actions_not_checks(tmp_path: Path, db: CacheDB
     for _ in range(2):
         model = scripted(plan(step("look", {"kind": "shell", "command": "cat config.py"})))
         engine = Engine(model, sandbox_name="local", write_trace=False, tool_cache=tools)
-        runs.append(engine.run(_goal("Show config.py", root)))
+        # The check passes from the start: without the preflight the action still runs.
+        goal = _goal("Show config.py", root).model_copy(update={"preflight": False})
+        runs.append(engine.run(goal))
     assert all(r.ok for r in runs)
     assert runs[0].cache_hits == {}
     assert runs[1].cache_hits == {"tool": 1}

@@ -239,7 +239,9 @@ class Killing(Store):
 
 engine = Engine(ScriptedModel.from_file(Path(sys.argv[2])), store=Killing(Path(sys.argv[1])),
                 write_trace=False, new_id=lambda: "killed")
-engine.run(Goal(text="x", workspace=Path(sys.argv[3]), checks=(CommandCheck(command="true"),)))
+# The check passes from the start: no preflight, or the run would end before any action.
+engine.run(Goal(text="x", workspace=Path(sys.argv[3]), checks=(CommandCheck(command="true"),),
+                preflight=False))
 """
 
 

@@ -5,8 +5,9 @@
      "checks": [{"kind": "file", "path": "README.md"}]}
 
 The keys are those of a goal file (``text``, ``workspace``, ``env``, ``budget``,
-``checks``, see ``goalfile.py``); ``workspace`` is required (each goal works on its own
-copy of it) and relative paths resolve against the goals file's directory. Blank lines
+``checks``, ``preflight``, ... see ``goalfile.py``); ``workspace`` is required (each goal
+works on its own copy of it) and relative paths resolve against the goals file's
+directory. Blank lines
 and lines starting with ``#`` are skipped. Every line is validated before any goal runs.
 """
 
@@ -46,9 +47,11 @@ def read_goals(
     *,
     environ: Mapping[str, str] | None = None,
     force_workspace: bool = False,
+    preflight: bool = True,
 ) -> GoalsFile:
     """Read and validate every goal of ``path``. ``budget_defaults`` fill in the budget
-    fields a line does not set. A workspace the batch would copy is checked against
+    fields a line does not set, ``preflight`` its ``preflight`` if it does not say. A
+    workspace the batch would copy is checked against
     ``environ`` (see :mod:`zerog.workspace_policy`: the root, the home directory, zerog's
     own files are refused unless ``force_workspace``)."""
     try:
@@ -83,6 +86,7 @@ def read_goals(
         if not isinstance(budget, dict):
             raise ConfigError(f"{where}: budget: must be an object")
         table["budget"] = {**(budget_defaults or {}), **budget}
+        table.setdefault("preflight", preflight)
         goal, _ = goal_from_table(table, where)
         if not goal.workspace.is_dir():
             raise ConfigError(f"{where}: workspace: {goal.workspace} is not a directory")

@@ -324,7 +324,9 @@ def goal_for(
         (workspace / TESTS).write_text(tests, encoding="utf-8")
         checks = (assert_script_check(TESTS, name="the official tests"),)
     text = f"Implement the function {task.entry_point}() in {SOLUTION} as its docstring describes."
-    return Goal(text=text, workspace=workspace, checks=checks, budget=budget)
+    # No preflight: the stub never passes, and the first prompt stays the single-shot one
+    # the recorded results were measured with.
+    return Goal(text=text, workspace=workspace, checks=checks, budget=budget, preflight=False)
 
 
 def judge(

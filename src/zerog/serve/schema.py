@@ -24,6 +24,7 @@ RunState = Literal[
     "stuck",
     "model_error",
     "interrupted",
+    "cannot_run",
 ]
 
 
@@ -88,6 +89,13 @@ class RunRequest(Body):
         default=True,
         description="Protect the test files and what configures them (test_*.py, tests/, "
         "conftest.py, pytest.ini, .pth files, ...); false for a goal that writes tests.",
+    )
+    preflight: bool = Field(
+        default=True,
+        description="Run the checks once on the untouched workspace before the first model "
+        "call: checks that already pass end the run (success, nothing to do), checks that "
+        "cannot run at all in the sandbox end it with cannot_run; a failure is the first "
+        "plan's feedback.",
     )
     model: str = Field(
         default="local",

@@ -282,6 +282,7 @@ class Service:
                     "env_allow": request.env,
                     "protected": request.protected,
                     "protect_defaults": request.protect_defaults,
+                    "preflight": request.preflight,
                 }
             )
             compile_checks(goal.checks, where="goal")

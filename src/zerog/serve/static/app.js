@@ -6,7 +6,7 @@
 (function () {
   const TOKEN_KEY = "zerog-token";
   const FINISHED_BAD = ["max_iterations", "max_input_tokens", "max_output_tokens", "max_cost",
-    "max_time", "stuck", "model_error", "failed_to_start"];
+    "max_time", "stuck", "model_error", "failed_to_start", "cannot_run"];
   const main = document.getElementById("main");
   const conn = document.getElementById("conn");
 
@@ -163,7 +163,8 @@
 
   function newIteration(n) {
     return { n, steps: [], stepState: [], stepChecks: {}, actions: {}, checks: [], verdict: null,
-      rollback: null, feedback: null, calls: [], input: 0, output: 0, cost: 0, validating: false };
+      rollback: null, feedback: null, preflight: null, calls: [], input: 0, output: 0, cost: 0,
+      validating: false };
   }
 
   // Folds the event stream into what the page shows.
@@ -219,6 +220,7 @@
         else this.iter(n).rollback = d;
         break;
       case "feedback": this.iter(n).feedback = d; break;
+      case "preflight": this.iter(0).preflight = d; break;
       case "resumed": this.notes.push({ kind: "resumed", text: "resumed at " + d.at }); break;
       case "action_retried": this.notes.push({ kind: "retried", text: "interrupted action " + (d.index + 1) + " of step " + (d.step + 1) + " rolled back and retried" }); break;
       case "run_finished": this.finished = d; break;
@@ -254,9 +256,11 @@
   function renderIteration(it) {
     const passed = it.verdict && it.verdict.passed;
     const failed = (it.verdict && !it.verdict.passed) || it.rollback;
+    // Iteration 0 is the preflight: the checks on the untouched workspace, no model call.
     const box = el("section", { class: "iteration" + (passed ? " passed" : failed ? " failed" : ""), "data-iteration": String(it.n) },
-      el("h2", {}, "Iteration " + it.n,
-        el("span", { class: "spend" }, num(it.input) + " in / " + num(it.output) + " out tokens · " + money(it.cost) + " · " + it.calls.length + " model calls")));
+      it.n === 0 ? el("h2", {}, "Preflight", el("span", { class: "spend" }, "the checks before any model call"))
+        : el("h2", {}, "Iteration " + it.n,
+          el("span", { class: "spend" }, num(it.input) + " in / " + num(it.output) + " out tokens · " + money(it.cost) + " · " + it.calls.length + " model calls")));
     const plan = el("ol", { class: "plan" });
     it.steps.forEach((step, i) => {
       const state = it.stepState[i] || "pending";
@@ -285,13 +289,27 @@
       box.append(row);
     }
     if (it.rollback) {
-      box.append(el("div", { class: "note rollback" }, "↺ backtrack: workspace rolled back (" + it.rollback.written + " restored, " + it.rollback.removed + " removed)"));
+      const what = it.n === 0 ? "↺ what the checks wrote was rolled back (" : "↺ backtrack: workspace rolled back (";
+      box.append(el("div", { class: "note rollback" }, what + it.rollback.written + " restored, " + it.rollback.removed + " removed)"));
     }
+    if (it.preflight) box.append(...renderPreflight(it.preflight));
     if (it.feedback && it.feedback.text) {
       box.append(el("div", { class: "note" }, el("div", { class: "muted" }, "feedback to the next plan" + (it.feedback.no_progress ? " (no progress: " + it.feedback.no_progress + ")" : "")),
         el("pre", { class: "out" }, cut(it.feedback.text, 8000))));
     }
     return box;
+  }
+
+  function renderPreflight(p) {
+    if (p.outcome === "passed") return [el("div", { class: "note ok", "data-preflight": "passed" }, "nothing to do: the checks already pass")];
+    if (p.outcome === "failed") {
+      return [el("div", { class: "note", "data-preflight": "failed" }, el("div", { class: "muted" }, "feedback to the first plan"),
+        el("pre", { class: "out" }, cut(p.feedback || "", 8000)))];
+    }
+    return (p.cannot_run || []).map((r) => el("div", { class: "note bad", "data-preflight": "cannot_run" },
+      el("div", {}, "✗ cannot run at all: ", el("span", { class: "what" }, cut(r.check, 400))),
+      el("pre", { class: "out err" }, cut(r.cause, 2000)),
+      el("div", {}, "fix: " + cut(r.fix, 2000))));
   }
 
   const SVG = "http://www.w3.org/2000/svg";
@@ -304,7 +322,7 @@
 
   // Tokens (bars: input, output) and cost (line) per iteration, inline SVG.
   function chart(model) {
-    const its = model.iterations;
+    const its = model.iterations.filter((it) => it.n > 0);  // the preflight asks no model
     const box = el("div", { class: "card chart", id: "chart" },
       el("div", { class: "legend" }, "per iteration: ", el("b", { class: "in" }, "■ input tokens"), " ", el("b", { class: "out" }, "■ output tokens"), " ", el("b", { class: "cost" }, "● cost")));
     if (!its.length) { box.append(el("div", { class: "muted" }, "no iterations yet")); return box; }
