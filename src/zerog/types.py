@@ -254,6 +254,27 @@ def protected_pattern(pattern: str) -> str:
     return pattern
 
 
+def _mount_path(value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    text = str(value)
+    if not text.startswith("/") or ":" in text or "\x00" in text:
+        raise ValueError(f"{text!r}: a mount path must be absolute, without ':'")
+    return value
+
+
+class Mount(Frozen):
+    """A host path the bwrap sandbox also sees: ``source`` at ``dest`` (by default the
+    same path), read-only unless ``mode`` is ``rw``. What may be mounted is checked when a
+    run starts (:mod:`zerog.mount_policy`)."""
+
+    source: Path
+    dest: Path | None = None
+    mode: Literal["ro", "rw"] = "ro"
+
+    _paths = field_validator("source", "dest")(_mount_path)
+
+
 class Goal(Frozen):
     """What the user wants, where, how success is proven, and what it may cost.
 
@@ -271,6 +292,7 @@ class Goal(Frozen):
         default=(), max_length=200
     )
     protect_defaults: bool = True
+    mounts: tuple[Mount, ...] = Field(default=(), max_length=50)
 
     @field_validator("protected")
     @classmethod
