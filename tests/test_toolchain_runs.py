@@ -151,3 +151,50 @@ def test_a_pyenv_interpreter_is_found_and_bound(tmp_path: Path) -> None:
             }
         ]
         assert binds[0]["path"] == [str(BASE / "bin")]
+
+
+def test_mounts_on_the_command_line(tmp_path: Path) -> None:
+    """--mount: read-only by default, rw when asked (written through to the host), and a
+    refused one is a usage error before anything runs."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "input.txt").write_text("42\n")
+    (tmp_path / "out").mkdir()
+    script = write_script(tmp_path / "s.jsonl", plan(step("note", write("note.txt", "x\n"))))
+    checks = [
+        "grep -qx 42 /data/input.txt",
+        "! touch /data/new 2>/dev/null",  # read-only
+        "echo written > /out/result.txt",
+    ]
+    done = zerog_cli(
+        "run",
+        "use the data",
+        "--workspace",
+        str(ws),
+        *(word for check in checks for word in ("--check", check)),
+        "--mount",
+        f"{tmp_path / 'data'}:/data",
+        "--mount",
+        f"{tmp_path / 'out'}:/out:rw",
+        "--model",
+        f"scripted:{script}",
+        "--max-iterations",
+        "1",
+        "--verbose",
+        cwd=tmp_path,
+        columns=400,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"sandbox sees ro {tmp_path.resolve() / 'data'} at /data  (--mount)" in done.stdout
+    assert (tmp_path / "out" / "result.txt").read_text() == "written\n"
+    assert not (tmp_path / "data" / "new").exists()
+    home = os.environ["HOME"]
+    for refused, why in (("/", "is the file system's root"), (home, "is the home directory")):
+        stopped = zerog_cli(
+            "run", "t", "--workspace", str(ws), "--check", "true", "--mount", refused,
+            "--model", f"scripted:{script}", cwd=tmp_path,
+        )  # fmt: skip
+        assert stopped.returncode == 2, stopped.stdout + stopped.stderr
+        assert "refusing to mount" in stopped.stderr
+        assert why in stopped.stderr

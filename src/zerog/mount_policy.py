@@ -63,6 +63,19 @@ SANDBOX_OWN = (
 SANDBOX_FIXED = ("/usr", "/etc", "/proc", "/dev", "/sys")  # read-only: nothing lands below
 
 
+STORE = "zerog's run store"
+
+
+def _store_files(path: Path) -> list[Path]:
+    """The run store (a file) and what sits beside it: its journal files and the cache,
+    or its whole directory when that is zerog's own (``~/.local/share/zerog``)."""
+    if path.parent.name == "zerog":
+        return [path.parent]
+    return [path.parent / n for n in (path.name, f"{path.name}-wal", f"{path.name}-shm")] + [
+        path.parent / "cache.db"
+    ]
+
+
 def real(path: Path) -> Path:
     """``path`` with every link in its existing part resolved."""
     return Path(os.path.realpath(path))
@@ -112,11 +125,8 @@ class Exposure:
             found.append(Path(home))
         resolved = tuple(dict.fromkeys(real(h) for h in found))
         hidden: list[tuple[str, Path]] = []
-        for what, path in zerog_files(environ):
-            # The store is a file; the cache and journal files sit beside it.
-            where = path.parent if what == "zerog's run store" else path
-            hidden.append((what, where))
-        hidden += [(what, path) for what, path in (protected or {}).items()]
+        for what, path in [*zerog_files(environ), *(protected or {}).items()]:
+            hidden += [(what, p) for p in _store_files(path)] if what == STORE else [(what, path)]
         hidden += [("a directory no run may see", path) for path in off_limits]
         hidden.append(("zerog's state in the workspace", workspace / ".zerog"))
         for base in resolved:

@@ -281,7 +281,8 @@ class Goal(Frozen):
     ``protected`` adds gitignore-style patterns of workspace files the run may not change
     to the default ones (the test files and what configures them: see
     :mod:`zerog.protect`), which ``protect_defaults=False`` turns off (a goal that is to
-    write the tests)."""
+    write the tests). ``mounts``: host paths the bwrap sandbox also shows, besides the
+    toolchain it finds itself (:mod:`zerog.toolchain`)."""
 
     text: str = Field(min_length=1, max_length=100_000)
     workspace: Path

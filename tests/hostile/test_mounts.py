@@ -174,3 +174,20 @@ def test_planted_toolchains_never_show_a_secret(tmp_path: Path) -> None:
             seen = sandbox.run(ShellAction(command=probe), ws, Limits(timeout=30))
             assert seen.exit_code != 0, (probe, seen)
             assert SECRET not in seen.stdout + seen.stderr
+
+
+def test_a_served_run_sees_no_other_workspace(tmp_path: Path) -> None:
+    """`zerog serve` runs (Engine(off_limits=(root,))): a planted venv pointing at an
+    interpreter-like tree in another client's workspace binds nothing of it."""
+    root = tmp_path / "workspaces"
+    other = _interpreter(root / "other" / "py")
+    ws = root / "mine"
+    (ws / ".venv" / "bin").mkdir(parents=True)
+    (ws / ".venv" / "pyvenv.cfg").write_text(f"home = {other.parent}\n")
+    goal = Goal(text="t", workspace=ws.resolve(), checks=["python3 -V"])
+    environ = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home")}
+    served = toolchain.for_goal(goal, environ, backend="bwrap", off_limits=(root,))
+    assert served.binds == ()
+    assert "is inside a directory no run may see" in served.skipped[0].reason
+    alone = toolchain.for_goal(goal, environ, backend="bwrap")  # `zerog run`: the user's own
+    assert [b.source for b in alone.binds] == [(root / "other" / "py").resolve()]
