@@ -191,3 +191,15 @@ def test_a_served_run_sees_no_other_workspace(tmp_path: Path) -> None:
     assert "is inside a directory no run may see" in served.skipped[0].reason
     alone = toolchain.for_goal(goal, environ, backend="bwrap")  # `zerog run`: the user's own
     assert [b.source for b in alone.binds] == [(root / "other" / "py").resolve()]
+
+
+def test_the_service_takes_no_mounts() -> None:
+    """A `zerog serve` request cannot ask for a mount: the field does not exist."""
+    from pydantic import ValidationError
+
+    from zerog.serve.schema import RunRequest
+
+    body = {"text": "t", "workspace": "ws", "checks": ["true"], "model": "scripted:s.jsonl"}
+    RunRequest.model_validate(body)
+    with pytest.raises(ValidationError, match="mounts"):
+        RunRequest.model_validate({**body, "mounts": ["/root/.ssh"]})
