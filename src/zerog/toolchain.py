@@ -40,6 +40,7 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from os.path import exists, isdir, isfile, islink  # False on any error, unlike Path's
 from pathlib import Path
 
 from zerog.errors import ConfigError
@@ -225,7 +226,7 @@ def _read_small(path: Path, limit: int) -> str | None:
 
 def _real_dir(path: Path) -> bool:
     """A directory that is not a link."""
-    return path.is_dir() and not path.is_symlink()
+    return isdir(path) and not islink(path)
 
 
 def pyvenv_cfg(venv: Path) -> dict[str, str]:
@@ -303,7 +304,7 @@ class _Finder:
     def mount(self, mount: Mount) -> None:
         named = mount.source
         source = real(named)
-        if not source.exists():
+        if not exists(source):
             raise ConfigError(f"refusing to mount {named}: it does not exist")
         reason = self.exposure.refusal(source)
         if reason is not None:
@@ -356,13 +357,8 @@ class _Finder:
     def _is_venv(self, path: Path, *, inside: bool) -> bool:
         config, bin_dir = path / "pyvenv.cfg", path / "bin"
         if inside:  # the workspace's: no link on the way (it could lead anywhere)
-            return (
-                _real_dir(path)
-                and _real_dir(bin_dir)
-                and config.is_file()
-                and not config.is_symlink()
-            )
-        return path.is_dir() and bin_dir.is_dir() and config.is_file()
+            return _real_dir(path) and _real_dir(bin_dir) and isfile(config) and not islink(config)
+        return isdir(path) and isdir(bin_dir) and isfile(config)
 
     def base(self, venv: Path, why: str) -> None:
         """Bind the prefix of the interpreter ``venv`` was made from."""
@@ -374,10 +370,10 @@ class _Finder:
             candidates += [os.path.join(cfg["home"], n) for n in ("python3", "python")]
         for name in ("python3", "python"):
             link = venv / "bin" / name
-            if link.is_symlink():
+            if islink(link):
                 candidates.append(os.path.realpath(link))
         for candidate in dict.fromkeys(candidates):
-            if candidate.startswith("/") and (Path(candidate).exists()):
+            if candidate.startswith("/") and exists(candidate):
                 self.interpreter(Path(candidate), why)
 
     def interpreter(self, named: Path, why: str) -> None:
@@ -386,17 +382,13 @@ class _Finder:
         found = real(named)
         if self.covered(found):
             return
-        if not (
-            PYTHON_NAME.fullmatch(found.name) and found.is_file() and os.access(found, os.X_OK)
-        ):
+        if not (PYTHON_NAME.fullmatch(found.name) and isfile(found) and os.access(found, os.X_OK)):
             self.skip(named, why, "is not a Python interpreter")
             return
         prefix = found.parent.parent
         lib = prefix / "lib"
-        if (
-            found.parent.name != "bin"
-            or not lib.is_dir()
-            or not any(entry.name.startswith(("python", "pypy")) for entry in lib.iterdir())
+        if found.parent.name != "bin" or not any(
+            entry.name.startswith(("python", "pypy")) for entry in _entries(lib)
         ):
             self.skip(named, why, "is not in a bin/ beside a lib/pythonX.Y")
             return
@@ -416,7 +408,7 @@ class _Finder:
 
     def word(self, word: str) -> None:
         if "/" in word:
-            if word.startswith("/") and Path(word).is_file():
+            if word.startswith("/") and isfile(word):
                 self.executable(Path(word), None, word)
             return
         if word in BUILTINS:
@@ -432,7 +424,7 @@ class _Finder:
             candidate = directory / word
             if not _runnable(candidate):
                 continue
-            if directory.name == "shims" and (directory.parent / "versions").is_dir():
+            if directory.name == "shims" and isdir(directory.parent / "versions"):
                 self.pyenv(word, directory.parent, rank, why)
             else:
                 self.executable(candidate, rank, why)
@@ -472,7 +464,7 @@ class _Finder:
 
     def shebang(self, program: Path, why: str) -> None:
         """The interpreter of a host script (its ``#!`` line), one level deep."""
-        if self.depth or program.is_relative_to(self.workspace) or not program.is_file():
+        if self.depth or program.is_relative_to(self.workspace) or not isfile(program):
             return
         head = _read_small(program, 256) or ""
         if not head.startswith("#!"):
@@ -486,7 +478,7 @@ class _Finder:
                 rest = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
                 if rest:
                     self.word(rest[0])
-            elif words[0].startswith("/") and Path(words[0]).is_file():
+            elif words[0].startswith("/") and isfile(words[0]):
                 self.executable(Path(words[0]), None, f"{why} (its interpreter)")
         finally:
             self.depth -= 1
@@ -517,7 +509,7 @@ class _Finder:
         while True:
             name = directory / ".python-version"
             inside = directory.is_relative_to(self.workspace)
-            if name.is_file() and not (inside and name.is_symlink()):
+            if isfile(name) and not (inside and islink(name)):
                 names = _version_names(_read_small(name, 4096) or "")
                 if names:
                     return names
@@ -527,8 +519,16 @@ class _Finder:
         return _version_names(_read_small(root / "version", 4096) or "") or ["system"]
 
 
+def _entries(directory: Path) -> list[Path]:
+    """What a directory holds (nothing when it cannot be read)."""
+    try:
+        return list(directory.iterdir())
+    except OSError:
+        return []
+
+
 def _runnable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
+    return isfile(path) and os.access(path, os.X_OK)
 
 
 def _version_names(text: str) -> list[str]:
@@ -545,12 +545,9 @@ def _pyenv_version_dir(root: Path, name: str) -> Path | None:
     a prefix like ``3.11``)."""
     versions = root / "versions"
     exact = versions / name
-    if exact.is_dir():
+    if isdir(exact):
         return exact
-    try:
-        matches = [p for p in versions.iterdir() if p.name.startswith(name + ".") and p.is_dir()]
-    except OSError:
-        return None
+    matches = [p for p in _entries(versions) if p.name.startswith(name + ".") and isdir(p)]
     if not matches:
         return None
     return max(matches, key=lambda p: [int(x) if x.isdigit() else -1 for x in p.name.split(".")])
@@ -558,12 +555,10 @@ def _pyenv_version_dir(root: Path, name: str) -> Path | None:
 
 def _language_dirs(lib: Path) -> list[Path]:
     """A prefix's language libraries: ``lib/pythonX.Y``, ``lib/node_modules``."""
-    try:
-        entries = sorted(lib.iterdir()) if lib.is_dir() else []
-    except OSError:
-        return []
     return [
-        e for e in entries if e.is_dir() and e.name.startswith(("python", "pypy", "node_modules"))
+        e
+        for e in sorted(_entries(lib))
+        if isdir(e) and e.name.startswith(("python", "pypy", "node_modules"))
     ]
 
 

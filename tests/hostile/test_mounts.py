@@ -12,6 +12,7 @@ configuration or its store (issue 18, point 1).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,23 @@ def test_the_service_takes_no_mounts() -> None:
     RunRequest.model_validate(body)
     with pytest.raises(ValidationError, match="mounts"):
         RunRequest.model_validate({**body, "mounts": ["/root/.ssh"]})
+
+
+def test_unreadable_places_do_not_stop_the_search(tmp_path: Path) -> None:
+    """A PATH entry or a pyenv root zerog's user cannot search (as another user: a PATH
+    inherited through sudo) is passed over, not an error."""
+    closed = tmp_path / "closed"
+    _interpreter(closed / "py")
+    (closed / "shims").mkdir()
+    (closed / "versions").mkdir()
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    environ = {"PATH": f"{closed}/shims:{closed}/py/bin:/usr/bin:/bin", "HOME": str(ws)}
+    goal = Goal(text="t", workspace=ws.resolve(), checks=["python3 -V"])
+    closed.chmod(0)
+    try:
+        tools = toolchain.for_goal(goal, environ, backend="bwrap")
+    finally:
+        closed.chmod(0o755)
+    if os.geteuid() != 0:  # root searches anything: it finds and binds the prefix
+        assert tools.binds == ()
