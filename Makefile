@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 SANDBOXES := $(VENV)/.installed-sandboxes
 BROWSER := $(VENV)/.installed-browser
+WHEELHOUSE := $(VENV)/wheelhouse
+WHEELS := $(VENV)/.installed-wheelhouse
 # The local model (llama-cpp-python is built from source on first install: a few minutes),
 # its OpenAI-compatible server, the API SDKs, Ray (batch executor), the service and the plan
 # cache's embedding model: the tests use all of them.
@@ -81,11 +83,18 @@ $(BROWSER): $(STAMP)
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	touch $(BROWSER)
 
-setup: $(SANDBOXES) $(BROWSER)
+# Wheels of pytest (the version installed here) and what it needs, for the tests that
+# build a project with its own venv offline (tests/test_toolchain_runs.py).
+$(WHEELS): $(STAMP)
+	$(BIN)/python -m pip download -q --only-binary=:all: --dest $(WHEELHOUSE) \
+		"pytest==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("pytest"))')"
+	touch $(WHEELS)
+
+setup: $(SANDBOXES) $(BROWSER) $(WHEELS)
 
 # Everything, then the hostile suite again as a dedicated unprivileged user when this runs
 # as root (CI does): the sandboxes take other paths there (no cgroups, no uid switch).
-test: $(SANDBOXES) $(BROWSER) lint typecheck
+test: $(SANDBOXES) $(BROWSER) $(WHEELS) lint typecheck
 	$(BIN)/pytest -q
 	$(BIN)/python tests/unprivileged/run.py tests/hostile -q
 

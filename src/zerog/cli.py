@@ -25,6 +25,7 @@ from zerog.cli_options import (
     AnswerFileOption,
     EscalateAfterOption,
     EscalateOption,
+    MountOption,
     PreflightOption,
     RouterFileOption,
     RouterOption,
@@ -49,6 +50,7 @@ from zerog.types import (
     FileChanges,
     GitOutcome,
     Goal,
+    Mount,
     PhaseSpend,
     RunResult,
     RunStatus,
@@ -376,6 +378,7 @@ def run(
             "conftest.py, pytest.ini, .pth files, ...); off for a goal that writes tests.",
         ),
     ] = True,
+    mount: MountOption = [],  # noqa: B006
     escalate: EscalateOption = [],  # noqa: B006
     escalate_after: EscalateAfterOption = 1,
     unsure_tokens: UnsureTokensOption = None,
@@ -421,6 +424,7 @@ def run(
     """
     if allow_dirty and not git:
         _fail(ConfigError("--allow-dirty only applies with --git"))
+    mounts = _mounts(mount)
     budget = {
         "max_iterations": max_iterations,
         "max_input_tokens": max_input_tokens,
@@ -450,6 +454,8 @@ def run(
             overrides["protect_defaults"] = protect_defaults
         if given("preflight"):
             overrides["preflight"] = preflight
+        if mounts:
+            overrides["mounts"] = mounts
         from zerog.goalfile import load_goal
 
         try:
@@ -475,6 +481,7 @@ def run(
                 protected=tuple(protect),
                 protect_defaults=protect_defaults,
                 preflight=preflight,
+                mounts=tuple(mounts),
             )
         except ValidationError as exc:
             _fail(exc)
@@ -516,6 +523,15 @@ def run(
         git=git,
         allow_dirty=allow_dirty,
     )
+
+
+def _mounts(texts: Sequence[str]) -> list[Mount]:
+    from zerog.mount_policy import parse_mount
+
+    try:
+        return [parse_mount(t, home=os.environ.get("HOME"), base=Path.cwd()) for t in texts]
+    except (ZerogError, ValidationError) as exc:
+        _fail(exc)
 
 
 def _scripts(workspace: Path, paths: Sequence[str]) -> tuple[AssertsCheck, ...]:

@@ -65,3 +65,13 @@ PreflightOption = Annotated[
         "fix, a failure is the first plan's feedback.",
     ),
 ]
+MountOption = Annotated[
+    list[str],
+    typer.Option(
+        "--mount",
+        help="Also show the bwrap sandbox this host path: SRC[:DST][:ro|rw] (repeatable; "
+        "read-only unless rw). The goal's toolchain (its venv, interpreter, test runner) "
+        "is bound without it. Refused: /, /proc, /sys, /dev, home directories, "
+        "credentials (~/.ssh, ~/.aws, ...), zerog's own files, the workspace.",
+    ),
+]

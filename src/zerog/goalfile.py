@@ -8,6 +8,7 @@
     protected = ["data/*.csv"] # files the run may not change, besides the tests (default)
     protect_defaults = true    # false: the test files are not protected (a goal that writes them)
     preflight = true           # false: no run of the checks before the first model call
+    mounts = ["../shared-data:/data"]   # host paths bwrap also shows: SRC[:DST][:ro|rw]
 
     [budget]
     max_iterations = 4
@@ -37,7 +38,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from zerog.errors import ConfigError
-from zerog.types import Goal
+from zerog.mount_policy import parse_mount
+from zerog.types import Goal, Mount
 from zerog.validate.compile import SweepPlan, compile_checks
 
 MAX_GOAL_FILE_BYTES = 1 << 20
@@ -51,6 +53,7 @@ TOP_LEVEL = (
     "protected",
     "protect_defaults",
     "preflight",
+    "mounts",
 )
 KINDS = "command, tests, output, file, schema, predicate"
 
@@ -148,6 +151,27 @@ def _raw_checks(path: Path, raw: object) -> list[object]:
     return checks
 
 
+def _raw_mounts(path: Path, raw: object) -> list[Mount]:
+    """``mounts``: ``SRC[:DST][:ro|rw]`` strings or ``{source, dest, mode}`` tables; a
+    relative source is relative to the goal file."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: mounts: must be a list of SRC[:DST][:ro|rw]")
+    mounts = []
+    for index, entry in enumerate(raw):
+        if isinstance(entry, Mapping) and set(entry) <= {"source", "dest", "mode"}:
+            words = [entry.get("source"), entry.get("dest"), entry.get("mode", "ro")]
+            if not all(isinstance(w, str | None) for w in words) or not words[0]:
+                raise ConfigError(f"{path}: mounts[{index}]: needs a source path")
+            entry = ":".join(str(w) for w in words if w)
+        if not isinstance(entry, str):
+            raise ConfigError(f"{path}: mounts[{index}]: write SRC[:DST][:ro|rw]")
+        try:
+            mounts.append(parse_mount(entry, base=path.parent.resolve()))
+        except (ConfigError, ValidationError) as exc:
+            raise ConfigError(f"{path}: mounts[{index}]: {exc}") from None
+    return mounts
+
+
 def _validation_error(path: Path, exc: ValidationError, checks: list[object]) -> ConfigError:
     first = exc.errors()[0]
     loc = [str(p) for p in first["loc"]]
@@ -170,7 +194,7 @@ def load_goal(path: Path, overrides: Mapping[str, object] | None = None) -> tupl
     """Read, validate and compile the goal in ``path``.
 
     ``overrides`` replace what the file says (the command line's explicit flags): keys
-    ``text``, ``workspace`` (a path, used as given), ``checks``, ``env``,
+    ``text``, ``workspace`` (a path, used as given), ``checks``, ``env``, ``mounts``,
     ``protect_defaults``, ``preflight`` and any :class:`~zerog.types.Budget` field;
     ``protected`` adds patterns to the file's. Returns the goal and its compiled checks.
     """
@@ -205,6 +229,7 @@ def goal_from_table(
     if not isinstance(protected, list):
         raise ConfigError(f"{path}: protected: must be a list of path patterns")
     extra = over.pop("protected", None)
+    mounts = over.pop("mounts", None) or _raw_mounts(path, data.get("mounts", []))
     body = {
         "text": over.pop("text", None) or data.get("text", ""),
         "workspace": workspace,
@@ -214,6 +239,7 @@ def goal_from_table(
         "protected": [*protected, *(extra if isinstance(extra, list | tuple) else ())],
         "protect_defaults": over.pop("protect_defaults", data.get("protect_defaults", True)),
         "preflight": over.pop("preflight", data.get("preflight", True)),
+        "mounts": mounts,
     }
     if over:
         raise ConfigError(f"unknown goal override(s): {', '.join(sorted(over))}")

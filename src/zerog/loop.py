@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zerog import context as ctx
-from zerog import planner, worker
+from zerog import planner, toolchain, worker
 from zerog.beneath import Dir
 from zerog.budget import BudgetExhausted, Meter
 from zerog.changes import compare, file_changes
@@ -232,6 +232,7 @@ class Engine:
         force_workspace: bool = False,
         git: bool = False,
         allow_dirty: bool = False,
+        off_limits: Sequence[Path] = (),
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
@@ -269,6 +270,8 @@ class Engine:
         # take this from their spec.
         self.git = git
         self.allow_dirty = allow_dirty
+        # Directories no toolchain bind may show (the server's other workspaces).
+        self.off_limits = tuple(off_limits)
 
     def run(
         self, goal: Goal, spec: Mapping[str, object] | None = None, run_id: str | None = None
@@ -313,20 +316,36 @@ class Engine:
             raise ConfigError(f"workspace {goal.workspace} is not a directory")
         if self.allow_dirty and not self.git:
             raise ConfigError("--allow-dirty only applies to --git runs")
+        protected = {"zerog's run store": self.store.path} if self.store is not None else {}
         root = check_workspace(
-            goal.workspace,
-            self.environ,
-            protected={"zerog's run store": self.store.path} if self.store is not None else {},
-            force=self.force_workspace,
+            goal.workspace, self.environ, protected=protected, force=self.force_workspace
         )
         goal = goal.model_copy(update={"workspace": root})
         checks = compile_checks(goal.checks, where="goal")  # bad checks: before any model call
         name = self.sandbox.name if self.sandbox is not None else self.sandbox_name
+        tools = toolchain.for_goal(
+            goal,
+            self.environ,
+            backend=None if self.sandbox is not None else name,
+            protected=protected,
+            off_limits=self.off_limits,
+        )
         # The host's PATH only for the local backend: the isolating ones do not show it.
-        env = sandbox_env(self.environ, goal.env_allow, home=str(root), host_path=name == "local")
+        env = sandbox_env(
+            self.environ,
+            goal.env_allow,
+            home=str(root),
+            host_path=name == "local",
+            extra_path=tools.path,
+        )
+        env.update(tools.env)
         redactor = self.redactor or Redactor.for_environment(self.environ)
         sandbox = self.sandbox or make_sandbox(
-            self.sandbox_name, env, environ=self.environ, network=self.network
+            self.sandbox_name,
+            env,
+            environ=self.environ,
+            network=self.network,
+            binds=tools.sandbox_binds(),
         )
         sidecar = (
             make_sidecar(self.sidecar_name, sandbox, env, environ=self.environ)
@@ -369,6 +388,7 @@ class Engine:
             try:
                 run = _Run(self, goal, sandbox, recorder, workspace, trace, journal, redactor)
                 run.git_plan = git_plan
+                run.toolchain = tools
                 if self.tool_cache is not None:  # actions only: checks always really run
                     run.action_sandbox = self.tool_cache.wrap(
                         run.action_sandbox, env, lambda _: run.state_hash()
@@ -430,6 +450,7 @@ class _Run:
         self.gate = RouteGate(engine.router, self) if engine.router is not None else None
         self.git_plan: GitPlan | None = None  # --git: commit the result (gitcommit.py)
         self.final_id: str | None = None  # the state the run left (what zerog diff shows)
+        self.toolchain = toolchain.Toolchain()  # what the sandbox sees besides the workspace
 
     def with_checks(self, checks: SweepPlan, sidecar: PythonRunner | None) -> _Run:
         """Use the checks the engine compiled up front and their sidecar."""
@@ -588,6 +609,8 @@ class _Run:
             model=self.model.name,
             sandbox=self.sandbox.name,
         )
+        if self.toolchain:
+            self.rec.emit("sandbox_binds", **self.toolchain.event())
         history: list[ctx.Attempt] = []
         last_print = ""
         repeats = 0

@@ -44,6 +44,14 @@ _PHASES = {
 }
 
 
+def _records(value: object) -> list[dict[str, str]]:
+    """A list of flat records from an event (the store is a file: anything else is
+    skipped)."""
+    if not isinstance(value, list):
+        return []
+    return [{str(k): str(v) for k, v in r.items()} for r in value if isinstance(r, Mapping)]
+
+
 def _tail_lines(observation: object, count: int) -> list[str]:
     """The last non-empty output lines of an observation event, stderr first."""
     if not isinstance(observation, Mapping):
@@ -114,6 +122,31 @@ class ConsoleProgress:
                     (one_line(str(refusal.get("check")), 90), ""),
                 )
 
+    def _sandbox_binds(self, d: Mapping[str, object]) -> None:
+        """What the sandbox sees besides the workspace: with --verbose and in `zerog show`
+        (not live without it); what could not be bound, always."""
+        if self._verbose or not self._live:
+            for bind in _records(d.get("binds")):
+                where = bind.get("source", "")
+                if bind.get("dest") != where:
+                    where = f"{where} at {bind.get('dest', '')}"
+                self._line(
+                    (f"   ⊕ sandbox sees {bind.get('mode', 'ro')} ", "dim"),
+                    (one_line(where, 90), ""),
+                    (f"  ({one_line(bind.get('why', ''), 60)})", "dim"),
+                )
+            paths = d.get("path")
+            if isinstance(paths, list) and paths:
+                shown = one_line(":".join(str(p) for p in paths), 100)
+                self._line(("   ⊕ PATH starts with ", "dim"), (shown, ""))
+        for skipped in _records(d.get("skipped")):
+            self._line(
+                ("   ! not shown to the sandbox: ", "yellow"),
+                (one_line(skipped.get("path", ""), 70), ""),
+                (f" ({one_line(skipped.get('why', ''), 40)}): ", "dim"),
+                (one_line(skipped.get("reason", ""), 100), "dim"),
+            )
+
     def emit(self, event: Event) -> None:
         d = event.data
         kind = event.kind
@@ -130,6 +163,8 @@ class ConsoleProgress:
                 (f"  model {one_line(str(d['model']), 60)}", "dim"),
                 (f"  sandbox {d['sandbox']}", "dim"),
             )
+        elif kind == "sandbox_binds":
+            self._sandbox_binds(d)
         elif kind == "iteration_started":
             self._line(
                 (f"── iteration {d['iteration']} ", "bold cyan"),

@@ -254,13 +254,35 @@ def protected_pattern(pattern: str) -> str:
     return pattern
 
 
+def _mount_path(value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    text = str(value)
+    if not text.startswith("/") or ":" in text or "\x00" in text:
+        raise ValueError(f"{text!r}: a mount path must be absolute, without ':'")
+    return value
+
+
+class Mount(Frozen):
+    """A host path the bwrap sandbox also sees: ``source`` at ``dest`` (by default the
+    same path), read-only unless ``mode`` is ``rw``. What may be mounted is checked when a
+    run starts (:mod:`zerog.mount_policy`)."""
+
+    source: Path
+    dest: Path | None = None
+    mode: Literal["ro", "rw"] = "ro"
+
+    _paths = field_validator("source", "dest")(_mount_path)
+
+
 class Goal(Frozen):
     """What the user wants, where, how success is proven, and what it may cost.
 
     ``protected`` adds gitignore-style patterns of workspace files the run may not change
     to the default ones (the test files and what configures them: see
     :mod:`zerog.protect`), which ``protect_defaults=False`` turns off (a goal that is to
-    write the tests).
+    write the tests). ``mounts``: host paths the bwrap sandbox also shows, besides the
+    toolchain it finds itself (:mod:`zerog.toolchain`).
 
     ``preflight`` runs the checks once on the untouched workspace before the first model
     call: a run whose checks already pass ends at once (nothing to do), one whose checks
@@ -277,6 +299,7 @@ class Goal(Frozen):
     )
     protect_defaults: bool = True
     preflight: bool = True
+    mounts: tuple[Mount, ...] = Field(default=(), max_length=50)
 
     @field_validator("protected")
     @classmethod

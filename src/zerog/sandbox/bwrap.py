@@ -55,7 +55,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -159,13 +159,17 @@ class BwrapSandbox:
         machine: str | None = None,
         proc: Path = Path("/proc"),
         sweep_seconds: float = 2.0,
+        binds: Sequence[Bind] = (),
     ) -> None:
         """``host_id``: when zerog runs as root, the host uid and gid every process of the
         sandbox runs as (see :mod:`zerog.sandbox.launch`). ``python``: the interpreter
         that runs the launcher (zerog's own by default). ``machine``: the architecture
         the seccomp filter is built for (this one's by default). ``sweep_seconds``: how
-        long killing what a command left behind may take before its sandbox is retired."""
+        long killing what a command left behind may take before its sandbox is retired.
+        ``binds``: host paths every command also sees (a toolchain, the user's mounts;
+        see :mod:`zerog.toolchain`), before the workspace."""
         self._env = dict(env)
+        self._extra = tuple(binds)
         self._network = network
         self._bwrap = executable or find_bwrap()
         self._cgroups = cgroups if cgroups is not None else CgroupFactory()
@@ -282,10 +286,12 @@ class BwrapSandbox:
         return read
 
     def _binds(self, workspace: Path | None) -> list[Bind]:
-        """The workspace, writable, and zerog's state in it, read-only."""
+        """The extra binds (toolchain, mounts), then the workspace, writable, and zerog's
+        state in it, read-only."""
+        binds = list(self._extra)
         if workspace is None or workspace == Path("/"):
-            return []
-        binds = [Bind(workspace, workspace, idmap=True)]
+            return binds
+        binds.append(Bind(workspace, workspace, idmap=True))
         state = workspace / RESERVED
         if state.is_dir() and not state.is_symlink():
             binds.append(Bind(state, state, readonly=True, idmap=True))

@@ -91,6 +91,7 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
                 write_trace=False,
                 sandbox_name=str(row.spec["sandbox"]) if row.spec.get("sandbox") else None,
                 sidecar=str(row.spec.get("sidecar", "wasm")),
+                off_limits=(spec.base_dir,),  # no toolchain bind shows another workspace
             )
             return engine.resume(row.id)
         if spec.goal is None:
@@ -108,6 +109,7 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
             write_trace=False,
             sandbox_name=spec.sandbox,
             sidecar=spec.sidecar,
+            off_limits=(spec.base_dir,),  # no toolchain bind shows another workspace
         )
         recorded = {
             "model": spec.model,
