@@ -50,6 +50,8 @@ def serving(
     queue: int = 8,
     grace: float = 10.0,
     ceilings: Ceilings | None = None,
+    poll_seconds: float = 0.05,
+    spares: int = 1,
 ) -> Iterator[Server]:
     """The server needs a token, as `zerog serve` always does (a fresh one by default)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -62,9 +64,10 @@ def serving(
             workers=workers,
             queue=queue,
             environ=os.environ,
-            poll_seconds=0.05,
+            poll_seconds=poll_seconds,
             grace=grace,
             ceilings=ceilings,
+            spares=spares,
         )
         with in_thread(built.app) as url:
             try:

@@ -258,6 +258,40 @@ def test_a_cancel_while_the_worker_starts_is_prompt_even_if_sigint_was_ignored(
         signal.signal(signal.SIGINT, previous)
 
 
+def test_the_end_of_a_run_reaches_its_follower_at_once(tmp_path: Path) -> None:
+    """A follower between two polls of the store wakes when the run's worker ends: with a
+    poll of 60 s the demo's end still arrives in seconds (it waited for the poll before)."""
+    with (
+        serving(tmp_path / "root", tmp_path / "runs.db", poll_seconds=60.0) as server,
+        server.client() as client,
+    ):
+        server.demo_workspace("ws")
+        shutil.copy(DEMO / "script.jsonl", server.root / "script.jsonl")
+        started = time.monotonic()
+        run = client.post("/api/runs", json=demo_goal("ws")).json()
+        events, end = follow(client, run["id"])
+        assert end["status"] == "success"
+        assert events[-1]["kind"] == "run_finished"
+        assert time.monotonic() - started < 40
+
+
+@pytest.mark.parametrize("spares", [0, 2])
+def test_runs_with_and_without_spare_workers(tmp_path: Path, spares: int) -> None:
+    with (
+        serving(tmp_path / "root", tmp_path / "runs.db", spares=spares) as server,
+        server.client() as client,
+    ):
+        assert len(server.built.launcher.waiting) == spares
+        shutil.copy(DEMO / "script.jsonl", server.root / "script.jsonl")
+        for n in range(2):
+            server.demo_workspace(f"ws{n}")
+            run = client.post("/api/runs", json=demo_goal(f"ws{n}")).json()
+            _, end = follow(client, run["id"])
+            assert end["status"] == "success"
+        spare_pids = server.built.launcher.waiting
+    assert all(not Path(f"/proc/{pid}").exists() for pid in spare_pids)
+
+
 def _processes() -> str:
     return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
 
@@ -597,6 +631,7 @@ def test_bench_serve_smoke() -> None:
     data = report.as_dict()
     assert data["engine_run_ms"] > 0
     assert data["served_run_ms"] > 0
+    assert data["cold_run_ms"] > 0  # a worker started per run, measured alongside
     assert data["events"] >= 20  # every event of the demo run came over the stream
     assert 0 <= data["stream_delay_median_ms"] < 5_000
 

@@ -3,6 +3,9 @@ and a worker's error line."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from zerog.serve.jobs import READY, Busy, Job, JobState, Launcher, Pool, QueueFull
+from zerog.serve.jobs import READY, Busy, Job, JobState, Launcher, Pool, QueueFull, WarmLauncher
 
 STUBBORN = (
     "import signal, sys, time\n"
@@ -116,3 +119,48 @@ def test_capacity_conflicts_and_error_lines(tmp_path: Path) -> None:
         pool.close()
     with pytest.raises(QueueFull):
         pool.submit(_job(4, tmp_path))  # a closed pool takes nothing
+
+
+def _read_all(process: subprocess.Popen[bytes], payload: bytes) -> list[str]:
+    out, _ = process.communicate(payload, timeout=60)
+    return out.decode().splitlines()
+
+
+def test_a_warm_launcher_gives_each_job_a_spare_of_its_own(tmp_path: Path) -> None:
+    launcher = WarmLauncher(sys.executable, dict(os.environ), spares=1)
+    try:
+        launcher.fill()
+        (first_spare,) = launcher.waiting
+        one = launcher(_job(1, tmp_path))
+        assert one.pid == first_spare
+        (second_spare,) = launcher.waiting  # the next one is started at once
+        two = launcher(_job(2, tmp_path))
+        assert two.pid == second_spare != one.pid
+        # Each is a real zerog.serve.job worker: it says it is ready, then reads its job.
+        for process in (one, two):
+            lines = _read_all(process, b"{}")
+            assert lines[0] == READY
+            assert "invalid" in json.loads(lines[1])["error"]
+            assert process.returncode == 2
+    finally:
+        launcher.close()
+
+
+def test_a_dead_spare_is_passed_over_and_close_ends_the_rest(tmp_path: Path) -> None:
+    launcher = WarmLauncher(sys.executable, dict(os.environ), spares=2)
+    launcher.fill()
+    dead, alive = launcher.waiting
+    os.kill(dead, signal.SIGKILL)
+    _until(lambda: dead not in launcher.waiting)
+    process = launcher(_job(1, tmp_path))
+    assert process.pid == alive
+    spares = launcher.waiting
+    assert len(spares) == 2
+    assert alive not in spares
+    launcher.close()
+    assert launcher.waiting == ()
+    assert all(not Path(f"/proc/{pid}").exists() for pid in spares)
+    assert launcher(_job(2, tmp_path)).pid not in spares  # closed: a fresh start
+    assert launcher.waiting == ()
+    process.kill()
+    process.wait()

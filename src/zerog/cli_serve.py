@@ -45,6 +45,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             ),
         ] = None,
         workers: Annotated[int, typer.Option(help="Runs executing at once.", min=1)] = 2,
+        spares: Annotated[
+            int,
+            typer.Option(
+                help="Worker processes kept started (zerog imported) and waiting, so a run "
+                "does not wait for an interpreter; each run still has a process of its own. "
+                "0: start one per run.",
+                min=0,
+                max=64,
+            ),
+        ] = 1,
         queue: Annotated[
             int, typer.Option(help="Runs waiting for a worker; beyond that, 429.", min=0)
         ] = 16,
@@ -158,6 +168,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 token=token,
                 workers=workers,
                 queue=queue,
+                spares=spares,
                 allow_local_sandbox=allow_local_sandbox,
                 allow_model_urls=allow_model_urls,
                 loopback_only=is_loopback(host),

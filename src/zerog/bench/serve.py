@@ -5,12 +5,15 @@ The goal is the demo (examples/demo: one failed attempt, a rollback, a second at
 passes) with the scripted model and the default sandbox, on a fresh copy of the workspace
 each time. The baseline runs it with :class:`~zerog.loop.Engine` in this process; the
 service runs it through the real app on a loopback port (one worker process per run),
-submitted over HTTP and followed over server-sent events to its end. The stream's delay
-is the time from an event's timestamp (written by the worker) to its arrival here.
+submitted over HTTP and followed over server-sent events to its end: first with a worker
+process started for each run ("cold", ``--spares 0``), then with the default spare worker
+started ahead and waiting with zerog imported ("warm"). The stream's delay is the time
+from an event's timestamp (written by the worker) to its arrival here (warm runs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -40,7 +43,8 @@ CHECK = "python3 -m unittest -q"
 class ServeReport:
     runs: int
     engine_ms: float
-    served_ms: float
+    served_ms: float  # warm: a spare worker process waiting
+    cold_ms: float  # a worker process started per run
     delays_ms: tuple[float, ...]
     poll_seconds: float
 
@@ -59,6 +63,8 @@ class ServeReport:
             "served_run_ms": round(self.served_ms, 1),
             "overhead_ms": round(self.overhead_ms, 1),
             "ratio": round(self.served_ms / self.engine_ms, 3),
+            "cold_run_ms": round(self.cold_ms, 1),
+            "cold_ratio": round(self.cold_ms / self.engine_ms, 3),
             "events": len(self.delays_ms),
             "stream_delay_median_ms": round(self.delay(0.5), 1),
             "stream_delay_p95_ms": round(self.delay(0.95), 1),
@@ -75,6 +81,8 @@ class ServeReport:
             ("through zerog serve (submit → end event), per run", "served_run_ms", " ms"),
             ("overhead of the service, per run", "overhead_ms", " ms"),
             ("ratio served / in-process", "ratio", "x"),
+            ("served without a spare worker (--spares 0), per run", "cold_run_ms", " ms"),
+            ("ratio served without a spare / in-process", "cold_ratio", "x"),
             ("events streamed", "events", ""),
             ("stream delay, median", "stream_delay_median_ms", " ms"),
             ("stream delay, 95th percentile", "stream_delay_p95_ms", " ms"),
@@ -133,14 +141,19 @@ def _follow(url: str, token: str, delays: list[float]) -> str:
     return "no end"
 
 
-def _served_run(base: str, token: str, n: int, delays: list[float]) -> float:
+def _new(scratch: Path, n: int) -> str:
+    """A fresh copy of the demo workspace under the servers' root; its name there."""
+    return _fresh(scratch / "root", n).name
+
+
+def _served_run(base: str, token: str, workspace: str, delays: list[float]) -> float:
     started = time.perf_counter()
     run = _post(
         f"{base}/api/runs",
         token,
         {
             "text": GOAL_TEXT,
-            "workspace": f"ws{n}",
+            "workspace": workspace,
             "checks": [CHECK],
             "model": "scripted:script.jsonl",
         },
@@ -158,39 +171,49 @@ def measure(
     from zerog.serve.build import build_app, in_thread
 
     say = progress or (lambda _line: None)
-    with tempfile.TemporaryDirectory(prefix="zerog-bench-serve-") as name:
-        scratch = Path(name)
+    engine: list[float] = []
+    served: dict[int, list[float]] = {0: [], 1: []}
+    delays: list[float] = []
+    token = secrets.token_urlsafe(32)
+    with contextlib.ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zerog-bench-")))
         (scratch / "root").mkdir()
         shutil.copy(DEMO / "script.jsonl", scratch / "root" / "script.jsonl")
-        with Store(scratch / "engine.db") as store:
-            _engine_run(scratch, -1, store)  # warm-up
-            engine = [_engine_run(scratch, n, store) for n in range(runs)]
-        say(f"in-process: {statistics.median(engine):.0f} ms per run")
-        delays: list[float] = []
-        token = secrets.token_urlsafe(32)
-        with Store(scratch / "served.db") as store:
+        store = stack.enter_context(Store(scratch / "engine.db"))
+        bases: dict[int, str] = {}
+        for spares in (0, 1):  # a server each way, both up for the whole measurement
             built = build_app(
-                store,
+                stack.enter_context(Store(scratch / f"served-{spares}.db")),
                 scratch / "root",
                 token=token,
                 workers=1,
                 queue=1,
                 environ=dict(os.environ),
                 poll_seconds=poll_seconds,
+                spares=spares,
             )
-            try:
-                with in_thread(built.app) as base:
-                    for n in range(runs + 1):
-                        _fresh(scratch / "root", n)
-                    _served_run(base, token, runs, [])  # warm-up
-                    served = [_served_run(base, token, n, delays) for n in range(runs)]
-            finally:
-                built.close()
-        say(f"served: {statistics.median(served):.0f} ms per run")
+            stack.callback(built.close)
+            bases[spares] = stack.enter_context(in_thread(built.app))
+        names = iter(range(10**6))
+        # A warm-up each way, then rounds that take turns, so that a change in the
+        # machine's load falls on all three alike.
+        for n in range(runs + 1):
+            ran = _engine_run(scratch, next(names), store)
+            cold = _served_run(bases[0], token, _new(scratch, next(names)), [])
+            warm = _served_run(bases[1], token, _new(scratch, next(names)), delays if n else [])
+            if n:
+                engine.append(ran)
+                served[0].append(cold)
+                served[1].append(warm)
+                say(
+                    f"round {n}: in-process {ran:.0f} ms, served {cold:.0f} ms cold, "
+                    f"{warm:.0f} ms with a spare worker"
+                )
     return ServeReport(
         runs=runs,
         engine_ms=statistics.median(engine),
-        served_ms=statistics.median(served),
+        served_ms=statistics.median(served[1]),
+        cold_ms=statistics.median(served[0]),
         delays_ms=tuple(delays),
         poll_seconds=poll_seconds,
     )

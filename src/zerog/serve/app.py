@@ -43,6 +43,7 @@ from zerog.text import one_line
 
 RUN_ID = r"^[A-Za-z0-9_-]{1,64}$"
 QUERY_PARAMETERS = {"limit", "after"}  # every query parameter the API takes
+WAKE_SECONDS = 0.02  # how often a follower between polls looks whether its run is over
 STATIC = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
@@ -333,4 +334,14 @@ async def _follow(
         if quiet >= settings.keepalive_seconds:
             quiet = 0.0
             yield ": keepalive\n\n"
-        await asyncio.sleep(settings.poll_seconds)
+        await _nap(service, run_id, settings.poll_seconds)
+
+
+async def _nap(service: Service, run_id: str, seconds: float) -> None:
+    """Sleep until the next poll of the store, or until the run's job is over: its last
+    events (and the end) then go out at once, not up to a poll interval later."""
+    waited = 0.0
+    while waited < seconds and not service.over(run_id):
+        step = min(WAKE_SECONDS, seconds - waited)
+        await asyncio.sleep(step)
+        waited += step

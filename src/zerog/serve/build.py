@@ -16,7 +16,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from zerog.serve.app import Settings, create_app
-from zerog.serve.jobs import Pool, launch_worker
+from zerog.serve.jobs import Pool, WarmLauncher
 from zerog.serve.service import Ceilings, Policy, Service
 from zerog.store import Store
 
@@ -25,10 +25,13 @@ from zerog.store import Store
 class Built:
     app: FastAPI
     service: Service
+    launcher: WarmLauncher
 
     def close(self, *, kill: bool = True) -> None:
-        """Stop the pool: running jobs are killed and stay resumable (see docs/serve.md)."""
+        """Stop the pool: running jobs are killed and stay resumable (see docs/serve.md);
+        then the spare worker processes end."""
         self.service.pool.close(kill=kill)
+        self.launcher.close()
 
 
 def build_app(
@@ -47,10 +50,13 @@ def build_app(
     python: str = sys.executable,
     poll_seconds: float = 0.25,
     grace: float = 10.0,
+    spares: int = 1,
 ) -> Built:
-    pool = Pool(
-        launch_worker(python, dict(environ)), workers=workers, queue_size=queue, grace=grace
-    )
+    """``spares``: worker processes kept started and waiting for a run (zerog imported),
+    so that a run does not wait for an interpreter; 0 starts one per run."""
+    launcher = WarmLauncher(python, dict(environ), spares=spares)
+    launcher.fill()
+    pool = Pool(launcher, workers=workers, queue_size=queue, grace=grace)
     policy = Policy(
         workspaces=workspaces.resolve(),
         allow_local_sandbox=allow_local_sandbox,
@@ -60,7 +66,7 @@ def build_app(
     service = Service(store, pool, policy, wall_clock=wall_clock, home=environ.get("HOME"))
     settings = Settings(token=token, loopback_only=loopback_only, poll_seconds=poll_seconds)
     app = create_app(service, settings)
-    return Built(app, service)
+    return Built(app, service, launcher)
 
 
 @contextmanager

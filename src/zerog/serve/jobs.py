@@ -11,10 +11,16 @@ A worker says it is ready for SIGINT (one line on standard output) once it has t
 signal back: a server started in the background by a non-interactive shell ignores SIGINT
 and its workers inherit that, so a signal sent before would be lost. A cancel that comes
 earlier is held and sent when the worker says so.
+
+Starting an interpreter and importing zerog costs more than a short run itself (about
+0.3 s of imports); :class:`WarmLauncher` keeps spare worker processes that have already
+done it and wait for a job on standard input. A spare has seen no job: each run still gets
+a process of its own, never used again, so the isolation and the cancel stay the same.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import enum
 import json
@@ -56,10 +62,17 @@ class Job:
     cancel_requested: bool = False
     ready: bool = False  # the worker process takes SIGINT now
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # Set once the job is over (its process ended, or it never started): a follower of
+    # its events reads them one last time at once instead of at its next poll.
+    over: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def active(self) -> bool:
         return self.state in (JobState.QUEUED, JobState.RUNNING)
+
+    def end(self, state: JobState, error: str = "") -> None:
+        self.state, self.error = state, error
+        self.over.set()
 
 
 class Busy(Exception):
@@ -107,21 +120,95 @@ BOOT = (
 )
 
 
+# A spare: the same, but zerog is imported before the job is read (see WarmLauncher).
+WARM_BOOT = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    f"sys.stdout.write({READY!r} + chr(10)); sys.stdout.flush(); "
+    "import os, zerog.serve.job as job; sys.exit(job.main(sys.stdin.read(), os.environ))"
+)
+
+
+def _start(python: str, boot: str, environ: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [python, "-I", "-c", boot],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=environ,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
 def launch_worker(python: str, environ: dict[str, str]) -> Launcher:
     """Start a ``zerog.serve.job`` process for a job, its spec on stdin."""
 
     def launch(job: Job) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [python, "-I", "-c", BOOT],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=environ,
-            start_new_session=True,
-            close_fds=True,
-        )
+        return _start(python, BOOT, environ)
 
     return launch
+
+
+class WarmLauncher:
+    """Hands each job a spare worker process started earlier (zerog already imported,
+    waiting for the job on stdin) and starts the next spare at once; ``spares`` are kept.
+    A spare that died meanwhile is passed over; none ready means a fresh start, as
+    :func:`launch_worker` does. :meth:`close` ends the spares (their stdin closes: a spare
+    reads an empty job and exits, and is killed if it does not)."""
+
+    def __init__(self, python: str, environ: dict[str, str], *, spares: int = 1) -> None:
+        if spares < 0:
+            raise ValueError("spares must be >= 0")
+        self._python = python
+        self._environ = environ
+        self._wanted = spares
+        self._lock = threading.Lock()
+        self._spares: collections.deque[subprocess.Popen[bytes]] = collections.deque()
+        self._closed = False
+
+    def fill(self) -> None:
+        """Start spares until ``spares`` are waiting (none once closed)."""
+        with self._lock:
+            while not self._closed and len(self._spares) < self._wanted:
+                self._spares.append(_start(self._python, WARM_BOOT, self._environ))
+
+    def __call__(self, job: Job) -> subprocess.Popen[bytes]:
+        with self._lock:
+            while self._spares:
+                process = self._spares.popleft()
+                if process.poll() is None:
+                    break
+                _discard(process)
+            else:
+                process = _start(self._python, WARM_BOOT, self._environ)
+        self.fill()
+        return process
+
+    @property
+    def waiting(self) -> tuple[int, ...]:
+        """The process ids of the spares still alive and waiting."""
+        with self._lock:
+            return tuple(p.pid for p in self._spares if p.poll() is None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            spares, self._spares = list(self._spares), collections.deque()
+        for process in spares:
+            _discard(process)
+
+
+def _discard(process: subprocess.Popen[bytes]) -> None:
+    """End a spare that never got a job, and reap it."""
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        process.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        process.wait()
 
 
 class Pool:
@@ -201,8 +288,7 @@ class Pool:
                 return None
             job.cancel_requested = True
             if job.state is JobState.QUEUED:
-                job.state = JobState.CANCELLED
-                job.error = "cancelled before it started"
+                job.end(JobState.CANCELLED, "cancelled before it started")
                 return job
             process, ready = job.process, job.ready
         if process is not None:
@@ -217,8 +303,7 @@ class Pool:
             running = [j.process for j in self._jobs.values() if j.process is not None]
             for job in self._jobs.values():
                 if job.state is JobState.QUEUED:
-                    job.state = JobState.CANCELLED
-                    job.error = "the server stopped before it started"
+                    job.end(JobState.CANCELLED, "the server stopped before it started")
         for process in running:
             if process.poll() is None:
                 if kill:
@@ -264,7 +349,7 @@ class Pool:
                 try:
                     job.process = self._launch(job)
                 except OSError as exc:
-                    job.state, job.error = JobState.FAILED, f"cannot start a worker: {exc}"
+                    job.end(JobState.FAILED, f"cannot start a worker: {exc}")
                     continue
                 job.state = JobState.RUNNING
             self._drive(job, job.process)
@@ -293,11 +378,11 @@ class Pool:
         with self._lock:
             job.process = None
             if error and not (job.cancel_requested and error == "cancelled"):
-                job.state, job.error = JobState.FAILED, error
+                job.end(JobState.FAILED, error)
             elif code not in (0, 130) and not job.cancel_requested:
-                job.state, job.error = JobState.FAILED, f"the worker process ended with {code}"
+                job.end(JobState.FAILED, f"the worker process ended with {code}")
             else:
-                job.state = JobState.DONE
+                job.end(JobState.DONE)
 
 
 def _error_line(output: bytes) -> str:

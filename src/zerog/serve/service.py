@@ -437,6 +437,11 @@ class Service:
         with self._lock:
             return self.store.events(run_id, after=after)
 
+    def over(self, run_id: str) -> bool:
+        """Whether this server ran ``run_id`` and its job is over (events all written)."""
+        job = self.pool.get(run_id)
+        return job is not None and job.over.is_set()
+
     def summary(self, run_id: str) -> RunSummary:
         job = self.pool.get(run_id)
         row = self._row(run_id)
