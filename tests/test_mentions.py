@@ -104,3 +104,15 @@ def test_a_goal_names_files_and_functions() -> None:
     )
     assert [m.path for m in files] == ["calc.py", "src/shop/cart.py"]
     assert names == ["median", "Cart.total"]
+
+
+def test_zerog_summaries_of_a_traceback_name_the_function() -> None:
+    text = (
+        "Traceback (last 2 of 4 frames)\n"
+        "  src/shop/cart.py:16 in total: return apply_discount(x)\n"
+        "  src/shop/pricing.py:6 in apply_discount: return price * percent / 100\n"
+    )
+    found = {m.path: m for m in in_failures(text, KNOWN)}
+    assert found["src/shop/cart.py"].names == ["total"]
+    assert found["src/shop/pricing.py"].names == ["apply_discount"]
+    assert found["src/shop/pricing.py"].lines == [6]

@@ -30,6 +30,7 @@ PARTS = ("goal", "failing", "imports")
 MIN_EXCERPT = 160  # characters: less than this is not worth a file's section
 MAX_DEFINERS = 2  # a named function defined in more files than this names none of them
 MAX_IMPORTED = 12  # files of the import closure considered
+MAX_SCANNED = 400  # Python files read to find a named function, or to map
 RADII = (repomap.WINDOW, 6, 3, 1)
 
 
@@ -136,8 +137,8 @@ def _goal_files(
         return named
     found = {m.path: m for m in named}
     definers: dict[str, list[tuple[str, int]]] = {}
-    for path in known:
-        source = sources.get(path) if path.endswith(".py") else None
+    for path in [p for p in known if p.endswith(".py")][:MAX_SCANNED]:
+        source = sources.get(path)
         if source is None or source.tree is None:
             continue
         for name in names:
@@ -256,7 +257,7 @@ def symbol_map(paths: Sequence[str], sources: _Sources, room: int) -> str:
     blocks: list[str] = []
     used = 0
     tail = 48  # room kept for the closing line
-    for n, path in enumerate(paths):
+    for n, path in enumerate(paths[:MAX_SCANNED]):
         source = sources.get(path)
         if source is None:
             continue
@@ -273,4 +274,8 @@ def symbol_map(paths: Sequence[str], sources: _Sources, room: int) -> str:
             return "\n".join([*blocks, note]) if used + len(note) <= room else "\n".join(blocks)
         blocks.append(block)
         used += len(block) + 1
+    if len(paths) > MAX_SCANNED:
+        note = f"... {len(paths) - MAX_SCANNED} more files not mapped"
+        if used + len(note) <= room:
+            blocks.append(note)
     return "\n".join(blocks)

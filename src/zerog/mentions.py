@@ -24,13 +24,17 @@ MAX_LINE = 1_000  # characters of a line looked at
 MAX_MENTIONS = 64
 
 _FRAME = re.compile(r'File "([^"\n]{1,500})", line (\d{1,7})(?:, in ([\w<>.]{1,200}))?')
-_TEST_ID = re.compile(r"((?:[\w.-]{1,200}/){0,30}[\w.-]{1,200}\.py)((?:::[\w\[\]-]{1,200}){1,4})")
+_TEST_ID = re.compile(
+    r"(?<![\w/.-])(/?(?:[\w.-]{1,200}/){0,30}[\w.-]{1,200}\.py)((?:::[\w\[\]-]{1,200}){1,4})"
+)
 _LOCATION = re.compile(
-    r"((?:[\w.-]{1,200}/){0,30}[\w.-]{1,200}\.\w{1,10}):(\d{1,7})(?::\d{1,7})?(?=[:\s,)]|$)"
+    r"(?<![\w/.-])(/?(?:[\w.-]{1,200}/){0,30}[\w.-]{1,200}\.\w{1,10}):(\d{1,7})(?::\d{1,7})?"
+    r"(?=[:\s,)]|$)"
 )
 _PATH = re.compile(
     r"(?<![\w/.-])((?:\.{0,2}/)?(?:[\w.-]{1,200}/){0,30}[\w-][\w.-]{0,200}\.[A-Za-z]\w{0,9})\b"
 )
+_IN = re.compile(r":? in ([\w<>.]{1,200})")  # after a location: the function it is in
 _CALLED = re.compile(r"\b([A-Za-z_]\w{0,100}(?:\.[A-Za-z_]\w{0,100})?)\(\)")
 _QUOTED = re.compile(r"`([A-Za-z_]\w{0,100}(?:\.[A-Za-z_]\w{0,100})?)`")
 _TEST_FILE = re.compile(r"(?:^|/)(?:tests?/|test_[^/]*$|[^/]*_test\.py$|conftest\.py$)")
@@ -133,6 +137,8 @@ def in_failures(text: str, known: Collection[str], root: str = "") -> list[Menti
         if frame:
             frames.append((frame.group(1), int(frame.group(2)), frame.group(3)))
             continue
+        if frames and line[:1] in (" ", "\t"):  # a frame's source line
+            continue
         if frames:  # a traceback ended: its innermost frame is what failed
             for raw, number, name in reversed(frames):
                 found.add(raw, number, name)
@@ -140,9 +146,8 @@ def in_failures(text: str, known: Collection[str], root: str = "") -> list[Menti
         for test in _TEST_ID.finditer(line):
             found.add(test.group(1), None, test.group(2).split("::")[-1].split("[")[0])
         for where in _LOCATION.finditer(line):
-            rest = line[where.end() :].lstrip(":").strip()
-            name = rest[3:].split()[0] if rest.startswith("in ") and rest[3:].strip() else None
-            found.add(where.group(1), int(where.group(2)), name)
+            called = _IN.match(line, where.end())
+            found.add(where.group(1), int(where.group(2)), called.group(1) if called else None)
     for raw, number, name in reversed(frames):
         found.add(raw, number, name)
     mentions = list(found.found.values())

@@ -182,9 +182,12 @@ def measure(
     max_iterations: int = 2,
     only: Sequence[str] = (),
     progress: Callable[[str], None] | None = None,
+    repos: Sequence[RepoTask] | None = None,
 ) -> ContextReport:
+    """``repos``: the tasks (default: :func:`zerog.bench.context_repos.tasks`), those
+    named in ``only`` if given."""
     report = ContextReport(sandbox=sandbox, rounds=rounds, model=model.name if model else "")
-    chosen = [t for t in tasks() if not only or t.name in only]
+    chosen = [t for t in (tasks() if repos is None else repos) if not only or t.name in only]
     with tempfile.TemporaryDirectory(prefix="zerog-bench-context-") as tmp:
         for task in chosen:
             workspace = task.write(Path(tmp) / task.name)
