@@ -1020,6 +1020,10 @@ def bench_context(
         str | None, typer.Option("--sandbox", help="bwrap (default on Linux), wasm or local.")
     ] = None,
     rounds: Annotated[int, typer.Option(help="Rounds; the median is reported.", min=1)] = 5,
+    total: Annotated[
+        int | None,
+        typer.Option(help="Characters of file text a prompt carries.", min=0, show_default=False),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What each part of the context (the files the goal and the failing checks name,
@@ -1041,6 +1045,7 @@ def bench_context(
             max_iterations=iterations,
             only=task or (),
             progress=None if as_json else console.print,
+            total=total,
         )
     except ZerogError as exc:
         _fail(exc)

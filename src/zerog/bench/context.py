@@ -76,12 +76,14 @@ class ContextReport:
     rows: list[Row] = field(default_factory=list)
     solves: list[Solve] = field(default_factory=list)
     model: str = ""
+    total: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
             "sandbox": self.sandbox,
             "rounds": self.rounds,
             "model": self.model,
+            "total_chars": self.total,
             "rows": [
                 {
                     "task": r.task,
@@ -98,7 +100,10 @@ class ContextReport:
         }
 
     def tables(self) -> list[Table]:
-        table = Table(title=f"context parts (median build time of {self.rounds} rounds)")
+        table = Table(
+            title=f"context parts, {self.total} characters of file text "
+            f"(median build time of {self.rounds} rounds)"
+        )
         for column in ("task", "variant", "chars", "~tokens", *PARTS, "bug shown", "build ms"):
             table.add_column(column, justify="left" if column in ("task", "variant") else "right")
         base: dict[str, float] = {}
@@ -169,8 +174,8 @@ def _shows(context: Context, task: RepoTask) -> bool:
     return shown is not None and task.bug_line in shown
 
 
-def _budget(overrides: Mapping[str, int]) -> ContextBudget:
-    return ContextBudget(**overrides)
+def _budget(overrides: Mapping[str, int], total: int | None) -> ContextBudget:
+    return ContextBudget(**overrides, **({"total": total} if total is not None else {}))
 
 
 def measure(
@@ -183,10 +188,13 @@ def measure(
     only: Sequence[str] = (),
     progress: Callable[[str], None] | None = None,
     repos: Sequence[RepoTask] | None = None,
+    total: int | None = None,
 ) -> ContextReport:
     """``repos``: the tasks (default: :func:`zerog.bench.context_repos.tasks`), those
-    named in ``only`` if given."""
+    named in ``only`` if given; ``total``: the characters of file text a prompt carries
+    (default: :class:`~zerog.focus.ContextBudget`'s)."""
     report = ContextReport(sandbox=sandbox, rounds=rounds, model=model.name if model else "")
+    report.total = total or ContextBudget().total
     chosen = [t for t in (tasks() if repos is None else repos) if not only or t.name in only]
     with tempfile.TemporaryDirectory(prefix="zerog-bench-context-") as tmp:
         for task in chosen:
@@ -194,7 +202,7 @@ def measure(
             feedback = _feedback(task, workspace, sandbox, environ)
             goal = Goal(text=task.goal, workspace=workspace, checks=[task.check])
             for variant, overrides in VARIANTS:
-                budget = _budget(overrides)
+                budget = _budget(overrides, total)
                 times = []
                 for _ in range(rounds):
                     started = time.perf_counter()
@@ -217,7 +225,7 @@ def measure(
             for task in chosen:
                 for variant, overrides in (VARIANTS[0], VARIANTS[-1]):
                     runs = Path(tmp) / "runs"
-                    budget = _budget(overrides)
+                    budget = _budget(overrides, total)
                     solve = _solve(
                         task, variant, budget, model, sandbox, environ, runs, max_iterations
                     )
