@@ -323,7 +323,7 @@ def _file_section(entry: FileEntry) -> list[str]:
         return ["", f"## File {entry.path}{why}", "```", entry.content.rstrip("\n"), "```"]
     if entry.excerpt is not None:
         head = f"## File {entry.path} ({entry.reason + '; ' if entry.reason else ''}"
-        head += f"the relevant lines of {entry.size} bytes)"
+        head += f"the relevant lines of {entry.size} bytes: change it by edits, never rewrite it)"
         return ["", head, "```", entry.excerpt.rstrip("\n"), "```"]
     return []
 
