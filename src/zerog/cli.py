@@ -1008,6 +1008,54 @@ def bench_preflight(
     console.print(report.table())
 
 
+@bench_app.command("context")
+def bench_context(
+    model: Annotated[
+        str | None,
+        typer.Option(help="Also run each task end to end, without and with the new parts."),
+    ] = None,
+    task: Annotated[list[str] | None, typer.Option(help="Only these tasks (repeatable).")] = None,
+    iterations: Annotated[int, typer.Option(help="Iterations of an end-to-end run.", min=1)] = 2,
+    sandbox: Annotated[
+        str | None, typer.Option("--sandbox", help="bwrap (default on Linux), wasm or local.")
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="Rounds; the median is reported.", min=1)] = 5,
+    total: Annotated[
+        int | None,
+        typer.Option(help="Characters of file text a prompt carries.", min=0, show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What each part of the context (the files the goal and the failing checks name,
+    their imports, the symbol map) adds to the prompt, on generated repositories."""
+    from zerog.bench.context import measure as measure_context
+    from zerog.models.spec import load_model
+    from zerog.sandbox.factory import default_sandbox_name
+
+    console = Console(highlight=False, stderr=as_json)
+    try:
+        loaded = (
+            load_model(model, base_dir=Path.cwd(), on_progress=console.print) if model else None
+        )
+        report = measure_context(
+            sandbox=sandbox or default_sandbox_name(),
+            rounds=rounds,
+            environ=os.environ,
+            model=loaded,
+            max_iterations=iterations,
+            only=task or (),
+            progress=None if as_json else console.print,
+            total=total,
+        )
+    except ZerogError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        return
+    for table in report.tables():
+        console.print(table)
+
+
 @bench_app.command("sweep")
 def bench_sweep(
     rounds: Annotated[

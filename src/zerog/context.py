@@ -15,7 +15,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from zerog.beneath import Dir, PathEscape, read_below
+from zerog.beneath import Dir, PathEscape, read_below, read_beneath
+from zerog.focus import ContextBudget, Shown, choose
 from zerog.redact import Redactor, is_secret_file, redact_env, redact_text
 from zerog.text import elide, sanitize
 from zerog.types import Frozen, Goal
@@ -50,12 +51,15 @@ class IndexLimits(Frozen):
     max_files: int = Field(default=200, ge=1)
     max_file_bytes: int = Field(default=6_000, ge=0)
     max_content_bytes: int = Field(default=16_000, ge=0)
+    max_known: int = Field(default=5_000, ge=0)  # paths remembered to match names against
 
 
 class FileEntry(Frozen):
     path: str
     size: int
-    content: str | None = None
+    content: str | None = None  # the whole text, when the prompt shows it
+    excerpt: str | None = None  # the relevant regions, when the whole does not fit
+    reason: str = ""  # why the prompt shows it before other files (named in the goal, ...)
 
 
 class Attempt(Frozen):
@@ -78,6 +82,11 @@ class Context(Frozen):
     # How the checks failed on the untouched workspace: what a first (or fresh) question
     # shows instead of earlier attempts.
     preflight: str = ""
+    # When not every file fits: the files shown first, in priority order, and a map of
+    # the Python files not shown whole (see :mod:`zerog.focus`).
+    focus: tuple[str, ...] = ()
+    symbols: str = ""
+    used: dict[str, int] = Field(default_factory=dict)  # characters of file text per part
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -110,19 +119,29 @@ def _small_file(top: Dir, rel: str, limit: int) -> bytes:
     return b"\x00" if data is None or len(data) > limit else data
 
 
-def index_workspace(
-    root: Path, limits: IndexLimits, redact: Callable[[str], str] = redact_text
-) -> tuple[list[FileEntry], int]:
+class Index(Frozen):
+    """The workspace as the index saw it: the files listed (the text of small ones), how
+    many more there are, every regular file's path up to ``max_known``, and how many
+    text files' contents were left out for their size or the budget."""
+
+    files: tuple[FileEntry, ...]
+    omitted: int
+    known: tuple[str, ...]
+    unloaded: int
+
+
+def scan(root: Path, limits: IndexLimits, redact: Callable[[str], str] = redact_text) -> Index:
     """List files breadth-first (shallow files first), with the text of small ones
     (secrets removed by ``redact``)."""
     files: list[FileEntry] = []
-    omitted = 0
+    known: list[str] = []
+    omitted = unloaded = 0
     budget = limits.max_content_bytes
     queue = [""]
     try:
         top = Dir.open(root)
     except OSError:
-        return files, omitted
+        return Index(files=(), omitted=0, known=(), unloaded=0)
     with top:
         while queue:
             rel_dir = queue.pop(0)
@@ -134,18 +153,86 @@ def index_workspace(
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     continue
+                if len(known) < limits.max_known:
+                    known.append(rel)
                 if len(files) >= limits.max_files:
                     omitted += 1
                     continue
                 content = None
                 limit = min(limits.max_file_bytes, budget)
-                if st.st_size <= limit and not is_secret_file(rel):
+                secret = is_secret_file(rel)
+                if st.st_size <= limit and not secret:
                     data = _small_file(top, rel, limit)
                     if not _looks_binary(data):
                         content = redact(sanitize(data.decode("utf-8", errors="replace")))
                         budget -= len(data)
+                elif not secret:
+                    unloaded += 1
                 files.append(FileEntry(path=rel, size=st.st_size, content=content))
-    return files, omitted
+    return Index(files=tuple(files), omitted=omitted, known=tuple(known), unloaded=unloaded)
+
+
+def index_workspace(
+    root: Path, limits: IndexLimits, redact: Callable[[str], str] = redact_text
+) -> tuple[list[FileEntry], int]:
+    """The files :func:`scan` lists, and how many more there are."""
+    index = scan(root, limits, redact)
+    return list(index.files), index.omitted
+
+
+def _reader(root: Path, limit: int, redact: Callable[[str], str]) -> Callable[[str], str | None]:
+    """A file's text below ``root`` (no link followed; secrets removed), or None when it
+    is not a readable regular text file of at most ``limit`` bytes or names a secret."""
+
+    def read(rel: str) -> str | None:
+        if is_secret_file(rel):
+            return None
+        try:
+            data = read_beneath(root, rel, limit)
+        except (OSError, PathEscape):
+            return None
+        if data is None or len(data) > limit or _looks_binary(data):
+            return None
+        return redact(sanitize(data.decode("utf-8", errors="replace")))
+
+    return read
+
+
+def _focused(
+    index: Index,
+    goal: Goal,
+    failures: Sequence[str],
+    budget: ContextBudget,
+    redact: Callable[[str], str],
+) -> tuple[tuple[FileEntry, ...], tuple[str, ...], str, dict[str, int]]:
+    """The index's files with the text :func:`zerog.focus.choose` gives them, the paths
+    shown first, the symbol map and the characters each part used."""
+    small = [(f.path, f.content) for f in index.files if f.content is not None]
+    choice = choose(
+        index.known,
+        small,
+        _reader(goal.workspace, budget.max_read, redact),
+        redact(sanitize(goal.text)),
+        failures,
+        str(goal.workspace),
+        budget,
+    )
+    shown = {s.path: s for s in choice.shown}
+    entries: list[FileEntry] = []
+    for entry in index.files:
+        got = shown.pop(entry.path, None)
+        entries.append(_entry(entry.path, entry.size, got))
+    entries += [_entry(s.path, len(s.text.encode()), s) for s in shown.values()]
+    focus = tuple(s.path for s in choice.shown if s.part != "other")
+    return tuple(entries), focus, choice.symbols, choice.used
+
+
+def _entry(path: str, size: int, shown: Shown | None) -> FileEntry:
+    if shown is None:
+        return FileEntry(path=path, size=size)
+    if shown.excerpt:
+        return FileEntry(path=path, size=size, excerpt=shown.text, reason=shown.reason)
+    return FileEntry(path=path, size=size, content=shown.text, reason=shown.reason)
 
 
 def build(
@@ -157,24 +244,41 @@ def build(
     limits: IndexLimits | None = None,
     redactor: Redactor | None = None,
     preflight: str = "",
+    budget: ContextBudget | None = None,
 ) -> Context:
     """``redactor`` removes known secret values besides secret-shaped text (see
     :class:`zerog.redact.Redactor`); ``preflight`` is the feedback of the checks run on
     the untouched workspace (already bounded and redacted), which a plan sees when no
-    attempt came before it."""
+    attempt came before it.
+
+    When the index holds every file's whole text the prompt shows them in its order;
+    when it does not, ``budget`` (see :mod:`zerog.focus`) picks the text shown: files
+    the goal names, then those the failing checks name, their imports and a map of the
+    repository's symbols, then the other small files."""
     redact = (redactor or Redactor()).text
-    files, omitted = index_workspace(goal.workspace, limits or IndexLimits(), redact)
+    limits = limits or IndexLimits()
+    index = scan(goal.workspace, limits, redact)
+    files, symbols = index.files, ""
+    focus: tuple[str, ...] = ()
+    used: dict[str, int] = {}
+    if index.omitted or index.unloaded:
+        failures = [a.failure for a in reversed(history)] + ([preflight] if preflight else [])
+        budget = budget or ContextBudget(total=limits.max_content_bytes)
+        files, focus, symbols, used = _focused(index, goal, failures, budget, redact)
     names = tuple(dict.fromkeys((*DEFAULT_ENV_ALLOW, *goal.env_allow)))
     return Context(
         goal=redact(sanitize(goal.text)),
         checks=tuple(redact(sanitize(c.label)) for c in goal.checks),
         env={k: redact(sanitize(v)) for k, v in redact_env(environ, names).items()},
-        files=tuple(files),
-        files_omitted=omitted,
+        files=files,
+        files_omitted=index.omitted,
         history=tuple(history),
         history_omitted=history_omitted,
         notice=notice,
         preflight=preflight,
+        focus=focus,
+        symbols=symbols,
+        used=used,
     )
 
 
@@ -190,9 +294,13 @@ def render(context: Context) -> str:
         parts.append(f"- {entry.path} ({entry.size} bytes)")
     if context.files_omitted:
         parts.append(f"- ... and {context.files_omitted} more files not listed")
-    for entry in context.files:
-        if entry.content is not None:
-            parts += ["", f"## File {entry.path}", "```", entry.content.rstrip("\n"), "```"]
+    by_path = {entry.path: entry for entry in context.files}
+    first = [by_path[p] for p in context.focus if p in by_path]
+    for entry in [*first, *(e for e in context.files if e.path not in context.focus)]:
+        parts += _file_section(entry)
+    if context.symbols:
+        parts += ["", "# Repository map (Python files not shown whole: classes, functions)"]
+        parts += ["```", context.symbols, "```"]
     if context.preflight and not context.history:
         parts += ["", "# How the checks fail now (before any change)"]
         parts += ["```", sanitize(context.preflight), "```"]
@@ -207,6 +315,17 @@ def render(context: Context) -> str:
     if context.notice:
         parts += ["", "# Notice", context.notice]
     return "\n".join(parts)
+
+
+def _file_section(entry: FileEntry) -> list[str]:
+    why = f" ({entry.reason})" if entry.reason else ""
+    if entry.content is not None:
+        return ["", f"## File {entry.path}{why}", "```", entry.content.rstrip("\n"), "```"]
+    if entry.excerpt is not None:
+        head = f"## File {entry.path} ({entry.reason + '; ' if entry.reason else ''}"
+        head += f"the relevant lines of {entry.size} bytes: change it by edits, never rewrite it)"
+        return ["", head, "```", entry.excerpt.rstrip("\n"), "```"]
+    return []
 
 
 def summarize_history(

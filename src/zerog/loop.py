@@ -27,6 +27,7 @@ from zerog.budget import BudgetExhausted, Meter
 from zerog.changes import compare, file_changes
 from zerog.errors import ConfigError, ModelError, ModelOutputError
 from zerog.events import EventSink, Recorder
+from zerog.focus import ContextBudget
 from zerog.gitcommit import GitPlan, commit, prepare
 from zerog.hostpaths import PathMask
 from zerog.journal import FINAL, Journal, read_journal
@@ -233,6 +234,7 @@ class Engine:
         git: bool = False,
         allow_dirty: bool = False,
         off_limits: Sequence[Path] = (),
+        context_budget: ContextBudget | None = None,
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
@@ -272,6 +274,8 @@ class Engine:
         self.allow_dirty = allow_dirty
         # Directories no toolchain bind may show (the server's other workspaces).
         self.off_limits = tuple(off_limits)
+        # The file text a prompt carries when the workspace's does not all fit (focus.py).
+        self.context_budget = context_budget
 
     def run(
         self, goal: Goal, spec: Mapping[str, object] | None = None, run_id: str | None = None
@@ -639,6 +643,7 @@ class _Run:
                     notice=STUCK_NOTICE if repeats else "",
                     redactor=self.redactor,
                     preflight=first.feedback if first is not None else "",
+                    budget=self.e.context_budget,
                 )
                 reuse = self.reuse_plan() if not history else None
                 plan = reuse.plan if reuse else self.e.plan_with(self.model, context)
