@@ -115,6 +115,23 @@ FAULTS = [
             ("step_done", 2),
         ]
     ),
+    # Between two commit boundaries: the events since the last one die with the process.
+    *(
+        ("emitted", kind, nth)
+        for kind, nth in [
+            ("run_started", 1),
+            ("iteration_started", 1),
+            ("iteration_started", 3),
+            ("plan", 2),
+            ("step_started", 2),
+            ("check", 1),
+            ("check", 2),
+            ("feedback", 1),
+            ("step_failed", 1),
+            ("step_done", 1),
+            ("step_done", 3),
+        ]
+    ),
 ]
 
 

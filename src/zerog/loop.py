@@ -2,8 +2,9 @@
 
 Every arrow of the loop is an event; budgets are enforced by the meter before each model
 call, action and iteration; failures of the model or of the budget end the run with a
-status and a reason, never a traceback. With a store, every event is durable before the
-loop moves on, and an interrupted run can be resumed (see ``journal.py``).
+status and a reason, never a traceback. With a store, events are committed at the points
+``journal.py`` names (before an action runs, after each result), and an interrupted run
+can be resumed from what was committed (see ``journal.py`` and docs/journal.md).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from zerog.errors import ConfigError, ModelError, ModelOutputError
 from zerog.events import EventSink, Recorder
 from zerog.gitcommit import GitPlan, commit, prepare
 from zerog.hostpaths import PathMask
-from zerog.journal import FINAL, Journal, read_journal
+from zerog.journal import COMMIT_KINDS, FINAL, SYNC_KINDS, Journal, read_journal
 from zerog.models.base import Model, Response
 from zerog.models.confidence import Confidence
 from zerog.models.metered import MeteredModel
@@ -43,7 +44,7 @@ from zerog.sandbox.files import PathEscape, target
 from zerog.sandbox.redacted import RedactedSandbox
 from zerog.sandbox.workspace import Snapshot, Workspace
 from zerog.statedir import STATE_DIR, append_text, open_state, open_state_file, state_subdir
-from zerog.store import Store, StoreError
+from zerog.store import GroupCommit, Store, StoreError
 from zerog.trace import JsonlTrace
 from zerog.types import (
     Action,
@@ -365,8 +366,10 @@ class Engine:
                     trace = JsonlTrace(state_path / "runs" / name, append_text(root, runs, name))
             if trace is not None:
                 sinks.insert(0, trace)
+            group: GroupCommit | None = None
             if self.store is not None:
-                sinks.insert(0, self.store)
+                group = GroupCommit(self.store, COMMIT_KINDS, SYNC_KINDS)
+                sinks.insert(0, group)
                 if journal is None:
                     full_spec = {
                         **spec,
@@ -401,6 +404,8 @@ class Engine:
             finally:
                 if trace is not None:
                     trace.close()
+                if group is not None:
+                    group.commit()  # what a run that ended in an exception still holds
 
 
 class _Run:
