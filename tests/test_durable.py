@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from zerog.bench.crash import LOG_VAR, RUN_ID, check_chain, goal, measure, prepare
+from zerog.events import Event
+from zerog.journal import COMMIT_KINDS
 from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel
 from zerog.store import Store
@@ -66,6 +69,52 @@ def test_an_uninterrupted_run_matches_the_expected_outcome(tmp_path: Path) -> No
     assert result.ok, result.reason
     assert result.iterations == 3
     _check_outcome(tmp_path, tmp_path / "runs.db")
+
+
+class DurableProbe:
+    """A sink after the store's: as each event is emitted, how many of the run's events a
+    second connection to the store file sees."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path)
+        self.seen: list[tuple[Event, int]] = []
+
+    def emit(self, event: Event) -> None:
+        row = self.db.execute("SELECT COUNT(*) FROM events WHERE run_id = ?", (event.run_id,))
+        self.seen.append((event, int(row.fetchone()[0])))
+
+
+def test_events_between_commit_points_are_written_together(tmp_path: Path) -> None:
+    workspace, script, log = prepare(tmp_path)
+    path = tmp_path / "runs.db"
+    with Store(path) as store:
+        probe = DurableProbe(path)
+        result = Engine(
+            ScriptedModel.from_file(script),
+            store=store,
+            environ={"PATH": os.environ["PATH"], LOG_VAR: str(log)},
+            write_trace=False,
+            sandbox_name="local",
+            sinks=[probe],
+        ).run(goal(workspace), run_id=RUN_ID)
+        commits, syncs = store.commits, store.syncs
+    probe.db.close()
+    assert result.ok, result.reason
+    # A commit kind is in the file, with every event before it, when the next sink sees
+    # it: an action is recorded before it runs, a result as soon as it is known.
+    late = [e.kind for e, durable in probe.seen if e.kind in COMMIT_KINDS and durable != e.seq]
+    assert late == []
+    # The others wait for the next commit point.
+    waiting = {e.kind for e, durable in probe.seen if durable < e.seq}
+    assert {"run_started", "iteration_started", "plan", "step_started", "check"} <= waiting
+    assert "step_done" in waiting and "feedback" in waiting
+    # Every commit is one the probe saw happen, one per commit kind (fewer than the
+    # events); one fsync, at the end.
+    assert len({durable for _, durable in probe.seen} - {0}) == commits
+    assert commits == sum(1 for e, _ in probe.seen if e.kind in COMMIT_KINDS)
+    assert commits < len(probe.seen) - 15, (commits, len(probe.seen))
+    assert syncs == 1
+    _check_outcome(tmp_path, path)
 
 
 FAULTS = [
