@@ -30,8 +30,9 @@ FINAL = -1  # the rollback key of the clean-up after a failed run
 # runs, so an action never runs unrecorded (a kill during it is seen and it is retried from
 # its snapshot). The rest are the results the resume reads instead of doing the work again
 # (a model call, an action's observation, a step check, a sweep's verdict, the preflight),
-# the snapshots it rolls back to, the git plan and commit, and "validation_started" (so a
-# watcher of the store sees a long sweep running).
+# the snapshots it rolls back to, the router's decisions (a demotion is saved in the
+# router's file), the git plan and commit, and "validation_started" (so a watcher of the
+# store sees a long sweep running).
 COMMIT_KINDS = frozenset(
     {
         "git_prepared",
@@ -44,6 +45,7 @@ COMMIT_KINDS = frozenset(
         "verdict",
         "preflight",
         "rollback",
+        "route",
         "git_commit",
         "run_finished",
     }
