@@ -2,7 +2,9 @@
 
 Each chain starts a run of a three-iteration workload whose every action appends its own
 tag to a log outside the workspace (rollbacks cannot undo it), kills the process at a
-random moment, resumes it, kills the resume, and so on until a resume finishes. Then it
+random moment after it opened the store (before that it is importing Python modules,
+which can take seconds on a loaded machine), resumes it, kills the resume, and so on
+until a resume finishes. Then it
 checks the outcome against an uninterrupted run: the same files, every action run
 (none lost), and no action run more often than once plus its recorded retries (none
 duplicated). It also measures what a durable event costs: the workload's own events
@@ -166,10 +168,35 @@ def _run_state(store: Path) -> str | None:
         return opened.find(RUN_ID).status
 
 
-def kill_chain(root: Path, rng: random.Random, max_delay: float = 1.0) -> ChainOutcome:
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has the file ``path`` open (Linux ``/proc``)."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        names = os.listdir(fds)
+    except OSError:
+        return False
+    for name in names:
+        try:
+            if os.readlink(fds / name) == str(path):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _at_work(proc: subprocess.Popen[str], store: Path, limit: float = 60.0) -> None:
+    """Wait until the process has opened the store (or ended, or ``limit`` passed)."""
+    deadline = time.monotonic() + limit
+    while proc.poll() is None and not _has_open(proc.pid, store):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.005)
+
+
+def kill_chain(root: Path, rng: random.Random, max_delay: float = 0.6) -> ChainOutcome:
     """One run, killed at random moments and resumed until a resume finishes."""
     _, script, log = prepare(root)
-    store = root / "runs.db"
+    store = (root / "runs.db").resolve()
     argv = [
         sys.executable,
         "-m",
@@ -197,8 +224,9 @@ def kill_chain(root: Path, rng: random.Random, max_delay: float = 1.0) -> ChainO
         proc = subprocess.Popen(
             argv, env=_env(log), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
+        _at_work(proc, store)
         try:
-            proc.wait(timeout=rng.uniform(0.15, max_delay))
+            proc.wait(timeout=rng.uniform(0.0, max_delay))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
