@@ -915,6 +915,13 @@ def bench_crash(
     kills: Annotated[int, typer.Option(help="How many SIGKILLs to deliver in all.", min=1)] = 100,
     jobs: Annotated[int, typer.Option(help="Kill chains run side by side.", min=1)] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the random kill times.")] = 1,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh-processes",
+            help="Start each process as a fresh interpreter, not a fork of a fork server.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Kill real `zerog run` / `zerog resume` processes at random moments, resume them, and
@@ -924,7 +931,11 @@ def bench_crash(
 
     console = Console(highlight=False, stderr=as_json)
     report = measure_crash(
-        kills=kills, jobs=jobs, seed=seed, progress=None if as_json else console.print
+        kills=kills,
+        jobs=jobs,
+        seed=seed,
+        progress=None if as_json else console.print,
+        fork=not fresh,
     )
     if as_json:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")

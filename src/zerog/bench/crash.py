@@ -17,9 +17,10 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import json
+import multiprocessing
+import multiprocessing.context
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -184,23 +185,86 @@ def _has_open(pid: int, path: Path) -> bool:
     return False
 
 
-def _at_work(proc: subprocess.Popen[str], store: Path, limit: float = 60.0) -> None:
+def _zerog(argv: list[str], environ: dict[str, str], output: str) -> None:
+    """A process's body: the ``zerog`` command line with these arguments and environment,
+    its output to the file ``output``."""
+    os.environ.clear()
+    os.environ.update(environ)
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.argv = ["zerog", *argv]
+    from zerog.cli import main
+
+    main()
+
+
+class Launcher:
+    """Starts ``zerog`` processes: fresh interpreters (``python -m zerog``), or forks of a
+    fork server that imported zerog once (``fork=True``), which start in milliseconds
+    instead of seconds on a loaded machine. Either way a process runs the real command
+    line and dies of a real SIGKILL."""
+
+    def __init__(self, fork: bool) -> None:
+        self.context: multiprocessing.context.ForkServerContext | None = None
+        if fork:
+            self.context = multiprocessing.get_context("forkserver")
+            self.context.set_forkserver_preload(["zerog.cli"])
+
+    def run(self, argv: list[str], environ: dict[str, str], output: Path) -> _Process:
+        if self.context is None:
+            with output.open("w") as handle:
+                popen = subprocess.Popen(
+                    [sys.executable, "-m", "zerog", *argv],
+                    env=environ,
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                )
+            return _Process(popen.pid, popen.wait, popen.kill)
+        child = self.context.Process(target=_zerog, args=(argv, environ, str(output)))
+        child.start()
+
+        def wait(timeout: float | None = None) -> int:
+            child.join(timeout)
+            if child.exitcode is None:
+                raise subprocess.TimeoutExpired("zerog", timeout or 0.0)
+            return child.exitcode
+
+        return _Process(child.pid or 0, wait, child.kill)
+
+
+@dataclass(frozen=True)
+class _Process:
+    pid: int
+    wait: Callable[..., int]  # (timeout) -> exit status; raises subprocess.TimeoutExpired
+    kill: Callable[[], None]  # SIGKILL
+
+    def running(self) -> bool:
+        try:
+            self.wait(0.0)
+        except subprocess.TimeoutExpired:
+            return True
+        return False
+
+
+def _at_work(proc: _Process, store: Path, limit: float = 60.0) -> None:
     """Wait until the process has opened the store (or ended, or ``limit`` passed)."""
     deadline = time.monotonic() + limit
-    while proc.poll() is None and not _has_open(proc.pid, store):
+    while proc.running() and not _has_open(proc.pid, store):
         if time.monotonic() > deadline:
             return
         time.sleep(0.005)
 
 
-def kill_chain(root: Path, rng: random.Random, max_delay: float = 0.6) -> ChainOutcome:
+def kill_chain(
+    root: Path, rng: random.Random, launcher: Launcher, max_delay: float = 0.6
+) -> ChainOutcome:
     """One run, killed at random moments and resumed until a resume finishes."""
     _, script, log = prepare(root)
     store = (root / "runs.db").resolve()
+    output = root / "output.txt"
     argv = [
-        sys.executable,
-        "-m",
-        "zerog",
         "run",
         "create done.txt",
         "-w",
@@ -221,35 +285,24 @@ def kill_chain(root: Path, rng: random.Random, max_delay: float = 0.6) -> ChainO
     ]
     kills = 0
     while True:
-        proc = subprocess.Popen(
-            argv, env=_env(log), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        proc = launcher.run(argv, _env(log), output)
         _at_work(proc, store)
         try:
-            proc.wait(timeout=rng.uniform(0.0, max_delay))
+            status = proc.wait(rng.uniform(0.0, max_delay))
         except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            proc.kill()
+            proc.wait(None)
             kills += 1
             state = _run_state(store)
             if state is None:
                 continue  # killed before the run existed: start it again
             if state != "running":
                 break  # killed after it finished
-            argv = [
-                sys.executable,
-                "-m",
-                "zerog",
-                "resume",
-                RUN_ID,
-                "--store",
-                str(store),
-                "--quiet",
-            ]
+            argv = ["resume", RUN_ID, "--store", str(store), "--quiet"]
             continue
-        if proc.returncode != 0:
-            message = proc.stderr.read() if proc.stderr else ""
-            raise RuntimeError(f"a run in {root} failed: {message[-2000:]}")
+        if status != 0:
+            message = output.read_text(errors="replace")
+            raise RuntimeError(f"a run in {root} failed ({status}): {message[-2000:]}")
         break
     outcome = check_chain(root, store)
     outcome.kills = kills
@@ -297,6 +350,7 @@ class CrashReport:
     wrong_state: int
     retries: int
     seconds: float
+    processes: str = "fork server"
     events_per_run: int = 0
     iterations_per_run: int = 0
     costs: list[EventCost] = field(default_factory=list)
@@ -320,6 +374,7 @@ class CrashReport:
             ("actions duplicated", str(self.duplicated)),
             ("runs ending in a different state", str(self.wrong_state)),
             ("interrupted actions retried (visible)", str(self.retries)),
+            ("processes killed", self.processes),
             ("events per run (iterations)", f"{self.events_per_run} ({self.iterations_per_run})"),
         ]
         base = self.costs[0].ms_per_event if self.costs else 0.0
@@ -414,9 +469,11 @@ def measure(
     seed: int = 1,
     progress: Callable[[str], None] | None = None,
     cost_runs: int = 20,
+    fork: bool = True,
 ) -> CrashReport:
     started = time.perf_counter()
     outcomes: list[ChainOutcome] = []
+    launcher = Launcher(fork)
     with tempfile.TemporaryDirectory(prefix="zerog-crash-") as tmp:
         share = [kills // jobs + (1 if n < kills % jobs else 0) for n in range(jobs)]
 
@@ -425,7 +482,7 @@ def measure(
             rng = random.Random(seed + index)  # noqa: S311 - timing, not security
             done: list[ChainOutcome] = []
             while sum(o.kills for o in done) < share[index]:
-                done.append(kill_chain(root / f"chain{len(done)}", rng))
+                done.append(kill_chain(root / f"chain{len(done)}", rng, launcher))
                 if progress is not None:
                     progress(f"lane {index}: {sum(o.kills for o in done)}/{share[index]} kills")
             return done
@@ -440,6 +497,7 @@ def measure(
         lost=sum(len(o.lost) for o in outcomes),
         duplicated=sum(len(o.duplicated) for o in outcomes),
         wrong_state=sum(1 for o in outcomes if o.wrong_state),
+        processes="fork server" if fork else "fresh interpreters",
         retries=sum(o.retries for o in outcomes),
         seconds=time.perf_counter() - started,
         events_per_run=events,
