@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from zerog.bench.crash import LOG_VAR, RUN_ID, check_chain, goal, measure, prepare
+from zerog.bench.crash import (
+    LOG_VAR,
+    RUN_ID,
+    Launcher,
+    check_chain,
+    goal,
+    measure,
+    prepare,
+)
 from zerog.events import Event
 from zerog.journal import COMMIT_KINDS
 from zerog.loop import Engine
@@ -223,6 +231,17 @@ def test_random_kills_of_real_zerog_processes() -> None:
     assert (before.commits_per_event, before.syncs_per_event) == (1.0, 1.0)
     assert now.commits_per_event < 0.8
     assert now.syncs_per_event == 1 / report.events_per_run
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_the_bench_starts_the_real_command_line(tmp_path: Path, fork: bool) -> None:
+    output = tmp_path / "out.txt"
+    proc = Launcher(fork).run(["version"], dict(os.environ), output)
+    assert proc.wait(120) == 0
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*\n", output.read_text())
+    slow = Launcher(fork).run(["run", "x", "-w", str(tmp_path / "none")], {}, output)
+    slow.kill()
+    assert slow.wait(120) == -signal.SIGKILL
 
 
 def test_resume_of_a_finished_run_is_refused(tmp_path: Path) -> None:
