@@ -33,7 +33,7 @@ class KillingStore(Store):
         super().__init__(path)
         self.kind, self.nth, self.mode, self.seen = kind, nth, mode, 0
 
-    def append(self, events: Sequence[Event], *, sync: bool = False) -> None:
+    def append(self, events: Sequence[Event]) -> None:
         before = self.seen
         self.seen += sum(1 for e in events if e.kind == self.kind)
         hit = self.mode in ("after", "during") and before < self.nth <= self.seen
@@ -45,7 +45,7 @@ class KillingStore(Store):
                         (event.run_id, event.seq, event.ts, event.kind, "{}"),
                     )
                 _die()
-        super().append(events, sync=sync)
+        super().append(events)
         if hit:
             _die()
 

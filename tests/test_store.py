@@ -58,7 +58,7 @@ def _durable(path: Path) -> list[int]:
         raw.close()
 
 
-def test_append_is_one_transaction_and_sync_forces_only_that_commit(tmp_path: Path) -> None:
+def test_append_is_one_transaction_and_full_fsyncs_each(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
     with Store(path) as store:
         store.create_run("r1", "g", "/ws", {}, 1.0)
@@ -67,14 +67,11 @@ def test_append_is_one_transaction_and_sync_forces_only_that_commit(tmp_path: Pa
         with pytest.raises(StoreError, match="conflicting write"):
             store.append([_event("r1", 4), _event("r1", 2)])  # all or nothing
         assert _durable(path) == [1, 2, 3]
-        store.append([_event("r1", 4)], sync=True)
-        assert (store.commits, store.syncs) == (2, 1)
-        assert store.query("PRAGMA synchronous") == [(1,)]  # back to NORMAL after it
         store.append([])
-        assert store.commits == 2
+        assert store.commits == 1
     with Store(path, synchronous="full") as store:
         assert store.query("PRAGMA synchronous") == [(2,)]
-        store.emit(_event("r1", 5))
+        store.emit(_event("r1", 4))
         assert (store.commits, store.syncs) == (1, 1)
     with pytest.raises(ValueError, match="synchronous"):
         Store(path, synchronous="off")  # type: ignore[arg-type]
@@ -84,7 +81,7 @@ def test_group_commit_holds_events_until_a_commit_kind(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
     with Store(path) as store:
         store.create_run("r1", "g", "/ws", {}, 1.0)
-        group = GroupCommit(store, {"action"}, {"run_finished"}, limit=4)
+        group = GroupCommit(store, {"action", "run_finished"}, limit=4)
         group.emit(_event("r1", 1, "step_started"))
         group.emit(_event("r1", 2, "note"))
         assert (_durable(path), group.pending) == ([], 2)
@@ -95,7 +92,7 @@ def test_group_commit_holds_events_until_a_commit_kind(tmp_path: Path) -> None:
         assert (_durable(path), store.commits) == ([1, 2, 3, 4, 5, 6, 7], 2)
         group.emit(_event("r1", 8, "note"))
         group.emit(_event("r1", 9, "run_finished", status="success"))
-        assert (_durable(path), store.commits, store.syncs) == (list(range(1, 10)), 3, 1)
+        assert (_durable(path), store.commits, store.syncs) == (list(range(1, 10)), 3, 0)
         assert store.find("r1").status == "success"  # the summary row follows
         group.emit(_event("r1", 9, "note"))  # a conflicting event: the commit fails ...
         with pytest.raises(StoreError, match="conflicting write"):

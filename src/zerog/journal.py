@@ -50,8 +50,6 @@ COMMIT_KINDS = frozenset(
         "run_finished",
     }
 )
-# ... and these are also forced to disk (fsync), so a finished run survives a power cut.
-SYNC_KINDS = frozenset({"run_finished"})
 
 
 @dataclass

@@ -30,7 +30,7 @@ from zerog.errors import ConfigError, ModelError, ModelOutputError
 from zerog.events import EventSink, Recorder
 from zerog.gitcommit import GitPlan, commit, prepare
 from zerog.hostpaths import PathMask
-from zerog.journal import COMMIT_KINDS, FINAL, SYNC_KINDS, Journal, read_journal
+from zerog.journal import COMMIT_KINDS, FINAL, Journal, read_journal
 from zerog.models.base import Model, Response
 from zerog.models.confidence import Confidence
 from zerog.models.metered import MeteredModel
@@ -368,7 +368,7 @@ class Engine:
                 sinks.insert(0, trace)
             group: GroupCommit | None = None
             if self.store is not None:
-                group = GroupCommit(self.store, COMMIT_KINDS, SYNC_KINDS)
+                group = GroupCommit(self.store, COMMIT_KINDS)
                 sinks.insert(0, group)
                 if journal is None:
                     full_spec = {

@@ -6,8 +6,8 @@ The schema is versioned with ``PRAGMA user_version`` and migrated forward on ope
 
 Durability: with ``synchronous="normal"`` (the default) a committed transaction is in the
 operating system's hands when the commit returns, so it survives the death of the process
-(kill -9, a crash, the OOM killer) but not necessarily a power cut; ``sync=True`` on an
-append (the end of a run) or ``synchronous="full"`` (every commit) forces it to disk.
+(kill -9, a crash, the OOM killer); it reaches the disk when the kernel writes it back or
+SQLite checkpoints the log. ``synchronous="full"`` forces every commit to disk (fsync).
 A run's events reach the store through :class:`GroupCommit`, which writes them in one
 transaction per commit point instead of one per event (docs/journal.md).
 """
@@ -156,7 +156,7 @@ class Store:
         self.synchronous: Synchronous = synchronous
         self._sleep = sleep
         self.commits = 0  # transactions that appended events
-        self.syncs = 0  # of those, the ones forced to disk (fsync) when they committed
+        self.syncs = 0  # of those, the ones forced to disk (fsync) as they committed
         private_dir(path.parent)
         _check_header(path)
         private_file(path)  # before SQLite creates it (and its -wal and -shm) as 0644
@@ -269,10 +269,9 @@ class Store:
         """Append one event in a transaction of its own (see :meth:`append`)."""
         self.append((event,))
 
-    def append(self, events: Sequence[Event], *, sync: bool = False) -> None:
+    def append(self, events: Sequence[Event]) -> None:
         """Append events (and keep their runs' summary rows current) in one transaction:
-        all of them or none. With ``sync`` the commit is forced to disk, and with it every
-        commit before it (they are all in the same write-ahead log)."""
+        all of them or none."""
         if not events:
             return
         rows = [
@@ -285,22 +284,14 @@ class Store:
             )
             for e in events
         ]
-        forced = sync and self.synchronous != "full"
-        if forced:  # not inside a transaction: SQLite ignores the pragma there
-            self._db.execute("PRAGMA synchronous=FULL")
-        try:
-            with self._write() as db:
-                db.executemany(
-                    "INSERT INTO events (run_id, seq, ts, kind, data) VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
-                for event in events:
-                    self._summarize(db, event)
-        finally:
-            if forced:
-                self._db.execute("PRAGMA synchronous=NORMAL")
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO events (run_id, seq, ts, kind, data) VALUES (?, ?, ?, ?, ?)", rows
+            )
+            for event in events:
+                self._summarize(db, event)
         self.commits += 1
-        self.syncs += 1 if sync or self.synchronous == "full" else 0
+        self.syncs += 1 if self.synchronous == "full" else 0
 
     @staticmethod
     def _summarize(db: sqlite3.Connection, event: Event) -> None:
@@ -401,8 +392,8 @@ class Store:
 
 class GroupCommit:
     """The event sink of one run on a store: holds its events and appends all it holds in
-    one transaction when an event of a kind in ``commit_on`` arrives (forced to disk for a
-    kind in ``sync_on``), at :meth:`commit`, or when ``limit`` events are waiting.
+    one transaction when an event of a kind in ``commit_on`` arrives, at :meth:`commit`,
+    or when ``limit`` events are waiting.
 
     What reaches the store is always a prefix of what was emitted, in order.
     """
@@ -411,12 +402,10 @@ class GroupCommit:
         self,
         store: Store,
         commit_on: Set[str],
-        sync_on: Set[str] = frozenset(),
         limit: int = 256,
     ) -> None:
         self.store = store
         self._commit_on = commit_on
-        self._sync_on = sync_on
         self._limit = limit
         self._pending: list[Event] = []
 
@@ -427,12 +416,10 @@ class GroupCommit:
 
     def emit(self, event: Event) -> None:
         self._pending.append(event)
-        if event.kind in self._sync_on:
-            self.commit(sync=True)
-        elif event.kind in self._commit_on or len(self._pending) >= self._limit:
+        if event.kind in self._commit_on or len(self._pending) >= self._limit:
             self.commit()
 
-    def commit(self, *, sync: bool = False) -> None:
+    def commit(self) -> None:
         """Append what is held (kept, should the store refuse it)."""
-        self.store.append(self._pending, sync=sync)
+        self.store.append(self._pending)
         self._pending.clear()

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zerog.events import Event
-from zerog.journal import COMMIT_KINDS, SYNC_KINDS
+from zerog.journal import COMMIT_KINDS
 from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel
 from zerog.store import GroupCommit, Store, Synchronous
@@ -321,21 +321,19 @@ class EventCost:
 
 @dataclass(frozen=True)
 class Way:
-    """How events are written: a store's ``synchronous`` (None: a JSONL file instead),
-    grouped at the commit points or one transaction each, and what is fsynced."""
+    """How events are written: a store's ``synchronous`` (None: a JSONL file instead), and
+    grouped at the commit points or one transaction each."""
 
     label: str
     synchronous: Synchronous | None
     grouped: bool = True
-    sync_on: frozenset[str] = SYNC_KINDS
 
 
 # The first is the baseline (zerog up to 2026-11: a transaction and an fsync per event),
 # the second what a run does now.
 WAYS = (
     Way("fsync per event (before)", "full", grouped=False),
-    Way("group commit, fsync at run end (now)", "normal"),
-    Way("group commit, no fsync", "normal", sync_on=frozenset()),
+    Way("group commit (now)", "normal"),
     Way("group commit, fsync at every commit", "full"),
     Way("flushed JSONL line, no store", None, grouped=False),
 )
@@ -427,7 +425,7 @@ def _write_run(
         before = (store.commits, store.syncs)
         started = time.perf_counter()
         if way.grouped:
-            group = GroupCommit(store, COMMIT_KINDS, way.sync_on)
+            group = GroupCommit(store, COMMIT_KINDS)
             for event in renamed:
                 group.emit(event)
             group.commit()
