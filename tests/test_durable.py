@@ -125,6 +125,37 @@ def test_events_between_commit_points_are_written_together(tmp_path: Path) -> No
     _check_outcome(tmp_path, path)
 
 
+class Fails:
+    """A sink that raises an ordinary error at the first event of a kind."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def emit(self, event: Event) -> None:
+        if event.kind == self.kind:
+            raise RuntimeError(f"failed at event {event.seq}")
+
+
+def test_a_run_that_ends_in_an_error_still_writes_what_it_held(tmp_path: Path) -> None:
+    workspace, script, log = prepare(tmp_path)
+    path = tmp_path / "runs.db"
+    with Store(path) as store:
+        engine = Engine(
+            ScriptedModel.from_file(script),
+            store=store,
+            environ={"PATH": os.environ["PATH"], LOG_VAR: str(log)},
+            write_trace=False,
+            sandbox_name="local",
+            sinks=[Fails("step_started")],  # not a commit kind: it waits for the next one
+        )
+        with pytest.raises(RuntimeError, match="failed at event") as raised:
+            engine.run(goal(workspace), run_id=RUN_ID)
+        events = store.events(RUN_ID)
+    assert events[-1].kind == "step_started"
+    assert f"failed at event {events[-1].seq}" in str(raised.value)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
 FAULTS = [
     *(
         ("after", kind, nth)

@@ -401,11 +401,13 @@ class Engine:
                 # and ``zerog diff`` its final one.
                 workspace.collect(keep={i for i in (run.base_id, run.final_id) if i})
                 return result
+            except Exception:
+                if group is not None:
+                    group.commit()  # what a run that ended in an error still holds
+                raise
             finally:
                 if trace is not None:
                     trace.close()
-                if group is not None:
-                    group.commit()  # what a run that ended in an exception still holds
 
 
 class _Run:
