@@ -1,8 +1,12 @@
 """Runs the durable workload and kills its own process with SIGKILL at a named point.
 
 Usage: python crash_runner.py STORE ROOT RUN_ID KIND NTH MODE
-MODE "after": the process dies right after the NTH event of KIND is durable.
-MODE "during": it dies inside the write of that event, before the transaction commits.
+The store holds a run's events and commits them in groups (journal.COMMIT_KINDS), so:
+MODE "after": the process dies right after the commit that carries the NTH event of KIND
+  (a commit boundary: that event and everything before it are in the store).
+MODE "during": it dies inside that commit's transaction, before it commits.
+MODE "emitted": it dies as soon as that event is emitted, whatever has been committed by
+  then (between two commit boundaries, the events since the last one are lost).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from zerog.bench.crash import LOG_VAR, goal
@@ -19,26 +24,43 @@ from zerog.models.scripted import ScriptedModel
 from zerog.store import Store
 
 
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 class KillingStore(Store):
     def __init__(self, path: Path, kind: str, nth: int, mode: str) -> None:
         super().__init__(path)
         self.kind, self.nth, self.mode, self.seen = kind, nth, mode, 0
 
-    def emit(self, event: Event) -> None:
-        hit = False
-        if event.kind == self.kind:
-            self.seen += 1
-            hit = self.seen == self.nth
+    def append(self, events: Sequence[Event]) -> None:
+        before = self.seen
+        self.seen += sum(1 for e in events if e.kind == self.kind)
+        hit = self.mode in ("after", "during") and before < self.nth <= self.seen
         if hit and self.mode == "during":
             with self._write() as db:
-                db.execute(
-                    "INSERT INTO events (run_id, seq, ts, kind, data) VALUES (?, ?, ?, ?, ?)",
-                    (event.run_id, event.seq, event.ts, event.kind, "{}"),
-                )
-                os.kill(os.getpid(), signal.SIGKILL)
-        super().emit(event)
-        if hit and self.mode == "after":
-            os.kill(os.getpid(), signal.SIGKILL)
+                for event in events:
+                    db.execute(
+                        "INSERT INTO events (run_id, seq, ts, kind, data) VALUES (?, ?, ?, ?, ?)",
+                        (event.run_id, event.seq, event.ts, event.kind, "{}"),
+                    )
+                _die()
+        super().append(events)
+        if hit:
+            _die()
+
+
+class KillAt:
+    """A sink after the store's: dies when the NTH event of KIND is emitted."""
+
+    def __init__(self, kind: str, nth: int) -> None:
+        self.kind, self.nth, self.seen = kind, nth, 0
+
+    def emit(self, event: Event) -> None:
+        if event.kind == self.kind:
+            self.seen += 1
+            if self.seen == self.nth:
+                _die()
 
 
 def main() -> None:
@@ -54,6 +76,7 @@ def main() -> None:
         write_trace=False,
         new_id=lambda: run_id,
         sandbox_name="local",
+        sinks=[KillAt(kind, int(nth))] if mode == "emitted" else [],
     )
     spec = {"model": f"scripted:{Path(root) / 'script.jsonl'}"}
     result = engine.run(goal(workspace), spec=spec)

@@ -9,13 +9,24 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from zerog.bench.crash import LOG_VAR, RUN_ID, check_chain, goal, measure, prepare
+from zerog.bench.crash import (
+    LOG_VAR,
+    RUN_ID,
+    Launcher,
+    check_chain,
+    goal,
+    measure,
+    prepare,
+)
+from zerog.events import Event
+from zerog.journal import COMMIT_KINDS
 from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel
 from zerog.store import Store
@@ -68,6 +79,83 @@ def test_an_uninterrupted_run_matches_the_expected_outcome(tmp_path: Path) -> No
     _check_outcome(tmp_path, tmp_path / "runs.db")
 
 
+class DurableProbe:
+    """A sink after the store's: as each event is emitted, how many of the run's events a
+    second connection to the store file sees."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path)
+        self.seen: list[tuple[Event, int]] = []
+
+    def emit(self, event: Event) -> None:
+        row = self.db.execute("SELECT COUNT(*) FROM events WHERE run_id = ?", (event.run_id,))
+        self.seen.append((event, int(row.fetchone()[0])))
+
+
+def test_events_between_commit_points_are_written_together(tmp_path: Path) -> None:
+    workspace, script, log = prepare(tmp_path)
+    path = tmp_path / "runs.db"
+    with Store(path) as store:
+        probe = DurableProbe(path)
+        result = Engine(
+            ScriptedModel.from_file(script),
+            store=store,
+            environ={"PATH": os.environ["PATH"], LOG_VAR: str(log)},
+            write_trace=False,
+            sandbox_name="local",
+            sinks=[probe],
+        ).run(goal(workspace), run_id=RUN_ID)
+        commits, syncs = store.commits, store.syncs
+    probe.db.close()
+    assert result.ok, result.reason
+    # A commit kind is in the file, with every event before it, when the next sink sees
+    # it: an action is recorded before it runs, a result as soon as it is known.
+    late = [e.kind for e, durable in probe.seen if e.kind in COMMIT_KINDS and durable != e.seq]
+    assert late == []
+    # The others wait for the next commit point.
+    waiting = {e.kind for e, durable in probe.seen if durable < e.seq}
+    assert {"run_started", "iteration_started", "plan", "step_started", "check"} <= waiting
+    assert {"step_done", "step_failed", "feedback"} <= waiting
+    # Every commit is one the probe saw happen, one per commit kind (fewer than the
+    # events); none is an fsync.
+    assert len({durable for _, durable in probe.seen} - {0}) == commits
+    assert commits == sum(1 for e, _ in probe.seen if e.kind in COMMIT_KINDS)
+    assert commits < len(probe.seen) - 15, (commits, len(probe.seen))
+    assert syncs == 0
+    _check_outcome(tmp_path, path)
+
+
+class Fails:
+    """A sink that raises an ordinary error at the first event of a kind."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def emit(self, event: Event) -> None:
+        if event.kind == self.kind:
+            raise RuntimeError(f"failed at event {event.seq}")
+
+
+def test_a_run_that_ends_in_an_error_still_writes_what_it_held(tmp_path: Path) -> None:
+    workspace, script, log = prepare(tmp_path)
+    path = tmp_path / "runs.db"
+    with Store(path) as store:
+        engine = Engine(
+            ScriptedModel.from_file(script),
+            store=store,
+            environ={"PATH": os.environ["PATH"], LOG_VAR: str(log)},
+            write_trace=False,
+            sandbox_name="local",
+            sinks=[Fails("step_started")],  # not a commit kind: it waits for the next one
+        )
+        with pytest.raises(RuntimeError, match="failed at event") as raised:
+            engine.run(goal(workspace), run_id=RUN_ID)
+        events = store.events(RUN_ID)
+    assert events[-1].kind == "step_started"
+    assert f"failed at event {events[-1].seq}" in str(raised.value)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
 FAULTS = [
     *(
         ("after", kind, nth)
@@ -115,6 +203,23 @@ FAULTS = [
             ("step_done", 2),
         ]
     ),
+    # Between two commit boundaries: the events since the last one die with the process.
+    *(
+        ("emitted", kind, nth)
+        for kind, nth in [
+            ("run_started", 1),
+            ("iteration_started", 1),
+            ("iteration_started", 3),
+            ("plan", 2),
+            ("step_started", 2),
+            ("check", 1),
+            ("check", 2),
+            ("feedback", 1),
+            ("step_failed", 1),
+            ("step_done", 1),
+            ("step_done", 3),
+        ]
+    ),
 ]
 
 
@@ -149,10 +254,25 @@ def test_kill_at_fault_point_then_resume(tmp_path: Path, mode: str, kind: str, n
 def test_random_kills_of_real_zerog_processes() -> None:
     """100 SIGKILLs at random moments of `zerog run` and `zerog resume` processes (the
     short version of `zerog bench crash`)."""
-    report = measure(kills=100, jobs=2, seed=20261126)
+    report = measure(kills=100, jobs=2, seed=20261126, cost_runs=2)
     assert report.kills >= 100
     assert report.chains >= 2
     assert (report.lost, report.duplicated, report.wrong_state) == (0, 0, 0)
+    before, now = report.costs[0], report.costs[1]  # the ways (timings: zerog bench crash)
+    assert (before.commits_per_event, before.syncs_per_event) == (1.0, 1.0)
+    assert now.commits_per_event < 0.8
+    assert now.syncs_per_event == 0
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_the_bench_starts_the_real_command_line(tmp_path: Path, fork: bool) -> None:
+    output = tmp_path / "out.txt"
+    proc = Launcher(fork).run(["version"], dict(os.environ), output)
+    assert proc.wait(120) == 0
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*\n", output.read_text())
+    slow = Launcher(fork).run(["run", "x", "-w", str(tmp_path / "none")], {}, output)
+    slow.kill()
+    assert slow.wait(120) == -signal.SIGKILL
 
 
 def test_resume_of_a_finished_run_is_refused(tmp_path: Path) -> None:

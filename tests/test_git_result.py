@@ -331,12 +331,15 @@ from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel
 from zerog.store import Store
 
-class Killing(Store):
-    def emit(self, event):
-        hit = event.kind == sys.argv[3] and event.data.get("role", sys.argv[4]) == sys.argv[4]
+class Killing(Store):  # events reach the store in commits (store.GroupCommit)
+    def append(self, events):
+        hit = any(
+            e.kind == sys.argv[3] and e.data.get("role", sys.argv[4]) == sys.argv[4]
+            for e in events
+        )
         if hit and sys.argv[5] == "during":
             os.kill(os.getpid(), signal.SIGKILL)
-        super().emit(event)
+        super().append(events)
         if hit:
             os.kill(os.getpid(), signal.SIGKILL)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -251,18 +251,17 @@ class _Crash(BaseException):
 
 
 class CrashingStore(Store):
-    """Dies right after the ``nth`` event of ``kind`` is durable."""
+    """Dies right after the commit that makes the ``nth`` event of ``kind`` durable."""
 
     def __init__(self, path: Path, kind: str, nth: int = 1) -> None:
         super().__init__(path)
         self.kind, self.nth = kind, nth
 
-    def emit(self, event: Event) -> None:
-        super().emit(event)
-        if event.kind == self.kind:
-            self.nth -= 1
-            if self.nth == 0:
-                raise _Crash
+    def append(self, events: Sequence[Event]) -> None:
+        super().append(events)
+        self.nth -= sum(1 for e in events if e.kind == self.kind)
+        if self.nth <= 0:
+            raise _Crash
 
 
 @pytest.mark.parametrize("kind", ["verdict", "preflight", "iteration_started", "model_call"])

@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 
 from zerog.events import Event
-from zerog.store import MIGRATIONS, Store, StoreError, default_store_path
+from zerog.store import MIGRATIONS, GroupCommit, Store, StoreError, default_store_path
 
 
 def _event(run_id: str, seq: int, kind: str = "note", **data: object) -> Event:
     return Event(run_id, seq, 1000.0 + seq, kind, data)
 
 
-def test_store_is_wal_full_sync_and_migrated(tmp_path: Path) -> None:
+def test_store_is_wal_normal_sync_and_migrated(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
     with Store(path) as store:
+        assert store.query("PRAGMA synchronous") == [(1,)]  # NORMAL
         store.create_run("r1", "goal", "/ws", {"model": "scripted:x"}, 1.0)
         store.emit(_event("r1", 1, "model_call", input_tokens=10, output_tokens=2, cost=0.5))
         store.emit(_event("r1", 2, "iteration_started", iteration=1))
@@ -46,6 +47,57 @@ def test_store_is_wal_full_sync_and_migrated(tmp_path: Path) -> None:
             "run_finished",
         ]
         assert store.events("r1")[0].data["input_tokens"] == 10
+
+
+def _durable(path: Path) -> list[int]:
+    """The event numbers another connection to the store file sees."""
+    raw = sqlite3.connect(path)
+    try:
+        return [int(r[0]) for r in raw.execute("SELECT seq FROM events ORDER BY seq")]
+    finally:
+        raw.close()
+
+
+def test_append_is_one_transaction_and_full_fsyncs_each(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    with Store(path) as store:
+        store.create_run("r1", "g", "/ws", {}, 1.0)
+        store.append([_event("r1", 1), _event("r1", 2), _event("r1", 3)])
+        assert (store.commits, store.syncs) == (1, 0)
+        with pytest.raises(StoreError, match="conflicting write"):
+            store.append([_event("r1", 4), _event("r1", 2)])  # all or nothing
+        assert _durable(path) == [1, 2, 3]
+        store.append([])
+        assert store.commits == 1
+    with Store(path, synchronous="full") as store:
+        assert store.query("PRAGMA synchronous") == [(2,)]
+        store.emit(_event("r1", 4))
+        assert (store.commits, store.syncs) == (1, 1)
+    with pytest.raises(ValueError, match="synchronous"):
+        Store(path, synchronous="off")  # type: ignore[arg-type]
+
+
+def test_group_commit_holds_events_until_a_commit_kind(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    with Store(path) as store:
+        store.create_run("r1", "g", "/ws", {}, 1.0)
+        group = GroupCommit(store, {"action", "run_finished"}, limit=4)
+        group.emit(_event("r1", 1, "step_started"))
+        group.emit(_event("r1", 2, "note"))
+        assert (_durable(path), group.pending) == ([], 2)
+        group.emit(_event("r1", 3, "action"))  # committed with everything before it
+        assert (_durable(path), group.pending, store.commits) == ([1, 2, 3], 0, 1)
+        for seq in range(4, 8):  # the limit: four waiting events are written
+            group.emit(_event("r1", seq, "note"))
+        assert (_durable(path), store.commits) == ([1, 2, 3, 4, 5, 6, 7], 2)
+        group.emit(_event("r1", 8, "note"))
+        group.emit(_event("r1", 9, "run_finished", status="success"))
+        assert (_durable(path), store.commits, store.syncs) == (list(range(1, 10)), 3, 0)
+        assert store.find("r1").status == "success"  # the summary row follows
+        group.emit(_event("r1", 9, "note"))  # a conflicting event: the commit fails ...
+        with pytest.raises(StoreError, match="conflicting write"):
+            group.commit()
+        assert group.pending == 1  # ... and the event is still held, not dropped
 
 
 def test_duplicate_run_and_event_are_refused(tmp_path: Path) -> None:

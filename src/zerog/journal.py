@@ -6,6 +6,12 @@ asks the journal: if its result was recorded, the recorded result is used and no
 runs; the first operation without a recorded result is where the crash happened, and from
 there on the run is live again. Because the loop's decisions depend only on those
 results, the replayed prefix takes exactly the same path as the original run.
+
+The store does not write every event on its own (see ``store.GroupCommit``): it holds them
+and writes all it holds in one transaction when an event of a kind in ``COMMIT_KINDS``
+arrives. What a kill can lose is therefore the tail after the last such event, never a
+hole: the recorded events are always a prefix of the emitted ones. The kinds are chosen so
+that losing that tail changes nothing a resumed run does (docs/journal.md says why).
 """
 
 from __future__ import annotations
@@ -18,6 +24,32 @@ from zerog.events import Event
 ActionKey = tuple[int, int, int]  # iteration, step, action index
 StepKey = tuple[int, int]  # iteration, step
 FINAL = -1  # the rollback key of the clean-up after a failed run
+
+# An event of one of these kinds is written, with every event before it, as soon as it is
+# emitted; the others wait for the next one. "action" is emitted just before the action
+# runs, so an action never runs unrecorded (a kill during it is seen and it is retried from
+# its snapshot). The rest are the results the resume reads instead of doing the work again
+# (a model call, an action's observation, a step check, a sweep's verdict, the preflight),
+# the snapshots it rolls back to, the router's decisions (a demotion is saved in the
+# router's file), the git plan and commit, and "validation_started" (so a watcher of the
+# store sees a long sweep running).
+COMMIT_KINDS = frozenset(
+    {
+        "git_prepared",
+        "snapshot",
+        "model_call",
+        "action",
+        "observation",
+        "step_check",
+        "validation_started",
+        "verdict",
+        "preflight",
+        "rollback",
+        "route",
+        "git_commit",
+        "run_finished",
+    }
+)
 
 
 @dataclass

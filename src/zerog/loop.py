@@ -2,8 +2,9 @@
 
 Every arrow of the loop is an event; budgets are enforced by the meter before each model
 call, action and iteration; failures of the model or of the budget end the run with a
-status and a reason, never a traceback. With a store, every event is durable before the
-loop moves on, and an interrupted run can be resumed (see ``journal.py``).
+status and a reason, never a traceback. With a store, events are committed at the points
+``journal.py`` names (before an action runs, after each result), and an interrupted run
+can be resumed from what was committed (see ``journal.py`` and docs/journal.md).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from zerog.events import EventSink, Recorder
 from zerog.focus import ContextBudget
 from zerog.gitcommit import GitPlan, commit, prepare
 from zerog.hostpaths import PathMask
-from zerog.journal import FINAL, Journal, read_journal
+from zerog.journal import COMMIT_KINDS, FINAL, Journal, read_journal
 from zerog.models.base import Model, Response
 from zerog.models.confidence import Confidence
 from zerog.models.metered import MeteredModel
@@ -44,7 +45,7 @@ from zerog.sandbox.files import PathEscape, target
 from zerog.sandbox.redacted import RedactedSandbox
 from zerog.sandbox.workspace import Snapshot, Workspace
 from zerog.statedir import STATE_DIR, append_text, open_state, open_state_file, state_subdir
-from zerog.store import Store, StoreError
+from zerog.store import GroupCommit, Store, StoreError
 from zerog.trace import JsonlTrace
 from zerog.types import (
     Action,
@@ -369,8 +370,10 @@ class Engine:
                     trace = JsonlTrace(state_path / "runs" / name, append_text(root, runs, name))
             if trace is not None:
                 sinks.insert(0, trace)
+            group: GroupCommit | None = None
             if self.store is not None:
-                sinks.insert(0, self.store)
+                group = GroupCommit(self.store, COMMIT_KINDS)
+                sinks.insert(0, group)
                 if journal is None:
                     full_spec = {
                         **spec,
@@ -402,6 +405,10 @@ class Engine:
                 # and ``zerog diff`` its final one.
                 workspace.collect(keep={i for i in (run.base_id, run.final_id) if i})
                 return result
+            except Exception:
+                if group is not None:
+                    group.commit()  # what a run that ended in an error still holds
+                raise
             finally:
                 if trace is not None:
                     trace.close()

@@ -1,8 +1,15 @@
-"""The run store: every event of every run in one SQLite file (WAL, synchronous=FULL).
+"""The run store: every event of every run in one SQLite file (WAL).
 
 Writes are short ``BEGIN IMMEDIATE`` transactions, so several processes can append to
 the same store at once; a busy database is waited for (and retried) rather than reported.
 The schema is versioned with ``PRAGMA user_version`` and migrated forward on open.
+
+Durability: with ``synchronous="normal"`` (the default) a committed transaction is in the
+operating system's hands when the commit returns, so it survives the death of the process
+(kill -9, a crash, the OOM killer); it reaches the disk when the kernel writes it back or
+SQLite checkpoints the log. ``synchronous="full"`` forces every commit to disk (fsync).
+A run's events reach the store through :class:`GroupCommit`, which writes them in one
+transaction per commit point instead of one per event (docs/journal.md).
 """
 
 from __future__ import annotations
@@ -11,10 +18,11 @@ import json
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from zerog.errors import ZerogError
 from zerog.events import Event
@@ -82,6 +90,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 RUNNING = "running"
+Synchronous = Literal["normal", "full"]
 
 
 class StoreError(ZerogError):
@@ -139,9 +148,15 @@ class Store:
         *,
         busy_timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        synchronous: Synchronous = "normal",
     ) -> None:
+        if synchronous not in ("normal", "full"):
+            raise ValueError(f"synchronous must be 'normal' or 'full', not {synchronous!r}")
         self.path = path
+        self.synchronous: Synchronous = synchronous
         self._sleep = sleep
+        self.commits = 0  # transactions that appended events
+        self.syncs = 0  # of those, the ones forced to disk (fsync) as they committed
         private_dir(path.parent)
         _check_header(path)
         private_file(path)  # before SQLite creates it (and its -wal and -shm) as 0644
@@ -150,7 +165,7 @@ class Store:
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -251,14 +266,32 @@ class Store:
             )
 
     def emit(self, event: Event) -> None:
-        """Append one event (and keep the run's summary row current) durably."""
-        data = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO events (run_id, seq, ts, kind, data) VALUES (?, ?, ?, ?, ?)",
-                (event.run_id, event.seq, event.ts, event.kind, data),
+        """Append one event in a transaction of its own (see :meth:`append`)."""
+        self.append((event,))
+
+    def append(self, events: Sequence[Event]) -> None:
+        """Append events (and keep their runs' summary rows current) in one transaction:
+        all of them or none."""
+        if not events:
+            return
+        rows = [
+            (
+                e.run_id,
+                e.seq,
+                e.ts,
+                e.kind,
+                json.dumps(e.data, ensure_ascii=False, separators=(",", ":")),
             )
-            self._summarize(db, event)
+            for e in events
+        ]
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO events (run_id, seq, ts, kind, data) VALUES (?, ?, ?, ?, ?)", rows
+            )
+            for event in events:
+                self._summarize(db, event)
+        self.commits += 1
+        self.syncs += 1 if self.synchronous == "full" else 0
 
     @staticmethod
     def _summarize(db: sqlite3.Connection, event: Event) -> None:
@@ -355,3 +388,38 @@ class Store:
             duration=float(str(r[11])),
             reason=str(r[12]),
         )
+
+
+class GroupCommit:
+    """The event sink of one run on a store: holds its events and appends all it holds in
+    one transaction when an event of a kind in ``commit_on`` arrives, at :meth:`commit`,
+    or when ``limit`` events are waiting.
+
+    What reaches the store is always a prefix of what was emitted, in order.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        commit_on: Set[str],
+        limit: int = 256,
+    ) -> None:
+        self.store = store
+        self._commit_on = commit_on
+        self._limit = limit
+        self._pending: list[Event] = []
+
+    @property
+    def pending(self) -> int:
+        """How many events are held, not yet in the store."""
+        return len(self._pending)
+
+    def emit(self, event: Event) -> None:
+        self._pending.append(event)
+        if event.kind in self._commit_on or len(self._pending) >= self._limit:
+            self.commit()
+
+    def commit(self) -> None:
+        """Append what is held (kept, should the store refuse it)."""
+        self.store.append(self._pending)
+        self._pending.clear()

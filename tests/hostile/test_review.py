@@ -231,10 +231,10 @@ from zerog.models.scripted import ScriptedModel
 from zerog.store import Store
 from zerog.types import CommandCheck, Goal
 
-class Killing(Store):
-    def emit(self, event):
-        super().emit(event)
-        if event.kind == "observation":
+class Killing(Store):  # events reach the store in commits (store.GroupCommit)
+    def append(self, events):
+        super().append(events)
+        if any(e.kind == "observation" for e in events):
             os.kill(os.getpid(), signal.SIGKILL)
 
 engine = Engine(ScriptedModel.from_file(Path(sys.argv[2])), store=Killing(Path(sys.argv[1])),
