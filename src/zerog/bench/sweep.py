@@ -1,9 +1,11 @@
 """`zerog bench sweep`: the validation sweep's speed and the failure feedback's size.
 
 1. Sweep time for 10 sidecar checks (5 Python predicates, 5 JSON-schema checks, all
-   passing) in a small workspace: the WASM sidecar (CPython/WASI under wasmtime, a fresh
-   instance per predicate and one for the 5 schema checks together; also without that
-   batch) against the same guest programs run as subprocesses (``python3`` through the
+   passing) in a small workspace: the WASM sidecar (a fresh instance of the
+   pre-initialized interpreter component per predicate and one for the 5 schema checks
+   together; also without that batch; and the same checks through the wasm sandbox's
+   guest shell, CPython/WASI started per check, the path the component replaced) against
+   the same guest programs run as subprocesses (``python3`` through the
    ``local`` sandbox, and through ``bwrap`` when it is installed), each one check at a time
    and two at a time. Median of ``rounds`` sweeps, after one warm-up.
 2. Feedback compression on real failures: small projects that fail under pytest, mypy,
@@ -180,7 +182,15 @@ def _sidecars(
     found: list[tuple[str, Sandbox, PythonRunner]] = []
     missing: dict[str, str] = {}
     try:
-        found.append(("wasm", local, make_sidecar("wasm", local, env, environ=environ)))
+        wasm = make_sidecar("wasm", local, env, environ=environ)
+        found.append(("wasm", local, wasm))
+        if isinstance(wasm, SandboxPython) and wasm.fallback:
+            missing["wasm component"] = wasm.fallback
+        else:  # the path the component replaced, for the ratio
+            from zerog.sandbox.factory import make_sandbox
+
+            shell = make_sandbox("wasm", env, environ=environ)
+            found.append(("wasm through the guest shell", local, SandboxPython(shell, "python")))
     except ZerogError as exc:
         missing["wasm"] = str(exc)
     found.append(("subprocess (local)", local, SandboxPython(local, sys.executable)))
