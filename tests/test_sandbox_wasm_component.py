@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from zerog.redact import sandbox_env
 from zerog.sandbox.base import MIB, Limits, SandboxUnavailable
 from zerog.sandbox.wasm import WasmSandbox, default_data_dir
-from zerog.sandbox.wasm_component import compiled_path, load
+from zerog.sandbox.wasm_component import COMPONENTIZE_PY, compiled_path, load
 from zerog.types import Check, PredicateCheck, SchemaCheck, Status
 from zerog.validate.nonce import confirm, new_nonce, verdict_line
 from zerog.validate.sidecar import (
@@ -96,6 +97,14 @@ def test_checks_run_in_the_workspace_with_only_it_visible(runner: PythonRunner, 
         f"42 {ws.resolve()} ['GIVEN', 'PATH', 'PWD']",
         "no /etc/passwd",
     ]
+
+
+def test_no_directory_of_the_build_is_on_the_path(runner: PythonRunner, ws: Path) -> None:
+    # componentize-py builds with /python, /0, /1 (the builder's site-packages)... on
+    # sys.path; at run time a check starts as `python -I` would, with none of them.
+    status, out, err, _ = run(runner, ws, "import sys\nprint(sys.path)\nreturn 0")
+    assert status is Status.SUCCESS, err
+    assert out.strip() == "[]"
 
 
 def test_the_standard_library_beyond_the_snapshot_imports(runner: PythonRunner, ws: Path) -> None:
@@ -255,3 +264,24 @@ def test_each_limit_has_its_status(
     got, _, err, confirmed = run(runner, ws, body, Limits(**{"timeout": 30, **limits}))
     assert got is status, err
     assert not confirmed
+
+
+def test_the_builder_pin_is_the_wasm_extras() -> None:
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert COMPONENTIZE_PY in project["optional-dependencies"]["wasm"]
+
+
+def test_a_yaml_schema_check_through_the_component(runner: PythonRunner, ws: Path) -> None:
+    (ws / "conf.yaml").write_text("name: web\nport: '8080'\n")
+    schema = {"type": "object", "properties": {"port": {"type": "integer"}}}
+    checks: list[Check] = [
+        SchemaCheck.model_validate({"path": "conf.yaml", "schema": schema, "format": "yaml"})
+    ]
+    wasm = WasmSandbox(ENV, data_dir=default_data_dir(os.environ))
+    verdict = sweep(checks, ws, wasm, Limits(timeout=60), sidecar=runner, rerun_failures=False)
+    assert not verdict.passed
+    assert "port" in verdict.results[0].observation.stderr + verdict.results[0].observation.stdout
+    (ws / "conf.yaml").write_text("name: web\nport: 8080\n")
+    verdict = sweep(checks, ws, wasm, Limits(timeout=60), sidecar=runner, rerun_failures=False)
+    assert verdict.passed, verdict
