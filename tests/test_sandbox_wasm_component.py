@@ -107,6 +107,14 @@ def test_no_directory_of_the_build_is_on_the_path(runner: PythonRunner, ws: Path
     assert out.strip() == "[]"
 
 
+def test_the_snapshot_is_out_of_the_collectors_way(runner: PythonRunner, ws: Path) -> None:
+    # A collection that walked the whole image would cost a check 100-300 ms.
+    body = "import gc\nprint(gc.get_freeze_count() > 10000, gc.isenabled())\nreturn 0"
+    status, out, err, _ = run(runner, ws, body)
+    assert status is Status.SUCCESS, err
+    assert out.strip() == "True True"
+
+
 def test_the_standard_library_beyond_the_snapshot_imports(runner: PythonRunner, ws: Path) -> None:
     body = "import fractions, csv, io\nprint(fractions.Fraction(2, 6), csv.__name__)\nreturn 0"
     status, out, err, _ = run(runner, ws, body)
