@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -15,7 +16,15 @@ import pytest
 from zerog.redact import sandbox_env
 from zerog.sandbox.base import MIB, Limits, SandboxUnavailable
 from zerog.sandbox.wasm import WasmSandbox, default_data_dir
-from zerog.sandbox.wasm_component import COMPONENTIZE_PY, compiled_path, load
+from zerog.sandbox.wasm_component import (
+    COMPONENTIZE_PY,
+    build,
+    compiled_path,
+    component_path,
+    load,
+    source_key,
+    sources,
+)
 from zerog.types import Check, PredicateCheck, SchemaCheck, Status
 from zerog.validate.nonce import confirm, new_nonce, verdict_line
 from zerog.validate.sidecar import (
@@ -293,3 +302,20 @@ def test_a_yaml_schema_check_through_the_component(runner: PythonRunner, ws: Pat
     (ws / "conf.yaml").write_text("name: web\nport: 8080\n")
     verdict = sweep(checks, ws, wasm, Limits(timeout=60), sidecar=runner, rerun_failures=False)
     assert verdict.passed, verdict
+
+
+def test_without_the_builder_setup_says_how_to_get_it(tmp_path: Path) -> None:
+    # The base interpreter of the venv has no componentize-py: nothing is built, and the
+    # reason names the pin and the command.
+    bare = Path(sys.base_prefix) / "bin" / "python3"
+    with pytest.raises(SandboxUnavailable, match=r"componentize-py==0\.25\.1.*zerog sandbox setup"):
+        build(tmp_path, python=str(bare))
+    assert not component_path(tmp_path).exists()
+
+
+def test_the_cache_key_follows_the_sources() -> None:
+    files = sources()
+    assert set(files) == {"zerog_sidecar.py", "sidecar.wit"}
+    assert source_key(files) == source_key()
+    changed = {**files, "zerog_sidecar.py": files["zerog_sidecar.py"] + b"\n"}
+    assert source_key(changed) != source_key(files)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,23 +58,28 @@ class Component:
     component: wasm_component.Component
 
 
-def source_key() -> str:
-    """What the component is built from: the guest module, the world, the builder's pin."""
+def sources() -> dict[str, bytes]:
+    """What the component is built from: the guest module and the world, by file name."""
+    return {name: (SOURCE_DIR / name).read_bytes() for name in (f"{APP}.py", "sidecar.wit")}
+
+
+def source_key(files: Mapping[str, bytes] | None = None) -> str:
+    """The hash of the sources and the builder's pin."""
     digest = hashlib.sha256(COMPONENTIZE_PY.encode())
-    for name in (f"{APP}.py", "sidecar.wit"):
-        digest.update(name.encode() + b"\0" + (SOURCE_DIR / name).read_bytes())
+    for name, data in sorted((files or sources()).items()):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
     return digest.hexdigest()[:16]
 
 
-def component_path(data_dir: Path) -> Path:
-    return data_dir / f"sidecar-{source_key()}.wasm"
+def component_path(data_dir: Path, key: str | None = None) -> Path:
+    return data_dir / f"sidecar-{key or source_key()}.wasm"
 
 
-def compiled_path(data_dir: Path) -> Path:
+def compiled_path(data_dir: Path, key: str | None = None) -> Path:
     from zerog.sandbox.wasm import wasmtime_version
 
-    name = f"sidecar-{source_key()}-wasmtime-{wasmtime_version()}-{_CACHE_FORMAT}.cwasm"
-    return data_dir / name
+    version = wasmtime_version()
+    return data_dir / f"sidecar-{key or source_key()}-wasmtime-{version}-{_CACHE_FORMAT}.cwasm"
 
 
 def engine() -> wasmtime.Engine:
@@ -104,17 +108,22 @@ def build(
 ) -> Path:
     """Build the component (a minute or so) and compile it into the cache, unless both are
     there. Install time only: never called by a run."""
+    from zerog.sandbox.wasm import trusted
+
     report = say or (lambda _: None)
-    target = component_path(data_dir)
-    if not target.is_file():
+    files = sources()  # read once: the key names exactly what was built
+    key = source_key(files)
+    target = component_path(data_dir, key)
+    if not (target.is_file() and trusted(target)):
         command = _componentize_py(python)
         report("building the sidecar's pre-initialized interpreter (once; about a minute)")
         with tempfile.TemporaryDirectory(prefix="zerog-component-") as tmp:
             app = Path(tmp) / "app"
             app.mkdir()
-            shutil.copyfile(SOURCE_DIR / f"{APP}.py", app / f"{APP}.py")
+            for name, data in files.items():
+                (app / name).write_bytes(data)
             out = Path(tmp) / "sidecar.wasm"
-            wit = str(SOURCE_DIR / "sidecar.wit")
+            wit = str(app / "sidecar.wit")
             args = ["-q", "-d", wit, "-w", WORLD, "componentize", "-p", str(app), APP]
             result = subprocess.run(
                 [*command, *args, "-o", str(out)],
@@ -129,12 +138,13 @@ def build(
                     f"componentize-py could not build the sidecar: {result.stderr[-800:]}"
                 )
             write_atomic(target, out.read_bytes())
-    if not compiled_path(data_dir).is_file():
+    compiled = compiled_path(data_dir, key)
+    if not (compiled.is_file() and trusted(compiled)):
         report("compiling the sidecar component for this wasmtime (once; about a minute)")
         from wasmtime import component as wasm_component
 
-        compiled = wasm_component.Component.from_file(engine(), str(target))
-        write_atomic(compiled_path(data_dir), bytes(compiled.serialize()))
+        built = wasm_component.Component.from_file(engine(), str(target))
+        write_atomic(compiled, bytes(built.serialize()))
     return target
 
 
