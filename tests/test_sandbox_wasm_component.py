@@ -188,6 +188,18 @@ def test_a_verdict_cannot_be_forged(runner: PythonRunner, ws: Path, body: str) -
     assert not confirmed
 
 
+def test_an_early_exit_is_a_plain_failure(runner: PythonRunner, ws: Path) -> None:
+    nonce = new_nonce()
+    program = GuestProgram("def run():\n    import os\n    os._exit(3)\n")
+    observation = runner.run_python(program, ws, Limits(timeout=30), nonce=nonce, env={})
+    assert observation.exit_code == 1  # WASI preview 2's exit keeps only ok or error
+    assert observation.stderr == ""  # not a trap with wasmtime's backtrace
+    exited_0 = GuestProgram("def run():\n    import os\n    os._exit(0)\n")
+    observation = runner.run_python(exited_0, ws, Limits(timeout=30), nonce=nonce, env={})
+    assert observation.exit_code == 0
+    assert confirm(observation, nonce).status is Status.ERROR  # no verdict line
+
+
 def test_a_sweep_through_the_component(runner: PythonRunner, ws: Path) -> None:
     (ws / "data.json").write_text('{"port": "8080"}\n')
     schema = {"type": "object", "properties": {"port": {"type": "integer"}}}

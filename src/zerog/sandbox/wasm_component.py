@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,7 @@ APP = "zerog_sidecar"
 SETUP_HINT = "run `zerog sandbox setup` (or `make setup`) to build it"
 BUILD_TIMEOUT = 900.0
 _CACHE_FORMAT = "1"
+_EXITED = re.compile(r"Exited with i32 exit status (\d+)")
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,9 @@ def run_component(
         os.write(2, f"zerog wasm sidecar: the guest trapped: {exc.message}\n".encode())
         return TRAP_EXIT
     except wasmtime.WasmtimeError as exc:
+        exited = _EXITED.search(str(exc))
+        if exited:  # os._exit() in the guest: WASI preview 2 keeps only ok (0) or error (1)
+            return int(exited.group(1))
         os.write(2, f"zerog wasm sidecar: {exc}\n".encode())
         return TRAP_EXIT
     if not isinstance(status, int):
