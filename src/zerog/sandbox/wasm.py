@@ -75,7 +75,7 @@ def default_data_dir(environ: Mapping[str, str]) -> Path:
     return home / ".cache" / "zerog"
 
 
-def _wasmtime_version() -> str:
+def wasmtime_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -89,7 +89,7 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
-def _trusted(path: Path) -> bool:
+def trusted(path: Path) -> bool:
     """Only load native code from a file we own that nobody else can write."""
     st = path.stat()
     return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
@@ -121,17 +121,24 @@ def install(
     engine, module = compiled_module(data_dir, binary)
     guest_shell(data_dir, engine, module, binary)
     say(f"compiled module: {compiled_path(data_dir, binary)}")
+    from zerog.sandbox import wasm_component
+
+    try:
+        wasm_component.build(data_dir, python=python, say=say)
+        say(f"sidecar component: {wasm_component.compiled_path(data_dir)}")
+    except SandboxUnavailable as exc:  # the sidecar then runs through the shell, slower
+        say(f"no sidecar component: {exc}")
     return target
 
 
 def compiled_path(data_dir: Path, binary: WasmBinary = PYTHON_WASM) -> Path:
     return (
         data_dir
-        / f"python-{binary.sha256[:16]}-wasmtime-{_wasmtime_version()}-{_CACHE_FORMAT}.cwasm"
+        / f"python-{binary.sha256[:16]}-wasmtime-{wasmtime_version()}-{_CACHE_FORMAT}.cwasm"
     )
 
 
-def _engine() -> wasmtime.Engine:
+def new_engine() -> wasmtime.Engine:
     try:
         import wasmtime
     except ImportError as exc:
@@ -146,9 +153,9 @@ def compiled_module(
     from the verified binary (seconds) and cached."""
     import wasmtime
 
-    engine = _engine()
+    engine = new_engine()
     cached = compiled_path(data_dir, binary)
-    if cached.is_file() and _trusted(cached):
+    if cached.is_file() and trusted(cached):
         with contextlib.suppress(wasmtime.WasmtimeError):
             return engine, wasmtime.Module.deserialize_file(engine, str(cached))
     source = data_dir / binary.filename
@@ -219,7 +226,7 @@ def guest_shell(
     source = (Path(__file__).parent / "wasm_shell.py").read_bytes()
     key = hashlib.sha256(source + binary.sha256.encode()).hexdigest()[:16]
     target = data_dir / f"shell-{key}"
-    if (target / "shell.pyc").is_file() and _trusted(target / "shell.pyc"):
+    if (target / "shell.pyc").is_file() and trusted(target / "shell.pyc"):
         return target
     with tempfile.TemporaryDirectory(prefix="zerog-shell-") as tmp:
         build = Path(tmp)
@@ -309,6 +316,10 @@ class WasmSandbox:
     def name(self) -> str:
         return "wasm"
 
+    def variables(self, workspace: Path, env: Mapping[str, str] | None) -> dict[str, str]:
+        """The guest's environment: the sandbox's, ``env`` over it, ``PWD``."""
+        return {**self._env, **(env or {}), "PWD": str(workspace.resolve())}
+
     def run(
         self,
         action: Action,
@@ -319,7 +330,7 @@ class WasmSandbox:
         env: Mapping[str, str] | None = None,
     ) -> Observation:
         if isinstance(action, ShellAction):
-            variables = {**self._env, **(env or {}), "PWD": str(workspace.resolve())}
+            variables = self.variables(workspace, env)
             return self._shell(action.command, workspace.resolve(), limits, stdin, variables)
         started = self._clock()
         if isinstance(action, EditAction):
@@ -331,6 +342,17 @@ class WasmSandbox:
     def _shell(
         self, command: str, workspace: Path, limits: Limits, stdin: bytes, env: Mapping[str, str]
     ) -> Observation:
+        return self.run_guest(
+            lambda: self._guest(command, workspace, limits, env), workspace, limits, stdin
+        )
+
+    def run_guest(
+        self, guest: Callable[[], int], workspace: Path, limits: Limits, stdin: bytes = b""
+    ) -> Observation:
+        """Run ``guest`` (it starts a fresh instance and returns its exit status) in a
+        forked child under this sandbox's limits: the deadline, rlimits, output bounds and
+        the disk watch; ``stdin`` on its standard input. The sidecar's component runs
+        through here too (:mod:`zerog.sandbox.wasm_component`)."""
         started = self._clock()
         disk = DiskWatch(workspace, limits)
         try:
@@ -346,7 +368,7 @@ class WasmSandbox:
                 os.close(fd)
             return spawn_failure(exc, self._clock() - started)
         if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            self._child(command, workspace, limits, (source, out_w, err_w), env)
+            self._child(guest, limits, (source, out_w, err_w))
         os.close(out_w)
         os.close(err_w)
         if source is not None:
@@ -366,12 +388,7 @@ class WasmSandbox:
         return settle(observation, limits, None, disk)
 
     def _child(
-        self,
-        command: str,
-        workspace: Path,
-        limits: Limits,
-        stdio: tuple[int | None, int, int],
-        env: Mapping[str, str],
+        self, guest: Callable[[], int], limits: Limits, stdio: tuple[int | None, int, int]
     ) -> None:
         """In the forked child: own process group, the command's input (or /dev/null) as
         stdin, pipes as stdout/stderr, rlimits, then one fresh instance of the guest.
@@ -387,7 +404,7 @@ class WasmSandbox:
             os.dup2(out, 1)
             os.dup2(err, 2)
             apply_rlimits(0, rlimits(limits, data=False))
-            code = self._guest(command, workspace, limits, env)
+            code = guest()
         except BaseException as exc:
             with contextlib.suppress(BaseException):
                 os.write(2, f"zerog wasm sandbox: {type(exc).__name__}: {exc}\n".encode())

@@ -18,7 +18,10 @@ sha256 is the one on its command line, so a planted or edited program is refused
 Runners (:func:`make_sidecar` builds them by name):
 
 - ``wasm``: CPython compiled to WASI under wasmtime (the ``wasm`` sandbox): only the
-  workspace visible, no network, no processes. The default.
+  workspace visible, no network, no processes. The default. Its fast path is
+  :class:`ComponentPython`, a pre-initialized interpreter (:mod:`zerog.sandbox.
+  wasm_component`) that skips CPython's start-up; without it (not built by ``zerog sandbox
+  setup``) the checks run through the wasm sandbox's shell, and the runner says why.
 - ``sandbox``: the interpreter of the run's own command sandbox (``bwrap``, ``local``);
   the baseline ``zerog bench sweep`` measures the WASM sidecar against.
 """
@@ -33,13 +36,16 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from zerog.beneath import Dir, PathEscape, split
 from zerog.errors import ConfigError
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.types import Observation, ShellAction
 from zerog.validate.nonce import MARK, stdin_for
+
+if TYPE_CHECKING:
+    from zerog.sandbox.wasm import WasmSandbox
 
 GUEST_DIR = Path(__file__).parent / "guest"
 PROGRAM_DIR = ".zerog/sidecar"
@@ -251,9 +257,12 @@ class SandboxPython:
     guest shell, which runs it in CPython/WASI).
     """
 
-    def __init__(self, sandbox: Sandbox, python: str = "python3") -> None:
+    def __init__(
+        self, sandbox: Sandbox, python: str = "python3", *, fallback: str | None = None
+    ) -> None:
         self._sandbox = sandbox
         self._python = python
+        self.fallback = fallback  # why a faster runner was not used, if one was wanted
 
     @property
     def name(self) -> str:
@@ -276,6 +285,56 @@ class SandboxPython:
         return self._sandbox.run(action, workspace, limits, stdin=stdin_for(nonce), env=env)
 
 
+class ComponentPython:
+    """Guest programs in a fresh instance of the sidecar's pre-initialized interpreter (the
+    same loader, arguments and nonce on stdin as :class:`SandboxPython`), each in a child
+    process under the wasm sandbox's limits."""
+
+    def __init__(self, sandbox: WasmSandbox, data_dir: Path) -> None:
+        from zerog.sandbox import wasm_component
+
+        self._sandbox = sandbox
+        self._loaded = wasm_component.load(data_dir)
+
+    @property
+    def name(self) -> str:
+        return "wasm-component"
+
+    def run_python(
+        self,
+        program: GuestProgram,
+        workspace: Path,
+        limits: Limits,
+        *,
+        nonce: str,
+        env: Mapping[str, str],
+    ) -> Observation:
+        from zerog.sandbox.wasm_component import run_component
+
+        relative, digest = store_program(workspace, program)
+        root = workspace.resolve()
+        variables = self._sandbox.variables(root, env)
+
+        def guest() -> int:
+            argv = [LOADER, relative, digest]
+            return run_component(self._loaded, argv, root, variables, limits.memory_bytes)
+
+        return self._sandbox.run_guest(guest, root, limits, stdin_for(nonce))
+
+
+def _wasm_runner(wasm: Sandbox, data_dir: Path | None, environ: Mapping[str, str]) -> PythonRunner:
+    """The component runner when it is installed, else the wasm shell's, saying why."""
+    from zerog.sandbox.base import SandboxUnavailable
+    from zerog.sandbox.wasm import WasmSandbox, default_data_dir
+
+    if not isinstance(wasm, WasmSandbox):
+        return SandboxPython(wasm, "python", fallback=f"{wasm.name} is not the wasm backend")
+    try:
+        return ComponentPython(wasm, data_dir or default_data_dir(environ))
+    except SandboxUnavailable as exc:
+        return SandboxPython(wasm, "python", fallback=str(exc))
+
+
 def make_sidecar(
     name: str,
     sandbox: Sandbox,
@@ -287,16 +346,18 @@ def make_sidecar(
     """The sidecar called ``name`` (``wasm`` or ``sandbox``) for a run whose command
     sandbox is ``sandbox`` and whose sandboxed environment is ``env``.
 
-    ``wasm`` reuses ``sandbox`` when it is the wasm backend, else builds one; when the WASM
-    runtime is not installed it raises :class:`~zerog.sandbox.base.SandboxUnavailable`
+    ``wasm`` reuses ``sandbox`` when it is the wasm backend, else builds one, and runs
+    checks in the pre-initialized component when it is installed (else through the wasm
+    sandbox's shell: the runner's ``fallback`` says why); when the WASM runtime is not
+    installed it raises :class:`~zerog.sandbox.base.SandboxUnavailable`
     with how to install it (never a silent fallback)."""
     if name == "wasm":
         if sandbox.name == "wasm":
-            return SandboxPython(sandbox, "python")
+            return _wasm_runner(sandbox, data_dir, environ)
         from zerog.sandbox.factory import make_sandbox
 
         wasm = make_sandbox("wasm", env, environ=environ, data_dir=data_dir)
-        return SandboxPython(wasm, "python")
+        return _wasm_runner(wasm, data_dir, environ)
     if name == "sandbox":
         return SandboxPython(sandbox, "python" if sandbox.name == "wasm" else "python3")
     raise ConfigError(f"unknown sidecar {name!r}: choose one of {', '.join(SIDECARS)}")
