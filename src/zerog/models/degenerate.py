@@ -37,7 +37,10 @@ class LoopRule:
         return max(self.min_chars, self.repeats * self.max_span) + self.max_span
 
 
-def find_loop(text: str, rule: LoopRule = LoopRule()) -> int | None:
+LOOPS: Final = LoopRule()  # the default rule (immutable)
+
+
+def find_loop(text: str, rule: LoopRule = LOOPS) -> int | None:
     """Where the repeated tail of ``text`` starts (the end of its first copy is kept), or
     None when ``text`` does not end in a loop."""
     tail = text[-rule.window :]
@@ -62,7 +65,7 @@ def find_loop(text: str, rule: LoopRule = LoopRule()) -> int | None:
 class LoopGuard:
     """Fed the pieces of a growing answer; :meth:`feed` turns true once it loops."""
 
-    def __init__(self, rule: LoopRule = LoopRule()) -> None:
+    def __init__(self, rule: LoopRule = LOOPS) -> None:
         self._rule = rule
         self._tail = ""
         self._pending = 0
@@ -81,7 +84,7 @@ class LoopGuard:
         return self.tripped
 
 
-def trim_loop(text: str, rule: LoopRule = LoopRule()) -> tuple[str, bool]:
+def trim_loop(text: str, rule: LoopRule = LOOPS) -> tuple[str, bool]:
     """``text`` cut where its looping tail began, and whether it looped."""
     start = find_loop(text, rule)
     if start is None:

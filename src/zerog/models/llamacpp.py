@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from zerog.errors import ConfigError, ModelError
 from zerog.models.base import Finish, Request, Response, estimate_tokens
 from zerog.models.confidence import Confidence, measure
-from zerog.models.degenerate import DEGENERATE, LoopGuard, LoopRule, trim_loop
+from zerog.models.degenerate import DEGENERATE, LOOPS, LoopGuard, LoopRule, trim_loop
 from zerog.models.schema import SchemaMemo, decoding_schema
 from zerog.types import Usage
 
@@ -128,7 +128,7 @@ class LlamaCppModel:
         n_ctx: int = 8192,
         n_threads: int = 2,
         seed: int = 0,
-        loop_rule: LoopRule | None = LoopRule(),
+        loop_rule: LoopRule | None = LOOPS,
     ) -> None:
         try:
             from llama_cpp import Llama
@@ -211,7 +211,7 @@ class LlamaCppModel:
             ) from None
         text = "".join(pieces)
         if finish == DEGENERATE:
-            text, _ = trim_loop(text, self._loop_rule or LoopRule())
+            text, _ = trim_loop(text, self._loop_rule or LOOPS)
         prompt = tally.prompt
         if prompt is not None:
             # The last step samples the end-of-answer token, which is not part of it.
