@@ -125,7 +125,7 @@ def test_an_unstreamed_looping_answer_is_cut_and_the_reask_is_sampled() -> None:
 
 
 def test_a_looping_anthropic_answer_is_cut() -> None:
-    text = {"type": "text", "text": "Steps:\n" + "- do it again\n" * 100}
+    text: dict[str, object] = {"type": "text", "text": "Steps:\n" + "- do it again\n" * 100}
     with LoopbackServer(Script(anthropic_message([text]))) as server:
         model = AnthropicModel(
             "claude-test", api_key=KEY, base_url=server.url, retry=RetryPolicy(max_retries=0)
