@@ -35,7 +35,7 @@ from zerog.errors import ConfigError, ZerogError
 from zerog.events import Event, EventSink
 from zerog.loop import Engine
 from zerog.models.base import Model
-from zerog.models.spec import load_model
+from zerog.models.spec import load_model, with_cascade
 from zerog.progress import ConsoleProgress
 from zerog.router.factory import make_router
 from zerog.sandbox.base import Limits
@@ -609,8 +609,12 @@ def _drive(
 
             provider = otlp_provider(otlp_endpoint)
             sinks.append(OtelSink(provider.get_tracer("zerog")))
+        # ``local`` may stand for the 0.5B escalating to the 1.5B, ``cascade:NAME`` for
+        # the config's model list: the first answers, the others are escalated to.
+        first, escalate = with_cascade(model, (strategy or StrategyOptions()).escalate)
+        options = (strategy or StrategyOptions()).model_copy(update={"escalate": escalate})
         backend = load_model(
-            model,
+            first,
             base_dir=Path.cwd(),
             on_progress=None if quiet else lambda note: _note(note),
         )
@@ -621,7 +625,7 @@ def _drive(
         ):
             # Each model is cached on its own, under its own name: an escalated model asked
             # the question the first one failed must not be answered with the first's answer.
-            built = (strategy or StrategyOptions()).build(
+            built = options.build(
                 cached.model,
                 lambda spec: cached.wrap(
                     load_model(

@@ -27,8 +27,9 @@ class StreamingServer:
     piece every ``pause`` seconds; ``sent`` is how many pieces the last request got before
     the client closed the connection (or all of them)."""
 
-    def __init__(self, pieces: Sequence[str], pause: float = 0.002) -> None:
+    def __init__(self, pieces: Sequence[str], pause: float = 0.002, finish: str = "length") -> None:
         self.pieces = list(pieces)
+        self.finish = finish
         self.pause = pause
         self.sent = 0
         self.bodies: list[dict[str, object]] = []
@@ -79,7 +80,7 @@ class StreamingServer:
                         self.wfile.flush()
                         owner.sent += 1
                         owner._stop.wait(owner.pause)
-                    self.wfile.write(_chunk(None, "length"))
+                    self.wfile.write(_chunk(None, owner.finish))
                     self.wfile.write(b"data: [DONE]\n\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
