@@ -1111,6 +1111,35 @@ def bench_models(
         console.print(Text(f"skipped {one_line(line, 300)}"))
 
 
+@bench_app.command("prefix")
+def bench_prefix(
+    local: Annotated[
+        str, typer.Option("--local", help="The local model to run: 0.5b or 1.5b.")
+    ] = "0.5b",
+    iterations: Annotated[int, typer.Option(help="Iterations of each run.", min=2)] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Prompt-prefix reuse: a real run with the local model, its tokens kept between calls,
+    against the same run evaluating every prompt whole (tokens and time per iteration)."""
+    from zerog.bench.prefix import measure as measure_prefix
+    from zerog.models.weights import WEIGHTS, default_model_dir, ensure_weights
+
+    console = Console(highlight=False)
+    say = None if as_json else lambda line: console.print(Text(line))
+    try:
+        if local not in WEIGHTS:
+            raise ConfigError(f"unknown local model '{local}': expected {', '.join(WEIGHTS)}")
+        path = ensure_weights(WEIGHTS[local], default_model_dir(os.environ), on_progress=say)
+        report = measure_prefix(path, name=f"local:{local}", iterations=iterations, progress=say)
+    except ZerogError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        return
+    for table in report.tables():
+        console.print(table)
+
+
 cli_batch.register(app, bench_app)
 
 
