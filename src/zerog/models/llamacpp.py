@@ -23,7 +23,7 @@ were evaluated.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,14 +90,14 @@ class _Tally:
     at the first step) and how many steps were sampled: a stream carries no usage."""
 
     def __init__(self) -> None:
-        self.prompt: list[int] | None = None
+        self.prompt: npt.NDArray[np.intc] | None = None
         self.steps = 0
 
     def __call__(
         self, input_ids: npt.NDArray[np.intc], scores: npt.NDArray[np.single]
     ) -> npt.NDArray[np.single]:
         if self.prompt is None:
-            self.prompt = [int(t) for t in input_ids]
+            self.prompt = input_ids.copy()
         self.steps += 1
         return scores
 
@@ -108,13 +108,10 @@ def _processors(tally: _Tally, probe: _Probe | None) -> LogitsProcessorList:
     return LogitsProcessorList([tally] if probe is None else [tally, probe])
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    size = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        size += 1
-    return size
+def _common_prefix(a: npt.NDArray[np.intc], b: npt.NDArray[np.intc]) -> int:
+    size = min(len(a), len(b))
+    differ = (a[:size] != b[:size]).nonzero()[0]
+    return int(differ[0]) if len(differ) else size
 
 
 class LlamaCppModel:
@@ -175,7 +172,7 @@ class LlamaCppModel:
         wanted = request.confidence and grammar is None and request.temperature == 0.0
         probe = _Probe() if wanted else None
         llama = self._llama
-        before = [int(t) for t in llama.input_ids[: llama.n_tokens]]  # what the cache holds
+        before = llama.input_ids[: llama.n_tokens].copy()  # the tokens llama.cpp holds
         tally = _Tally()
         guard = LoopGuard(self._loop_rule) if self._loop_rule is not None else None
         pieces: list[str] = []
@@ -237,7 +234,7 @@ class LlamaCppModel:
         )
 
 
-def _reused(cached: Sequence[int], prompt: Sequence[int]) -> int:
+def _reused(cached: npt.NDArray[np.intc], prompt: npt.NDArray[np.intc]) -> int:
     """How many of ``prompt``'s tokens llama-cpp-python took from the tokens it held
     (``cached``) instead of evaluating them: the common prefix, less the last token when
     the whole prompt matched (it is evaluated again to refresh the logits)."""
