@@ -1117,6 +1117,9 @@ def bench_prefix(
         str, typer.Option("--local", help="The local model to run: 0.5b or 1.5b.")
     ] = "0.5b",
     iterations: Annotated[int, typer.Option(help="Iterations of each run.", min=2)] = 5,
+    files: Annotated[
+        int, typer.Option(help="Source files in the workspace (1: 3 KB, 2: 8 KB).", min=1, max=2)
+    ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Prompt-prefix reuse: a real run with the local model, its tokens kept between calls,
@@ -1130,7 +1133,9 @@ def bench_prefix(
         if local not in WEIGHTS:
             raise ConfigError(f"unknown local model '{local}': expected {', '.join(WEIGHTS)}")
         path = ensure_weights(WEIGHTS[local], default_model_dir(os.environ), on_progress=say)
-        report = measure_prefix(path, name=f"local:{local}", iterations=iterations, progress=say)
+        report = measure_prefix(
+            path, name=f"local:{local}", iterations=iterations, files=files, progress=say
+        )
     except ZerogError as exc:
         _fail(exc)
     if as_json:

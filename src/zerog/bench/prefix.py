@@ -1,8 +1,8 @@
 """`zerog bench prefix`: what reusing the prompt's prefix saves over a real run.
 
-A real 5-iteration run of the engine with the embedded local model on a workspace of two
-real source files, whose check can never pass (so every run has the same number of
-iterations), done twice in the same process with the same model object:
+A real 5-iteration run of the engine with the embedded local model on a workspace of real
+source files, whose check can never pass (and the run is never ended as stuck, so every
+run has the same number of iterations), done twice in the same process with the same model object:
 
 - **baseline**: llama.cpp's tokens are cleared before every call, so each call evaluates
   its whole prompt (what a fresh model per call, or a server without a prefix cache, does);
@@ -32,14 +32,16 @@ from zerog.events import Event
 from zerog.models.base import Request, Response
 from zerog.models.llamacpp import LlamaCppModel
 
-# Two real source files of zerog (about 8 KB, under the context's per-file limit): their
-# text is the stable part of every prompt, as a repository's files are.
+# Real source files of zerog (under the context's per-file limit): their text is the
+# stable part of every prompt, as a repository's files are. ``--files 2`` adds the second.
 PACKAGE = Path(__file__).resolve().parents[1]
 SOURCES = (PACKAGE / "text.py", PACKAGE / "validate" / "junit.py")
 GOAL = (
-    "Add a function count_failures(xml) to junit.py that returns how many test cases of "
-    "the JUnit XML text failed, using the parsing helpers already in the file."
+    "Add a function shout(text) to text.py that returns the text upper-cased with one "
+    "exclamation mark at the end, using the helpers already in the file."
 )
+UNBOUNDED = 10**6  # iterations: never "stuck" (the check fails the same way every time)
+MAX_SECONDS = 24 * 3600.0
 NEVER = "python3 -c \"import sys; sys.exit('this benchmark check never passes')\""
 
 
@@ -135,9 +137,11 @@ class PrefixReport:
         for column in ("total", "evaluated / sent"):
             times.add_column(column, justify="right")
         for run in (self.baseline, self.reuse):
+            shown = [f"{s:.1f}" for s in run.iteration_seconds]
             times.add_row(
                 run.label,
-                *(f"{s:.1f}" for s in run.iteration_seconds),
+                *shown,
+                *("" for _ in range(iterations - len(shown))),
                 f"{run.seconds:.1f}",
                 f"{run.evaluated} / {run.sent}",
             )
@@ -199,14 +203,16 @@ def _figures(label: str, events: list[Event], seconds: float) -> RunFigures:
     return RunFigures(label, tuple(calls), per_iteration, seconds)
 
 
-def _run(label: str, model: LlamaCppModel | _Fresh, iterations: int, scratch: Path) -> RunFigures:
+def _run(
+    label: str, model: LlamaCppModel | _Fresh, iterations: int, files: int, scratch: Path
+) -> RunFigures:
     from zerog import Budget, Engine, Goal
     from zerog.sandbox.local import LocalSandbox
     from zerog.types import CommandCheck
 
     workspace = scratch / label
     workspace.mkdir()
-    for source in SOURCES:
+    for source in SOURCES[:files]:
         shutil.copyfile(source, workspace / source.name)
     sink = _Events()
     engine = Engine(
@@ -214,12 +220,13 @@ def _run(label: str, model: LlamaCppModel | _Fresh, iterations: int, scratch: Pa
         LocalSandbox({"PATH": "/usr/bin:/bin"}),
         sinks=[sink],
         write_trace=False,
+        stuck_after=UNBOUNDED,
     )
     goal = Goal(
         text=GOAL,
         workspace=workspace,
         checks=(CommandCheck(command=NEVER),),
-        budget=Budget(max_iterations=iterations),
+        budget=Budget(max_iterations=iterations, max_seconds=MAX_SECONDS),
     )
     started = time.perf_counter()
     engine.run(goal)
@@ -231,19 +238,20 @@ def measure(
     *,
     name: str = "local",
     iterations: int = 5,
+    files: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> PrefixReport:
     """Run the baseline, then the reuse run, on the GGUF model at ``path``."""
     model = LlamaCppModel(path, name=name, n_ctx=8192, n_threads=2)
     with tempfile.TemporaryDirectory(prefix="zerog-bench-prefix-") as scratch:
-        baseline = _run("baseline", _Fresh(model), iterations, Path(scratch))
+        baseline = _run("baseline", _Fresh(model), iterations, files, Path(scratch))
         if progress is not None:
             progress(
                 f"baseline: {baseline.seconds:.1f} s, evaluated {baseline.evaluated} of "
                 f"{baseline.sent} prompt tokens"
             )
         model.llama.reset()  # type: ignore[no-untyped-call]  # nothing kept from the baseline
-        reuse = _run("reuse", model, iterations, Path(scratch))
+        reuse = _run("reuse", model, iterations, files, Path(scratch))
         if progress is not None:
             progress(
                 f"reuse: {reuse.seconds:.1f} s, evaluated {reuse.evaluated} of "
