@@ -35,7 +35,7 @@ from zerog.errors import ConfigError, ZerogError
 from zerog.events import Event, EventSink
 from zerog.loop import Engine
 from zerog.models.base import Model
-from zerog.models.spec import load_model
+from zerog.models.spec import load_model, with_cascade
 from zerog.progress import ConsoleProgress
 from zerog.router.factory import make_router
 from zerog.sandbox.base import Limits
@@ -609,8 +609,12 @@ def _drive(
 
             provider = otlp_provider(otlp_endpoint)
             sinks.append(OtelSink(provider.get_tracer("zerog")))
+        # ``local`` may stand for the 0.5B escalating to the 1.5B, ``cascade:NAME`` for
+        # the config's model list: the first answers, the others are escalated to.
+        first, escalate = with_cascade(model, (strategy or StrategyOptions()).escalate)
+        options = (strategy or StrategyOptions()).model_copy(update={"escalate": escalate})
         backend = load_model(
-            model,
+            first,
             base_dir=Path.cwd(),
             on_progress=None if quiet else lambda note: _note(note),
         )
@@ -621,7 +625,7 @@ def _drive(
         ):
             # Each model is cached on its own, under its own name: an escalated model asked
             # the question the first one failed must not be answered with the first's answer.
-            built = (strategy or StrategyOptions()).build(
+            built = options.build(
                 cached.model,
                 lambda spec: cached.wrap(
                     load_model(
@@ -1156,6 +1160,40 @@ def bench_models(
         console.print(table)
     for line in report.skipped:
         console.print(Text(f"skipped {one_line(line, 300)}"))
+
+
+@bench_app.command("prefix")
+def bench_prefix(
+    local: Annotated[
+        str, typer.Option("--local", help="The local model to run: 0.5b or 1.5b.")
+    ] = "0.5b",
+    iterations: Annotated[int, typer.Option(help="Iterations of each run.", min=2)] = 5,
+    files: Annotated[
+        int, typer.Option(help="Source files in the workspace (1: 3 KB, 2: 8 KB).", min=1, max=2)
+    ] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Prompt-prefix reuse: a real run with the local model, its tokens kept between calls,
+    against the same run evaluating every prompt whole (tokens and time per iteration)."""
+    from zerog.bench.prefix import measure as measure_prefix
+    from zerog.models.weights import WEIGHTS, default_model_dir, ensure_weights
+
+    console = Console(highlight=False)
+    say = None if as_json else lambda line: console.print(Text(line))
+    try:
+        if local not in WEIGHTS:
+            raise ConfigError(f"unknown local model '{local}': expected {', '.join(WEIGHTS)}")
+        path = ensure_weights(WEIGHTS[local], default_model_dir(os.environ), on_progress=say)
+        report = measure_prefix(
+            path, name=f"local:{local}", iterations=iterations, files=files, progress=say
+        )
+    except ZerogError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        return
+    for table in report.tables():
+        console.print(table)
 
 
 cli_batch.register(app, bench_app)

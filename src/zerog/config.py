@@ -22,18 +22,23 @@ or the path in ``$ZEROG_CONFIG``. Every section is optional::
     n_ctx = 8192
     n_threads = 2
 
+    [cascades]                  # --model cascade:NAME: the first answers, the next ones
+    api = ["openai:gpt-4.1-mini", "openai:gpt-4.1"]    # take over when it fails
+
 A file that holds keys must not be readable by other users. Keys are kept as secrets: they
 never appear in a repr, a log, a trace or an error message.
 """
 
 from __future__ import annotations
 
+import re
 import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
 
 from zerog.errors import ConfigError
 from zerog.models.pricing import Price
@@ -60,11 +65,23 @@ class LocalSettings(Frozen):
     n_threads: int = Field(default=2, ge=1, le=512)
 
 
+def _cascade_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise ValueError(f"a cascade name takes 1-64 letters, digits, '.', '-' or '_': {name!r}")
+    return name
+
+
+CascadeName = Annotated[str, AfterValidator(_cascade_name)]
+CascadeSpecs = Annotated[list[str], Field(min_length=2, max_length=8)]
+
+
 class Config(Frozen):
     keys: Keys = Keys()
     prices: dict[str, Price] = Field(default_factory=dict)
     http: HttpSettings = HttpSettings()
     local: LocalSettings = LocalSettings()
+    # Named model cascades: spec lists, cheapest first (see zerog.models.spec).
+    cascades: dict[CascadeName, CascadeSpecs] = Field(default_factory=dict)
     source: Path | None = None
 
 

@@ -10,7 +10,8 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from zerog.errors import ModelOutputError
-from zerog.models.base import Message, Model, Request
+from zerog.models.base import Message, Model, Request, reask
+from zerog.models.degenerate import DEGENERATE
 from zerog.text import elide, sanitize
 
 T = TypeVar("T", bound=BaseModel)
@@ -78,28 +79,34 @@ def ask(
 ) -> T:
     """Ask for a JSON object matching ``schema``; re-ask up to ``reasks`` times with the
     validation error, then raise :class:`ModelOutputError`."""
-    json_schema = schema_of(schema)
     problem = ""
+    request = Request(
+        messages=messages,
+        json_schema=schema_of(schema),
+        max_tokens=max_tokens,
+        temperature=temperature,
+        purpose=purpose,
+    )
     for _ in range(reasks + 1):
-        request = Request(
-            messages=messages,
-            json_schema=json_schema,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            purpose=purpose,
-        )
-        answer = model.complete(request).text
+        response = model.complete(request)
+        answer = response.text
         try:
+            if response.finish == DEGENERATE:
+                raise InvalidAnswer("it repeated itself in a loop and was cut off")
             return parse_answer(answer, schema)
         except InvalidAnswer as exc:
             problem = str(exc)
-        messages = (
-            *messages,
-            Message(role="assistant", content=elide(sanitize(answer), 2_000)),
-            Message(
-                role="user",
-                content=f"That answer was invalid: {elide(problem, 1_000)}. Reply with only "
-                "one JSON object that follows the requested format.",
+        # Sampled, never the same greedy request again (see zerog.models.base.reask).
+        request = reask(
+            request,
+            (
+                *request.messages,
+                Message(role="assistant", content=elide(sanitize(answer), 2_000)),
+                Message(
+                    role="user",
+                    content=f"That answer was invalid: {elide(problem, 1_000)}. Reply with "
+                    "only one JSON object that follows the requested format.",
+                ),
             ),
         )
     raise ModelOutputError(

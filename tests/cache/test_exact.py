@@ -75,6 +75,15 @@ def test_sampled_requests_are_never_cached(db: CacheDB) -> None:
     assert db.stats()["model"]["uncacheable"] == 2
 
 
+def test_a_degenerate_answer_is_not_cached(db: CacheDB) -> None:
+    inner = scripted({"text": "x\nx\nx\n", "finish": "degenerate"}, {"text": "fine"})
+    model = CachedModel(inner, db)
+    assert model.complete(_request()).finish == "degenerate"
+    again = model.complete(_request())
+    assert (again.text, again.cache_hit) == ("fine", False)
+    assert model.complete(_request()).cache_hit  # the good answer is
+
+
 def test_key_covers_every_field_that_changes_the_answer() -> None:
     base = request_key("m", _request())
     assert request_key("other-model", _request()) != base

@@ -13,6 +13,7 @@ from zerog import Budget, Engine, Goal, RunStatus
 from zerog.config import Config
 from zerog.errors import ConfigError
 from zerog.models.base import Message, Request
+from zerog.models.degenerate import DEGENERATE
 from zerog.models.llamacpp import LlamaCppModel
 from zerog.models.spec import load_model
 from zerog.structured import ask
@@ -43,6 +44,26 @@ def test_output_is_repeatable_and_usage_is_counted(local_model: LlamaCppModel) -
     assert 0 < first.usage.output_tokens <= 16
     assert first.cost == 0.0
     assert first.model == "local"
+    assert first.finish == second.finish == "stop"
+    # The same Llama kept the prompt's tokens: the second call evaluated only the last one.
+    assert second.usage.cached_tokens == second.usage.input_tokens - 1
+
+
+def test_a_generation_that_loops_is_stopped_early(local_model: LlamaCppModel) -> None:
+    request = Request(
+        messages=(
+            Message(
+                role="user",
+                content="Print the line 'all work and no play' 500 times, one per line, "
+                "nothing else.",
+            ),
+        ),
+        max_tokens=2000,
+    )
+    response = local_model.complete(request)
+    assert response.finish == DEGENERATE
+    assert response.usage.output_tokens < 200  # of the 2000 it was allowed
+    assert response.text.count("all work and no play") <= 2  # cut where the loop began
 
 
 def test_a_greedy_answer_reports_how_sure_the_model_was_of_its_code(

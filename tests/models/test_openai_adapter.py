@@ -156,7 +156,7 @@ def test_a_server_that_rejects_logprobs_is_asked_again_without(
         openai_error(400, "Unrecognized request argument supplied: logprobs"),
         chat_completion("fine"),
     ]
-    model = adapter(server, compatible=True)
+    model = adapter(server, compatible=True, stream=False)
     response = model.complete(Request(messages=MESSAGES, confidence=True))
     assert (response.text, response.confidence) == ("fine", None)
     model.complete(Request(messages=MESSAGES, confidence=True))  # remembered: not asked again
@@ -215,7 +215,7 @@ def test_a_server_without_json_schema_gets_json_object_with_the_schema(
         openai_error(500, "Input should be 'text' or 'json_object' at body.response_format.type"),
         chat_completion(json.dumps(PLAN)),
     ]
-    model = adapter(server, compatible=True)
+    model = adapter(server, compatible=True, stream=False)
     response = model.complete(structured_request())
     assert parse_answer(response.text, Plan).steps[0].actions[0].kind == "shell"
     assert model.response_format == "json_object_schema"

@@ -29,7 +29,7 @@ from zerog.batch.shared import SharedBudgetModel
 from zerog.errors import ZerogError
 from zerog.loop import Engine
 from zerog.models.base import Model, Stateful
-from zerog.models.spec import load_model
+from zerog.models.spec import load_model, with_cascade
 from zerog.router.factory import make_router
 from zerog.sandbox.base import Limits
 from zerog.statedir import STATE_DIR
@@ -157,7 +157,9 @@ def _run(task: GoalTask, state: WorkerState, ledger: BatchLedger, attempts: int)
     def counted(spec: str) -> Model:
         return SharedBudgetModel(state.model(spec, task.base_dir), ledger, task.run_id)
 
-    strategy = task.strategy.build(counted(task.model), counted)
+    first, escalate = with_cascade(task.model, task.strategy.escalate, environ=state.environ)
+    options = task.strategy.model_copy(update={"escalate": escalate})
+    strategy = options.build(counted(first), counted)
     router_file = Path(task.router_file) if task.router_file else None
     engine = Engine(
         strategy.model,

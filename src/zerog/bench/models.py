@@ -20,7 +20,8 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import closing, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -149,7 +150,8 @@ def _timed(call: Callable[[], object], count: int) -> float:
 
 
 class _Stopwatch:
-    """Wraps a client method and adds up the time spent inside it."""
+    """Wraps a client method and adds up the time spent inside it (and, when it returns a
+    stream, inside the stream's steps: the local model streams its answers)."""
 
     def __init__(self, call: Callable[..., object]) -> None:
         self._call = call
@@ -158,9 +160,24 @@ class _Stopwatch:
     def __call__(self, *args: object, **kwargs: object) -> object:
         started = time.perf_counter()
         try:
-            return self._call(*args, **kwargs)
+            result = self._call(*args, **kwargs)
         finally:
             self.inside += time.perf_counter() - started
+        if isinstance(result, Iterator):
+            return self._timed(result)
+        return result
+
+    def _timed(self, stream: Iterator[object]) -> Generator[object]:
+        with closing(stream) if isinstance(stream, Generator) else nullcontext():
+            while True:
+                started = time.perf_counter()
+                try:
+                    item = next(stream)
+                except StopIteration:
+                    return
+                finally:
+                    self.inside += time.perf_counter() - started
+                yield item
 
 
 def _paired(

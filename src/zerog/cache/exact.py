@@ -16,6 +16,7 @@ from collections.abc import Callable
 from zerog.cache.db import CacheDB
 from zerog.models.base import Model, Request, Response
 from zerog.models.confidence import Confidence
+from zerog.models.degenerate import DEGENERATE
 from zerog.types import Usage
 
 KIND = "model"
@@ -85,6 +86,8 @@ class CachedModel:
         started = self._clock()
         response = self._model.complete(request)
         seconds = self._clock() - started
+        if response.finish == DEGENERATE:
+            return response  # a failed answer (it looped): never served again
         self._cache.put(
             KIND,
             key,

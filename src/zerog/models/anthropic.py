@@ -10,6 +10,10 @@ writes apart; zerog's ``input_tokens`` is their sum and ``cached_tokens`` the ca
 The SDK's own retries are off (see :mod:`zerog.models.retry`). No temperature or seed is
 sent: the Messages API of the SDK this is built on (2.x) takes neither. ``anthropic`` is imported
 when a model is built, never when zerog is imported.
+
+Answers are not streamed: a text answer that ends in a loop (the same span repeated, see
+:mod:`zerog.models.degenerate`) is cut where the loop began and reported with
+``finish="degenerate"``; ``max_tokens`` reached is ``finish="length"``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from zerog.errors import ConfigError, ModelError
-from zerog.models.base import Message, Request, Response
+from zerog.models.base import Finish, Message, Request, Response
+from zerog.models.degenerate import DEGENERATE, trim_loop
 from zerog.models.pricing import FREE, Price
 from zerog.models.retry import (
     RetryPolicy,
@@ -176,7 +181,15 @@ class AnthropicModel:
             cached_tokens=read,
             written=written,
         )
-        return Response(text=text, usage=counted, cost=cost, model=self._name)
+        finish: Finish = "length" if message.stop_reason == "max_tokens" else "stop"
+        text, looped = trim_loop(text)
+        return Response(
+            text=text,
+            usage=counted,
+            cost=cost,
+            model=self._name,
+            finish=DEGENERATE if looped else finish,
+        )
 
     def _translate(self, exc: anthropic.AnthropicError) -> Exception:
         """Transient (to retry) or a final :class:`ModelError`."""

@@ -29,6 +29,35 @@ class Request(Frozen):
     # Ask for the probabilities of the answer's tokens (Response.confidence). Backends give
     # them for greedy free-text answers only; costly on some servers, so only on request.
     confidence: bool = False
+    # 0 for a question asked the first time; n for its n-th re-ask after an invalid or
+    # degenerate answer (see :func:`reask`). A cascade moves up on a re-ask.
+    attempt: int = Field(default=0, ge=0)
+
+
+# The temperature of a re-ask that was greedy: different enough to leave a loop.
+REASK_TEMPERATURE = 0.7
+REASK_SEED = 1_000_003
+
+Finish = Literal["stop", "length", "degenerate"]
+
+
+def reask(request: Request, messages: tuple[Message, ...]) -> Request:
+    """The request that asks again after an invalid or degenerate answer to ``request``.
+
+    Never the same greedy request again (it would give the same answer token for token):
+    the re-ask carries ``messages`` (the question with the rejected answer and the reason),
+    counts one more ``attempt``, and is sampled: a greedy request gets
+    :data:`REASK_TEMPERATURE`, and every re-ask a seed of its own."""
+    attempt = request.attempt + 1
+    base = 0 if request.seed is None else request.seed
+    return request.model_copy(
+        update={
+            "messages": messages,
+            "attempt": attempt,
+            "temperature": request.temperature or REASK_TEMPERATURE,
+            "seed": base + attempt * REASK_SEED,
+        }
+    )
 
 
 class Response(Frozen):
@@ -41,6 +70,9 @@ class Response(Frozen):
     # A cache hit: what the original call spent (tokens, seconds), which this one did not.
     saved: Usage | None = None
     saved_seconds: float = 0.0
+    # Why the answer ended: "stop" (it was complete), "length" (max_tokens reached) or
+    # "degenerate" (it was repeating itself and was cut where the loop began).
+    finish: Finish = "stop"
 
 
 class Model(Protocol):

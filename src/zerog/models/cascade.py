@@ -1,10 +1,19 @@
 """Escalation: a cheap model first, a stronger one once the cheap one has failed.
 
 :class:`Escalating` is a model wrapper and an event sink at once. Given to the engine as
-its model and as one of its sinks, it answers with the first model until the run reports
-``after`` failed iterations (the loop's ``feedback`` event), then with the next model,
-and so on down the list. The stronger models are built only when first needed, so a run
-the small model finishes never loads them.
+its model and as one of its sinks, it answers with the first model and moves one model up
+the list when the current one has failed, which is any of:
+
+- ``after`` failed iterations (the loop's ``feedback`` events; default 1);
+- a degenerate answer (it looped and was cut, ``finish="degenerate"`` in its
+  ``model_call`` event): the next call, whatever it is, goes to the next model;
+- an invalid answer: the re-ask of a question the current model already answered
+  (a request with ``attempt > 0``, see :func:`zerog.models.base.reask`) goes to the next
+  model instead of back to the one that got it wrong.
+
+The stronger models are built only when first needed, so a run the small model finishes
+never loads them. Level changes follow the events, so a resumed run whose recorded calls
+are replayed (not sent) climbs the same way.
 
 With ``unsure_tokens`` it also doubts an answer that passed its checks: when the code of
 the current model's last plan answer had at least that many tokens chosen with probability
@@ -28,6 +37,7 @@ from zerog.errors import ConfigError
 from zerog.events import Event
 from zerog.models.base import Model, Request, Response
 from zerog.models.confidence import LOW, Confidence
+from zerog.models.degenerate import DEGENERATE
 
 ModelFactory = Callable[[], Model]
 
@@ -57,6 +67,7 @@ class Escalating:
         self._after = after
         self._failures = 0
         self._answers = 0  # plan answers of the current model
+        self._calls = 0  # answers of the current model, of any purpose
         self.level = 0  # index of the model that answers now
 
     @property
@@ -76,6 +87,7 @@ class Escalating:
         self.level += 1
         self._failures = 0
         self._answers = 0
+        self._calls = 0
         return True
 
     @property
@@ -84,6 +96,8 @@ class Escalating:
         return self.level > 0 and self._answers == 0
 
     def complete(self, request: Request) -> Response:
+        if request.attempt > 0 and self._calls > 0:
+            self.escalate()  # the current model answered this question wrongly
         return self.current().complete(request)
 
     def doubt(self) -> str | None:
@@ -104,13 +118,8 @@ class Escalating:
         )
 
     def emit(self, event: Event) -> None:
-        if event.kind == "model_call" and event.data.get("purpose") == "plan":
-            # From the event, not the call: a resumed run replays recorded answers.
-            confidence = event.data.get("confidence")
-            self.last_confidence = (
-                Confidence.model_validate(confidence) if isinstance(confidence, Mapping) else None
-            )
-            self._answers += 1
+        if event.kind == "model_call":
+            self._answered(event.data)
             return
         if event.kind != "feedback":
             return
@@ -119,4 +128,20 @@ class Escalating:
             return
         self._failures += 1
         if self._failures >= self._after:
+            self.escalate()
+
+    def _answered(self, data: Mapping[str, object]) -> None:
+        """Follow one answer: from its event, not the call, so that a resumed run whose
+        recorded answers are replayed (never sent through :meth:`complete`) climbs alike."""
+        attempt = data.get("attempt")
+        if isinstance(attempt, int) and attempt > 0 and self._calls > 0:
+            self.escalate()  # a replayed re-ask: complete() did not see it
+        self._calls += 1
+        if data.get("purpose") == "plan":
+            confidence = data.get("confidence")
+            self.last_confidence = (
+                Confidence.model_validate(confidence) if isinstance(confidence, Mapping) else None
+            )
+            self._answers += 1
+        if data.get("finish") == DEGENERATE:
             self.escalate()

@@ -5,6 +5,18 @@ llama.cpp grammar (compiled once per schema), so the model can only write a JSON
 of the requested shape. Generation is greedy at temperature 0 and seeded otherwise, on a
 fixed number of threads, so a run is repeatable on the same machine.
 
+Every answer is streamed through a :class:`~zerog.models.degenerate.LoopGuard`: an answer
+that starts repeating itself is stopped there (closing the stream stops llama.cpp's
+decoding), cut where the loop began, and ends with ``finish="degenerate"`` instead of
+running to ``max_tokens``. A stream carries no usage, so a logits processor that changes
+nothing counts the prompt's tokens and the sampled ones.
+
+One ``Llama`` object serves every call of a model, so llama-cpp-python keeps the tokens it
+evaluated last and re-evaluates only what follows the longest common prefix with the next
+prompt (the system prompt and stable context of an iteration's calls). The reused tokens
+are reported as the response's ``usage.cached_tokens``: ``input_tokens - cached_tokens``
+were evaluated.
+
 ``llama_cpp`` is imported when a model is built, never when zerog is imported.
 """
 
@@ -16,8 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zerog.errors import ConfigError, ModelError
-from zerog.models.base import Request, Response, estimate_tokens
+from zerog.models.base import Finish, Request, Response, estimate_tokens
 from zerog.models.confidence import Confidence, measure
+from zerog.models.degenerate import DEGENERATE, LOOPS, LoopGuard, LoopRule, trim_loop
 from zerog.models.schema import SchemaMemo, decoding_schema
 from zerog.types import Usage
 
@@ -72,12 +85,33 @@ class _Probe:
         return measure(pieces, self.probs)
 
 
-def _processors(probe: _Probe | None) -> LogitsProcessorList | None:
-    if probe is None:
-        return None
+class _Tally:
+    """A logits processor that changes nothing and notes the prompt's tokens (what it sees
+    at the first step) and how many steps were sampled: a stream carries no usage."""
+
+    def __init__(self) -> None:
+        self.prompt: npt.NDArray[np.intc] | None = None
+        self.steps = 0
+
+    def __call__(
+        self, input_ids: npt.NDArray[np.intc], scores: npt.NDArray[np.single]
+    ) -> npt.NDArray[np.single]:
+        if self.prompt is None:
+            self.prompt = input_ids.copy()
+        self.steps += 1
+        return scores
+
+
+def _processors(tally: _Tally, probe: _Probe | None) -> LogitsProcessorList:
     from llama_cpp import LogitsProcessorList
 
-    return LogitsProcessorList([probe])
+    return LogitsProcessorList([tally] if probe is None else [tally, probe])
+
+
+def _common_prefix(a: npt.NDArray[np.intc], b: npt.NDArray[np.intc]) -> int:
+    size = min(len(a), len(b))
+    differ = (a[:size] != b[:size]).nonzero()[0]
+    return int(differ[0]) if len(differ) else size
 
 
 class LlamaCppModel:
@@ -91,6 +125,7 @@ class LlamaCppModel:
         n_ctx: int = 8192,
         n_threads: int = 2,
         seed: int = 0,
+        loop_rule: LoopRule | None = LOOPS,
     ) -> None:
         try:
             from llama_cpp import Llama
@@ -103,6 +138,7 @@ class LlamaCppModel:
         self._name = name
         self._seed = seed
         self._n_ctx = n_ctx
+        self._loop_rule = loop_rule  # None: no degenerate-output guard
         self._grammars: SchemaMemo[LlamaGrammar] = SchemaMemo(_compile)
         try:
             self._llama: Llama = Llama(
@@ -135,28 +171,52 @@ class LlamaCppModel:
         # Token probabilities are only the chosen tokens' when decoding is greedy and free.
         wanted = request.confidence and grammar is None and request.temperature == 0.0
         probe = _Probe() if wanted else None
+        llama = self._llama
+        before = llama.input_ids[: llama.n_tokens].copy()  # the tokens llama.cpp holds
+        tally = _Tally()
+        guard = LoopGuard(self._loop_rule) if self._loop_rule is not None else None
+        pieces: list[str] = []
+        finish: Finish = "stop"
         try:
-            result = self._llama.create_chat_completion(
+            # Streamed so that a looping answer can be stopped where it starts looping;
+            # leaving the loop closes the generator, and llama.cpp stops decoding.
+            stream = llama.create_chat_completion(
                 messages=messages,  # type: ignore[arg-type]
                 max_tokens=request.max_tokens,
                 temperature=request.temperature,
                 seed=self._seed if request.seed is None else request.seed,
                 grammar=grammar,
-                logits_processor=_processors(probe),
+                logits_processor=_processors(tally, probe),
+                stream=True,
             )
+            if isinstance(stream, dict):
+                raise ModelError("the local model answered at once where a stream was expected")
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                piece = str(choice["delta"].get("content") or "")
+                pieces.append(piece)
+                if choice.get("finish_reason") == "length":
+                    finish = "length"
+                if guard is not None and guard.feed(piece):
+                    finish = DEGENERATE
+                    break
         except ValueError as exc:
             # llama-cpp-python signals a prompt longer than the context window this way.
             raise ModelError(
                 f"the local model cannot take this prompt: {exc} (n_ctx={self._n_ctx}; raise "
                 "it in the [local] section of the config file)"
             ) from None
-        if not isinstance(result, dict):
-            raise ModelError("the local model returned a stream where a completion was expected")
-        text = result["choices"][0]["message"].get("content") or ""
-        usage = result.get("usage")
-        if usage is not None:
+        text = "".join(pieces)
+        if finish == DEGENERATE:
+            text, _ = trim_loop(text, self._loop_rule or LOOPS)
+        prompt = tally.prompt
+        if prompt is not None:
+            # The last step samples the end-of-answer token, which is not part of it.
+            generated = tally.steps - 1 if finish == "stop" else tally.steps
             counted = Usage(
-                input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"]
+                input_tokens=len(prompt),
+                output_tokens=max(generated, 0),
+                cached_tokens=_reused(before, prompt),
             )
         else:
             counted = Usage(
@@ -164,4 +224,19 @@ class LlamaCppModel:
                 output_tokens=estimate_tokens(text),
             )
         confidence = probe.confidence(self._llama) if probe is not None else None
-        return Response(text=text, usage=counted, cost=0.0, model=self._name, confidence=confidence)
+        return Response(
+            text=text,
+            usage=counted,
+            cost=0.0,
+            model=self._name,
+            confidence=confidence,
+            finish=finish,
+        )
+
+
+def _reused(cached: npt.NDArray[np.intc], prompt: npt.NDArray[np.intc]) -> int:
+    """How many of ``prompt``'s tokens llama-cpp-python took from the tokens it held
+    (``cached``) instead of evaluating them: the common prefix, less the last token when
+    the whole prompt matched (it is evaluated again to refresh the logits)."""
+    shared = _common_prefix(cached, prompt)
+    return shared - 1 if shared and shared == len(prompt) else shared

@@ -17,7 +17,8 @@ _VOLATILE = re.compile(r"\d+\.\d+")
 
 
 def _new_fields_unset(request: Request) -> set[str] | None:
-    return None if request.confidence else {"confidence"}
+    unset = {name for name in ("confidence", "attempt") if not getattr(request, name)}
+    return unset or None
 
 
 def request_digest(request: Request) -> str:
@@ -93,6 +94,8 @@ class MeteredModel:
             cached_tokens=response.usage.cached_tokens,
             cost=response.cost,
             cache_hit=response.cache_hit,
+            finish=response.finish,
+            attempt=request.attempt,
             confidence=(
                 response.confidence.model_dump() if response.confidence is not None else None
             ),

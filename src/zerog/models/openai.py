@@ -12,6 +12,15 @@ answers do) gets the chosen tokens' log-probabilities, so that a code answer car
 llama-cpp-python's server answers about ten times slower with them (BENCHMARKS.md). A
 server that rejects ``logprobs`` is asked again without, and not asked for them again.
 
+Degenerate output: answers from an OpenAI-compatible server are streamed (``stream``
+defaults to ``compatible``) and read through a :class:`~zerog.models.degenerate.LoopGuard`;
+once the answer repeats itself the adapter stops reading and closes the connection (the
+server stops generating), cuts the answer where the loop began and reports
+``finish="degenerate"``. Without streaming (OpenAI itself; answers whose confidence was
+asked for, which need the non-streamed log-probabilities) the whole answer is checked the
+same way. A stream whose server sends no usage counts one output token per streamed piece
+and estimates the prompt.
+
 The SDK's own retries are off: :mod:`zerog.models.retry` retries 429, 5xx, timeouts and
 connection errors with backoff and jitter, with injectable sleep and randomness. The API
 key is handed to the SDK only; it never appears in a message, an event or a trace.
@@ -27,8 +36,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from zerog.errors import ConfigError, ModelError
-from zerog.models.base import Message, Request, Response, estimate_tokens
+from zerog.models.base import Finish, Message, Request, Response, estimate_tokens
 from zerog.models.confidence import Confidence, measure
+from zerog.models.degenerate import DEGENERATE, LOOPS, LoopGuard, LoopRule, trim_loop
 from zerog.models.pricing import FREE, Price
 from zerog.models.retry import (
     RetryPolicy,
@@ -42,7 +52,14 @@ from zerog.types import Usage
 
 if TYPE_CHECKING:
     import openai
-    from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+    from openai import Stream
+    from openai.types import CompletionUsage
+    from openai.types.chat import (
+        ChatCompletion,
+        ChatCompletionChunk,
+        ChatCompletionMessageParam,
+        ChatCompletionStreamOptionsParam,
+    )
 
 OPENAI_URL = "https://api.openai.com/v1"
 INSTALL_HINT = "pip install 'zerog[openai]'"
@@ -79,6 +96,8 @@ class OpenAIModel:
         key_source: str = "$OPENAI_API_KEY",
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        stream: bool | None = None,
+        loop_rule: LoopRule | None = LOOPS,
     ) -> None:
         try:
             import openai
@@ -96,6 +115,9 @@ class OpenAIModel:
         self._sleep = sleep
         self._jitter = jitter
         self._format = 0
+        self._stream = compatible if stream is None else stream
+        self._loop_rule = loop_rule  # None: no degenerate-output guard
+        self._stream_usage = True  # ask for usage in the stream until the server refuses
         self._schemas = SchemaMemo(decoding_schema)
         self._reasoning = not compatible and model.startswith(_REASONING_PREFIXES)
         self._logprobs = not self._reasoning  # reasoning models give no log-probabilities
@@ -134,6 +156,8 @@ class OpenAIModel:
         openai = self._openai
         while True:
             try:
+                if self._streams(request):
+                    return self._streamed(request, messages)
                 completion = self._create(request, messages)
             except openai.APIStatusError as exc:
                 # Servers reject an unknown response_format with 400, 422 or even 500
@@ -143,6 +167,13 @@ class OpenAIModel:
                     continue
                 if self._wants_logprobs(request) and _rejects(exc, "logprobs"):
                     self._logprobs = False
+                    continue
+                if (
+                    self._streams(request)
+                    and self._stream_usage
+                    and _rejects(exc, "stream_options")
+                ):
+                    self._stream_usage = False
                     continue
                 raise self._translate(exc) from None
             except openai.OpenAIError as exc:
@@ -162,9 +193,70 @@ class OpenAIModel:
             and request.temperature == 0.0
         )
 
+    def _streams(self, request: Request) -> bool:
+        """Whether this answer is streamed (log-probabilities come unstreamed)."""
+        return self._stream and not self._wants_logprobs(request)
+
     def _create(
         self, request: Request, messages: Sequence[ChatCompletionMessageParam]
     ) -> ChatCompletion:
+        completion = self._send(request, messages, stream=False)
+        if not isinstance(completion, self._openai.types.chat.ChatCompletion):
+            raise ModelError(f"{self._name} streamed an answer that was asked for at once")
+        return completion
+
+    def _open_stream(
+        self, request: Request, messages: Sequence[ChatCompletionMessageParam]
+    ) -> Stream[ChatCompletionChunk]:
+        stream = self._send(request, messages, stream=True)
+        if not isinstance(stream, self._openai.Stream):
+            raise ModelError(f"{self._name} answered at once where a stream was asked for")
+        return stream
+
+    def _streamed(
+        self, request: Request, messages: Sequence[ChatCompletionMessageParam]
+    ) -> Response:
+        """Read a streamed answer through the loop guard; stop reading once it loops."""
+        guard = LoopGuard(self._loop_rule) if self._loop_rule is not None else None
+        pieces: list[str] = []
+        finish: Finish = "stop"
+        usage = None
+        with self._open_stream(request, messages) as stream:
+            for chunk in stream:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                piece = choice.delta.content or ""
+                if piece:
+                    pieces.append(piece)
+                if choice.finish_reason == "length":
+                    finish = "length"
+                if guard is not None and guard.feed(piece):
+                    finish = DEGENERATE
+                    break  # leaving the block closes the connection: the server stops
+        text = "".join(pieces)
+        if finish == DEGENERATE:
+            text, _ = trim_loop(text, self._loop_rule or LOOPS)
+        if usage is None:
+            counted = Usage(
+                input_tokens=sum(estimate_tokens(m.content) for m in request.messages),
+                output_tokens=len(pieces),
+            )
+        else:
+            counted = _usage(usage)
+        return Response(
+            text=text, usage=counted, cost=self._cost(counted), model=self._name, finish=finish
+        )
+
+    def _send(
+        self,
+        request: Request,
+        messages: Sequence[ChatCompletionMessageParam],
+        *,
+        stream: bool,
+    ) -> ChatCompletion | Stream[ChatCompletionChunk]:
         omit = self._openai.omit
         schema = request.json_schema
         fmt = FORMATS[self._format]
@@ -186,6 +278,9 @@ class OpenAIModel:
         else:
             response_format = None
         logprobs = self._wants_logprobs(request)
+        usage: ChatCompletionStreamOptionsParam | None = (
+            {"include_usage": True} if stream and self._stream_usage else None
+        )
         return self._client.chat.completions.create(
             model=self._model,
             messages=messages,
@@ -197,6 +292,8 @@ class OpenAIModel:
             logprobs=True if logprobs else omit,
             top_logprobs=1 if logprobs else omit,  # llama.cpp's server needs it with logprobs
             extra_body=extra,
+            stream=stream,
+            stream_options=omit if usage is None else usage,
         )
 
     def _response(self, request: Request, completion: ChatCompletion) -> Response:
@@ -216,21 +313,26 @@ class OpenAIModel:
                 output_tokens=estimate_tokens(text),
             )
         else:
-            details = usage.prompt_tokens_details
-            cached = (details.cached_tokens or 0) if details is not None else 0
-            counted = Usage(
-                input_tokens=usage.prompt_tokens,
-                output_tokens=usage.completion_tokens,
-                cached_tokens=cached,
-            )
-        cost = self._price.cost(
+            counted = _usage(usage)
+        finish: Finish = "length" if completion.choices[0].finish_reason == "length" else "stop"
+        if self._loop_rule is not None:
+            text, looped = trim_loop(text, self._loop_rule)
+            finish = DEGENERATE if looped else finish
+        confidence = _confidence(completion) if self._wants_logprobs(request) else None
+        return Response(
+            text=text,
+            usage=counted,
+            cost=self._cost(counted),
+            model=self._name,
+            confidence=confidence,
+            finish=finish,
+        )
+
+    def _cost(self, counted: Usage) -> float:
+        return self._price.cost(
             input_tokens=counted.input_tokens,
             output_tokens=counted.output_tokens,
             cached_tokens=counted.cached_tokens,
-        )
-        confidence = _confidence(completion) if self._wants_logprobs(request) else None
-        return Response(
-            text=text, usage=counted, cost=cost, model=self._name, confidence=confidence
         )
 
     def _final(self, exc: openai.APIStatusError) -> ModelError:
@@ -265,6 +367,16 @@ def _rejects(exc: openai.APIStatusError, parameter: str) -> bool:
     if exc.status_code in (401, 403, 429):
         return False
     return parameter in f"{exc.message} {exc.body}".lower()
+
+
+def _usage(usage: CompletionUsage) -> Usage:
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details is not None else 0
+    return Usage(
+        input_tokens=usage.prompt_tokens,
+        output_tokens=usage.completion_tokens,
+        cached_tokens=cached,
+    )
 
 
 def _confidence(completion: ChatCompletion) -> Confidence | None:

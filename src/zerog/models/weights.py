@@ -118,6 +118,14 @@ def find_parts(spec: WeightSpec, locate: PartLocator = installed_part) -> list[P
     return parts
 
 
+def available(spec: WeightSpec, directory: Path, locate: PartLocator = installed_part) -> bool:
+    """Whether ``spec``'s weights are at hand: assembled in ``directory`` already, or all its
+    part packages installed (checked in order, stopping at the first missing one)."""
+    if (directory / spec.filename).is_file():
+        return True
+    return all(locate(name, i) is not None for i, name in enumerate(spec.distributions, start=1))
+
+
 def _stamp_path(target: Path) -> Path:
     return target.with_name(target.name + ".verified")
 

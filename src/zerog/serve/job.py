@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zerog.errors import ZerogError
 from zerog.loop import Engine
-from zerog.models.spec import load_model
+from zerog.models.spec import load_model, with_cascade
 from zerog.router.factory import make_router
 from zerog.sandbox.base import Limits
 from zerog.serve.confine import beneath, model_file
@@ -68,8 +68,9 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
     confine_files(spec)
     if spec.goal is not None:
         beneath(spec.base_dir, spec.goal.workspace, directory=True)
-    backend = load_model(spec.model, base_dir=spec.base_dir, environ=environ)
-    strategy = spec.strategy.build(
+    first, escalate = with_cascade(spec.model, spec.strategy.escalate, environ=environ)
+    backend = load_model(first, base_dir=spec.base_dir, environ=environ)
+    strategy = spec.strategy.model_copy(update={"escalate": escalate}).build(
         backend, lambda model: load_model(model, base_dir=spec.base_dir, environ=environ)
     )
     with Store(spec.store) as store:
