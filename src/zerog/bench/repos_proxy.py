@@ -219,7 +219,8 @@ class LlamaServer:
             if self._process.poll() is not None:
                 raise ConfigError(f"llama_cpp.server exited with {self._process.returncode}")
             try:
-                with urllib.request.urlopen(f"{self.url}/v1/models", timeout=2) as reply:
+                url = f"{self.url}/v1/models"  # http://127.0.0.1 only
+                with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310
                     if reply.status == 200:
                         return self
             except OSError:
