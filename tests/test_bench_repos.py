@@ -9,6 +9,7 @@ import io
 import json
 import sys
 import tarfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -234,6 +235,13 @@ def test_the_proxy_forwards_and_records_usage() -> None:
             (11, 7, "length")
         ]
         assert proxy.take() == []
+        # An answer to a request made before the window (an agent killed mid-call) does
+        # not count for the next agent.
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            reply.read()
+        window = time.monotonic()
+        assert proxy.settle(5)
+        assert proxy.take(since=window) == []
         assert upstream.requests[0].path == "/v1/chat/completions"
 
 

@@ -49,6 +49,7 @@ CONFIG_FILES = (
 )
 IGNORED = frozenset({".git", "__pycache__", ".zerog", ".pytest_cache", ".aider.tags.cache.v4"})
 JUDGE_TIMEOUT = 300.0
+SETTLE_TIMEOUT = 1800.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,10 @@ class Context:
     scratch: Path  # a directory for the agent's own files (stores, logs, HOME)
     model_url: str = ""  # the recording proxy in front of llama_cpp.server ("" without)
     model_alias: str = ""
-    usage: Callable[[], list[Usage]] = field(default=lambda: [])
+    # The proxy's answers to requests made since a time.monotonic() value, and a wait
+    # until the server is free (after an agent killed mid-request).
+    usage: Callable[[float], list[Usage]] = field(default=lambda since: [])
+    settle: Callable[[float], bool] = field(default=lambda timeout: True)
 
 
 class Agent(Protocol):
@@ -207,7 +211,7 @@ class ZerogAgent:
         if not result:
             tail = (context.scratch / "zerog.stderr").read_text("utf-8", "replace")[-300:]
             detail = f"exit {code}: {tail.strip()}"
-        seconds, actions = _store_facts(store)
+        seconds, undone = _store_facts(store)
         return AgentRun(
             returncode=code,
             timed_out=timed_out,
@@ -216,30 +220,30 @@ class ZerogAgent:
             completion_tokens=completion,
             model_seconds=seconds,
             detail=detail,
-            acted=actions > 0,
+            acted=undone > 0 or bool(result.get("files", {}).get("changed")),
         )
 
 
 def _store_facts(store: Path) -> tuple[float, int]:
     """The summed duration of the model calls a zerog run store recorded, and how many
-    actions the run carried out (zerog rolls a failed iteration back: its edits are gone
-    from the workspace, but not from the store)."""
+    files its rollbacks put back (zerog rolls a failed iteration back: its edits are gone
+    from the workspace, but the store's rollback events count them)."""
     if not store.is_file():
         return 0.0, 0
     connection = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     try:
-        seconds = 0.0
-        for (data,) in connection.execute(
-            "SELECT data FROM events WHERE kind = ?", ("model_call",)
-        ):
-            duration = json.loads(data).get("duration")
-            if isinstance(duration, (int, float)):
-                seconds += float(duration)
-        (actions,) = connection.execute(
-            "SELECT COUNT(*) FROM events WHERE kind = ?", ("action",)
-        ).fetchone()
-        return seconds, int(actions)
-    except (sqlite3.Error, ValueError):
+        seconds, undone = 0.0, 0
+        rows = connection.execute(
+            "SELECT kind, data FROM events WHERE kind IN (?, ?)", ("model_call", "rollback")
+        )
+        for kind, data in rows:
+            event = json.loads(data)
+            if kind == "model_call" and isinstance(event.get("duration"), (int, float)):
+                seconds += float(event["duration"])
+            elif kind == "rollback":
+                undone += int(event.get("written") or 0) + int(event.get("removed") or 0)
+        return seconds, undone
+    except (sqlite3.Error, ValueError, TypeError):
         return 0.0, 0
     finally:
         connection.close()
@@ -319,7 +323,7 @@ class AiderAgent:
             argv, workspace, env, context.time_limit, context.scratch / "aider.stderr"
         )
         (context.scratch / "aider.stdout").write_text(out, encoding="utf-8")
-        return _peer_usage(code, timed_out, context.usage(), f"exit {code}")
+        return _peer_usage(code, timed_out, context.usage(0.0), f"exit {code}")
 
 
 @dataclass(frozen=True)
@@ -367,7 +371,7 @@ class MiniAgent:
             argv, workspace, env, context.time_limit, context.scratch / "mini.stderr"
         )
         (context.scratch / "mini.stdout").write_text(out, encoding="utf-8")
-        return _peer_usage(code, timed_out, context.usage(), f"exit {code}")
+        return _peer_usage(code, timed_out, context.usage(0.0), f"exit {code}")
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -439,9 +443,10 @@ def run_task(agent: Agent, task: BuiltTask, tasks_dir: Path, out: Path, context:
         scratch=scratch.absolute(),
         model_url=context.model_url,
         model_alias=context.model_alias,
-        usage=context.usage,
+        usage=lambda since: context.usage(since or window),
     )
-    context.usage()  # forget what an earlier run left
+    context.settle(SETTLE_TIMEOUT)  # the server finishes what an earlier agent left running
+    window = time.monotonic()
     started = time.perf_counter()
     run = agent.run(task, workspace.absolute(), here)
     wall = time.perf_counter() - started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import sys
@@ -26,7 +27,7 @@ DEFAULT_OUT = Path(".zerog-bench/repos")
 if TYPE_CHECKING:
     from zerog.bench.repos_proxy import Usage
 
-    Taker = Callable[[], list[Usage]]
+    Taker = Callable[[float], list[Usage]]
 
 
 def register(bench_app: typer.Typer) -> None:
@@ -73,7 +74,9 @@ def _weights(model: str) -> tuple[Path, str]:
 
 
 @contextmanager
-def _served(model: str, out: Path, threads: int, n_ctx: int) -> Iterator[tuple[str, str, Taker]]:
+def _served(
+    model: str, out: Path, threads: int, n_ctx: int
+) -> Iterator[tuple[str, str, Taker, Callable[[float], bool]]]:
     from zerog.bench.repos_proxy import LlamaServer, UsageProxy
 
     path, alias = _weights(model)
@@ -89,7 +92,7 @@ def _served(model: str, out: Path, threads: int, n_ctx: int) -> Iterator[tuple[s
             )
         )
         proxy = stack.enter_context(UsageProxy(server.url))
-        yield proxy.url, alias, proxy.take
+        yield proxy.url, alias, proxy.take, proxy.settle
 
 
 def bench_repos(
@@ -197,18 +200,14 @@ def bench_repos(
             )
 
         with ExitStack() as stack:
-            url = alias = ""
-            usage: Taker = list
+            context = Context(python=python.absolute(), time_limit=time_limit, scratch=directory)
             if peer_names(peers):
-                url, alias, usage = stack.enter_context(_served(model, directory, threads, n_ctx))
-            context = Context(
-                python=python.absolute(),
-                time_limit=time_limit,
-                scratch=directory,
-                model_url=url,
-                model_alias=alias,
-                usage=usage,
-            )
+                url, alias, usage, settle = stack.enter_context(
+                    _served(model, directory, threads, n_ctx)
+                )
+                context = dataclasses.replace(
+                    context, model_url=url, model_alias=alias, usage=usage, settle=settle
+                )
             results = run_bench(agents, chosen, tasks_dir.absolute(), directory, context, show)
     except ZerogError as exc:
         err.print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)

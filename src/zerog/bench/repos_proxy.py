@@ -39,9 +39,10 @@ class Usage:
     completion_tokens: int
     seconds: float
     finish_reason: str
+    started: float = 0.0  # time.monotonic() when the request reached the proxy
 
 
-def parse_usage(body: bytes, seconds: float) -> Usage | None:
+def parse_usage(body: bytes, seconds: float, started: float = 0.0) -> Usage | None:
     """The usage of a chat/completion answer body; None when it is not one."""
     try:
         data = json.loads(body)
@@ -59,7 +60,7 @@ def parse_usage(body: bytes, seconds: float) -> Usage | None:
         value = usage.get(key, 0) if isinstance(usage, dict) else 0
         return value if isinstance(value, int) and value >= 0 else 0
 
-    return Usage(count("prompt_tokens"), count("completion_tokens"), seconds, reason)
+    return Usage(count("prompt_tokens"), count("completion_tokens"), seconds, reason, started)
 
 
 class UsageProxy:
@@ -74,6 +75,8 @@ class UsageProxy:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._records: list[Usage] = []
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -84,11 +87,28 @@ class UsageProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{int(self._server.server_address[1])}"
 
-    def take(self) -> list[Usage]:
-        """The answers recorded since the last call (and forget them)."""
+    def take(self, since: float = 0.0) -> list[Usage]:
+        """The answers to requests that arrived at or after ``since`` (a ``time.monotonic()``
+        value) recorded since the last call; all recorded answers are forgotten. An agent
+        killed at its time limit leaves its request running on the server: its answer
+        arrives later and must not count for the next agent."""
         with self._lock:
             records, self._records = self._records, []
-        return records
+        return [r for r in records if r.started >= since]
+
+    def settle(self, timeout: float) -> bool:
+        """Wait until no request is in flight (the server is free again); False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+
+    def _begin(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def _end(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
 
     def __enter__(self) -> UsageProxy:
         self._thread.start()
@@ -129,6 +149,7 @@ class UsageProxy:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         forward = self._forward
         record = self._record
+        begin, end = self._begin, self._end
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -137,6 +158,8 @@ class UsageProxy:
                 length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY)
                 body = self.rfile.read(length) if length else b""
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+                started = time.monotonic()
+                begin()
                 try:
                     status, reply_headers, payload, seconds = forward(
                         self.command, self.path, headers, body
@@ -144,12 +167,14 @@ class UsageProxy:
                 except OSError as exc:
                     status, reply_headers, seconds = 502, [], 0.0
                     payload = json.dumps({"error": f"upstream: {exc}"}).encode()
+                finally:
+                    end()
                 if self.command == "POST":
-                    usage = parse_usage(payload, seconds)
+                    usage = parse_usage(payload, seconds, started)
                     if usage is not None:
                         record(usage)
                     elif b'"stream"' in body and status == 200:
-                        record(Usage(0, 0, seconds, "stream"))
+                        record(Usage(0, 0, seconds, "stream", started))
                 try:
                     self.send_response(status)
                     for name, value in reply_headers:
