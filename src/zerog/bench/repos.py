@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
@@ -50,6 +51,9 @@ CONFIG_FILES = (
 IGNORED = frozenset({".git", "__pycache__", ".zerog", ".pytest_cache", ".aider.tags.cache.v4"})
 JUDGE_TIMEOUT = 300.0
 SETTLE_TIMEOUT = 1800.0
+# The max_tokens zerog's planners ask for on main (Request's default, the code planner's):
+# an answer exactly this long was cut.
+ZEROG_TOKEN_LIMITS = frozenset({1536, 2048})
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,7 @@ def _run(
             out, _ = process.communicate(timeout=timeout)
             return process.returncode, False, out.decode("utf-8", "replace")
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
+            os.killpg(process.pid, signal.SIGKILL)
             out, _ = process.communicate()
             return -9, True, out.decode("utf-8", "replace")
 
@@ -211,7 +215,7 @@ class ZerogAgent:
         if not result:
             tail = (context.scratch / "zerog.stderr").read_text("utf-8", "replace")[-300:]
             detail = f"exit {code}: {tail.strip()}"
-        seconds, undone = _store_facts(store)
+        seconds, undone, reasons = _store_facts(store)
         return AgentRun(
             returncode=code,
             timed_out=timed_out,
@@ -219,32 +223,38 @@ class ZerogAgent:
             prompt_tokens=prompt,
             completion_tokens=completion,
             model_seconds=seconds,
+            finish_reasons=reasons,
             detail=detail,
             acted=undone > 0 or bool(result.get("files", {}).get("changed")),
         )
 
 
-def _store_facts(store: Path) -> tuple[float, int]:
-    """The summed duration of the model calls a zerog run store recorded, and how many
-    files its rollbacks put back (zerog rolls a failed iteration back: its edits are gone
-    from the workspace, but the store's rollback events count them)."""
+def _store_facts(store: Path) -> tuple[float, int, tuple[str, ...]]:
+    """The summed duration of the model calls a zerog run store recorded, how many files
+    its rollbacks put back (zerog rolls a failed iteration back: its edits are gone from
+    the workspace, but the store's rollback events count them), and each call's finish
+    reason as far as the store tells it: ``length`` for an answer exactly as long as one
+    of zerog's token limits (the store does not record the reason itself)."""
     if not store.is_file():
-        return 0.0, 0
+        return 0.0, 0, ()
     connection = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     try:
-        seconds, undone = 0.0, 0
+        seconds, undone, reasons = 0.0, 0, []
         rows = connection.execute(
             "SELECT kind, data FROM events WHERE kind IN (?, ?)", ("model_call", "rollback")
         )
         for kind, data in rows:
             event = json.loads(data)
-            if kind == "model_call" and isinstance(event.get("duration"), (int, float)):
-                seconds += float(event["duration"])
+            if kind == "model_call":
+                duration = event.get("duration")
+                seconds += float(duration) if isinstance(duration, (int, float)) else 0.0
+                cut = event.get("output_tokens") in ZEROG_TOKEN_LIMITS
+                reasons.append("length" if cut else "stop")
             elif kind == "rollback":
                 undone += int(event.get("written") or 0) + int(event.get("removed") or 0)
-        return seconds, undone
+        return seconds, undone, tuple(reasons)
     except (sqlite3.Error, ValueError, TypeError):
-        return 0.0, 0
+        return 0.0, 0, ()
     finally:
         connection.close()
 
