@@ -130,6 +130,10 @@ def _run(
             os.killpg(process.pid, signal.SIGKILL)
             out, _ = process.communicate()
             return -9, True, out.decode("utf-8", "replace")
+        except BaseException:  # interrupted: the agent's session does not outlive the bench
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
 
 
 def _base_env(scratch: Path) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import socket
 import sys
 import time
@@ -93,6 +94,10 @@ def _served(
         )
         proxy = stack.enter_context(UsageProxy(server.url))
         yield proxy.url, alias, proxy.take, proxy.settle
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def bench_repos(
@@ -200,6 +205,9 @@ def bench_repos(
             )
 
         with ExitStack() as stack:
+            # Stopped by SIGTERM, the bench still stops the server and the running agent.
+            previous = signal.signal(signal.SIGTERM, _terminate)
+            stack.callback(signal.signal, signal.SIGTERM, previous)
             context = Context(python=python.absolute(), time_limit=time_limit, scratch=directory)
             if peer_names(peers):
                 url, alias, usage, settle = stack.enter_context(
