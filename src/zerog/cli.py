@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from zerog import cli_batch, cli_diff, cli_humaneval, cli_routes, cli_serve
+from zerog.bench import repos_cli
 from zerog.cli_cache import Caching, caching, register
 from zerog.cli_errors import usage_error
 from zerog.cli_options import (
@@ -1197,6 +1198,7 @@ def bench_prefix(
 
 
 cli_batch.register(app, bench_app)
+repos_cli.register(bench_app)
 
 
 @app.command()
