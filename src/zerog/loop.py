@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from zerog import context as ctx
 from zerog import planner, toolchain, worker
-from zerog.beneath import Dir
+from zerog.beneath import Dir, read_beneath
 from zerog.budget import BudgetExhausted, Meter
 from zerog.changes import compare, file_changes
 from zerog.errors import ConfigError, ModelError, ModelOutputError
@@ -44,8 +44,10 @@ from zerog.sandbox.redacted import RedactedSandbox
 from zerog.sandbox.workspace import Snapshot, Workspace
 from zerog.statedir import STATE_DIR, append_text, open_state, open_state_file, state_subdir
 from zerog.store import Store, StoreError
+from zerog.text import sanitize
 from zerog.trace import JsonlTrace
 from zerog.types import (
+    MAX_ACTIONS_PER_STEP,
     Action,
     CannotRun,
     CheckResult,
@@ -988,7 +990,9 @@ class _Run:
             self.rec.emit("step_started", iteration=iteration, step=index, intent=step.intent)
             first = 0  # a routed step that failed is retried by the worker, numbered after it
             routed = (
-                None if step.actions or not self.gate else self.gate.route(iteration, plan, index)
+                None
+                if step.actions or step.files or not self.gate
+                else self.gate.route(iteration, plan, index)
             )
             if routed is not None and self.gate is not None:
                 rs = routed.actions  # empty when a resumed run replays a demotion
@@ -997,12 +1001,50 @@ class _Run:
                     self.resolved.append(step.model_copy(update={"actions": tuple(rs)}))
                     continue
                 first = self.gate.demote(iteration, index, routed, failed[0][1] if failed else "")
-            actions = step.actions or worker.act(self.model, context, plan, index)
-            self.resolved.append(step.model_copy(update={"actions": tuple(actions)}))
+            if step.files:  # the code of the step's files, asked file by file
+                coded = self.code(iteration, context, plan, index)
+                if isinstance(coded, Observation):
+                    self.rec.emit("step_failed", iteration=iteration, step=index)
+                    return (step.intent, "write the code of " + ", ".join(step.files), coded), False
+                actions: Sequence[Action] = (*coded, *step.actions)
+            else:
+                actions = step.actions or worker.act(self.model, context, plan, index)
+            self.resolved.append(step.model_copy(update={"actions": tuple(actions), "files": ()}))
             bad = self.run_step(iteration, step, index, actions, taken, first)
             if bad is not None:
                 return bad
         return None, False
+
+    def code(
+        self, iteration: int, context: ctx.Context, plan: Plan, index: int
+    ) -> tuple[Action, ...] | Observation:
+        """The actions that write step ``index``'s files, or (the model's code stayed
+        unusable after its re-asks) an error observation with the account."""
+        room = MAX_ACTIONS_PER_STEP - len(plan.steps[index].actions)
+        try:
+            return worker.code(self.model, context, plan, index, self.read_current, room=room)
+        except worker.CodeAnswerError as exc:
+            self.rec.emit("code_failed", iteration=iteration, step=index, reason=str(exc))
+            return Observation(status=Status.ERROR, stderr=str(exc))
+
+    def read_current(self, path: str) -> worker.FileText:
+        """A workspace file as it is now, for a code call: sanitized and redacted like
+        the context's files."""
+        try:
+            data = read_beneath(self.goal.workspace, path, worker.MAX_CODE_FILE_BYTES)
+        except FileNotFoundError:
+            return worker.FileText(None)
+        except (OSError, PathEscape) as exc:
+            return worker.FileText(None, problem=f"it cannot be read ({exc})")
+        if data is None:
+            return worker.FileText(None, problem="it is not a regular file")
+        if len(data) > worker.MAX_CODE_FILE_BYTES:
+            return worker.FileText(None, problem="it is too large to change by a model")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return worker.FileText(None, problem="it is not UTF-8 text")
+        return worker.FileText(self.redactor.text(sanitize(text)), crlf="\r\n" in text)
 
     def run_step(
         self,

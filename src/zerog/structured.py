@@ -75,10 +75,13 @@ def ask(
     max_tokens: int = 2048,
     temperature: float = 0.0,
     reasks: int = 1,
+    grammar: type[BaseModel] | None = None,
 ) -> T:
     """Ask for a JSON object matching ``schema``; re-ask up to ``reasks`` times with the
-    validation error, then raise :class:`ModelOutputError`."""
-    json_schema = schema_of(schema)
+    validation error, then raise :class:`ModelOutputError`. ``grammar``: a narrower schema
+    the answer is asked for (and constrained to, on backends that decode by a schema)
+    when ``schema`` also accepts other shapes."""
+    json_schema = schema_of(grammar or schema)
     problem = ""
     for _ in range(reasks + 1):
         request = Request(
