@@ -9,7 +9,7 @@ import pytest
 
 from builders import scripted
 from zerog import Budget, Engine, Goal, RunStatus
-from zerog.codeplan import CodePlanner, extract_code, merge
+from zerog.codeplan import CodePlanner, extract_code, merge, splice
 from zerog.errors import ConfigError
 from zerog.events import Event
 from zerog.models.base import Model
@@ -310,3 +310,36 @@ def test_a_strategy_built_from_options_runs_as_the_docs_show(tmp_path: Path) -> 
     result = engine.run(goal(tmp_path, 5))
     assert (result.status, result.iterations) == (RunStatus.SUCCESS, 3)
     assert {name: spent.calls for name, spent in result.models.items()} == {"small": 2, "big": 1}
+
+
+SPLICE_SOURCE = '''"""Doc."""
+import os
+
+X = 1
+
+
+@dec
+def add(a, b):
+    return a - b
+
+
+class K:
+    pass
+'''
+
+
+def test_splice_puts_a_partial_answer_in_place() -> None:
+    answer = "import re\nimport os\n\n@dec\ndef add(a, b):\n    return a + b\n\nY = 2\n"
+    assert splice(SPLICE_SOURCE, answer) == (
+        '"""Doc."""\nimport re\nimport os\n\nX = 1\n\n\n@dec\ndef add(a, b):\n'
+        "    return a + b\n\n\nclass K:\n    pass\n\n\nY = 2\n"
+    )
+
+
+def test_splice_takes_a_complete_answer_as_the_file() -> None:
+    answer = "import os\n\n\ndef add(a, b):\n    return a + b\n\n\nclass K:\n    x = 1\n"
+    assert splice(SPLICE_SOURCE, answer) == answer
+
+
+def test_splice_leaves_an_answer_that_does_not_parse() -> None:
+    assert splice(SPLICE_SOURCE, "def add(:\n") == "def add(:\n"

@@ -99,6 +99,72 @@ def _without_imports(answer: str, new: ast.Module, old: ast.Module) -> str:
     return "".join(line for n, line in enumerate(lines, start=1) if n not in drop).lstrip("\n")
 
 
+def splice(original: str, answer: str) -> str:
+    """A whole-file answer for a file of a repository, made whole where it is partial.
+
+    An answer that defines every top-level function and class ``original`` has is the
+    file. One that leaves some out (small models often give only the function they
+    fixed) is spliced into ``original`` in place: each definition it gives replaces the
+    file's one where it stands, its new imports go before the file's first statement, and
+    its other new top-level statements follow at the end, so the file keeps its order.
+    When either side does not parse the answer is returned unchanged."""
+    try:
+        old, new = ast.parse(original), ast.parse(answer)
+    except SyntaxError:
+        return answer
+    if not _defined(old) - _defined(new):
+        return answer
+    lines = original.splitlines(keepends=True)
+    got = answer.splitlines(keepends=True)
+    mine = {node.name: node for node in new.body if isinstance(node, _DEFS)}
+    have = {ast.dump(node) for node in old.body}
+    head = [_text(got, n) for n in new.body if isinstance(n, _IMPORTS) and ast.dump(n) not in have]
+    tail = [
+        _text(got, n)
+        for n in new.body
+        if not isinstance(n, _IMPORTS)
+        and ast.dump(n) not in have
+        and not (isinstance(n, _DEFS) and n.name in _defined(old))
+    ]
+    out: list[str] = []
+    at = 0  # the next line of ``original`` not yet copied
+    first = _first_statement(old)
+    for node in old.body:
+        start = _start(node)
+        if node is first and head:
+            out += [*lines[at : start - 1], *head]
+            at = start - 1
+        if isinstance(node, _DEFS) and node.name in mine:
+            out += [*lines[at : start - 1], _text(got, mine[node.name])]
+            at = node.end_lineno or node.lineno
+    out += lines[at:]
+    if first is None:
+        out = [*head, *out]
+    body = "".join(out).rstrip("\n") + "\n"
+    return body if not tail else body + "\n\n" + "\n\n".join(t.rstrip("\n") for t in tail) + "\n"
+
+
+def _start(node: ast.stmt) -> int:
+    return min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+
+
+def _text(lines: list[str], node: ast.stmt) -> str:
+    return "".join(lines[_start(node) - 1 : node.end_lineno or node.lineno]).rstrip("\n") + "\n"
+
+
+def _first_statement(tree: ast.Module) -> ast.stmt | None:
+    """The module's first statement after its docstring."""
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and node is tree.body[0]
+        ):
+            continue
+        return node
+    return None
+
+
 class CodePlanner:
     """Plans a goal about one Python file (``path``, relative to the workspace) by asking
     for the file's code. Usable as the engine's ``plan_with``."""

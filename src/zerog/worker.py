@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from zerog import blocks, structured
 from zerog.blocks import BlockError
-from zerog.codeplan import merge
+from zerog.codeplan import splice
 from zerog.context import Context, render
 from zerog.errors import ModelOutputError
 from zerog.models.base import Message, Model, Request
@@ -171,7 +171,7 @@ def file_actions(answer: str, path: str, current: FileText, whole: bool) -> list
 
     An answer with SEARCH/REPLACE blocks is taken as edits even where a whole file was
     asked for (edits are checked against the file); a whole Python file is merged into
-    the current one by top-level name (:func:`zerog.codeplan.merge`)."""
+    the current one where it leaves definitions out (:func:`zerog.codeplan.splice`)."""
     if current.text is not None and (not whole or blocks.has_edit_blocks(answer)):
         edits = blocks.edit_blocks(answer, path)
         blocks.apply(current.text, edits, path)  # every SEARCH text occurs exactly once
@@ -180,7 +180,7 @@ def file_actions(answer: str, path: str, current: FileText, whole: bool) -> list
     nested = current.text is not None and blocks.fence_for(current.text) != "```"
     content = blocks.whole_file(answer, path, nested=nested)
     if current.text is not None and path.endswith(".py"):
-        content = merge(current.text, content)
+        content = splice(current.text, content)
     return [WriteFileAction(path=path, content=blocks.crlf(content) if current.crlf else content)]
 
 
