@@ -13,6 +13,7 @@ import pytest
 
 from builders import scripted
 from zerog import Engine, Goal, RunStatus
+from zerog.coder import CodeAnswerError, FileText
 from zerog.context import Context
 from zerog.errors import ModelOutputError
 from zerog.events import Event
@@ -20,7 +21,7 @@ from zerog.planner import plan as make_plan
 from zerog.replay import replay_run
 from zerog.store import Store
 from zerog.types import EditAction, Plan, RunResult, ShellAction, Step, WriteFileAction
-from zerog.worker import CodeAnswerError, FileText, code
+from zerog.worker import code
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n"
 FIXED = CALC.replace("a - b", "a + b")

@@ -9,12 +9,13 @@ import pytest
 
 from builders import scripted
 from zerog import Budget, Engine, Goal, RunStatus
-from zerog.codeplan import CodePlanner, extract_code, merge, splice
+from zerog.codeplan import CodePlanner, extract_code, merge
 from zerog.errors import ConfigError
 from zerog.events import Event
 from zerog.models.base import Model
 from zerog.models.cascade import Escalating
 from zerog.models.scripted import ScriptedModel, parse_line
+from zerog.pymerge import splice
 from zerog.sandbox.local import LocalSandbox
 from zerog.store import Store
 from zerog.strategies import StrategyOptions

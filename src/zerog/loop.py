@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zerog import coder, planner, toolchain, worker
 from zerog import context as ctx
-from zerog import planner, toolchain, worker
 from zerog.beneath import Dir, read_beneath
 from zerog.budget import BudgetExhausted, Meter
 from zerog.changes import compare, file_changes
@@ -1023,28 +1023,28 @@ class _Run:
         room = MAX_ACTIONS_PER_STEP - len(plan.steps[index].actions)
         try:
             return worker.code(self.model, context, plan, index, self.read_current, room=room)
-        except worker.CodeAnswerError as exc:
+        except coder.CodeAnswerError as exc:
             self.rec.emit("code_failed", iteration=iteration, step=index, reason=str(exc))
             return Observation(status=Status.ERROR, stderr=str(exc))
 
-    def read_current(self, path: str) -> worker.FileText:
+    def read_current(self, path: str) -> coder.FileText:
         """A workspace file as it is now, for a code call: sanitized and redacted like
         the context's files."""
         try:
-            data = read_beneath(self.goal.workspace, path, worker.MAX_CODE_FILE_BYTES)
+            data = read_beneath(self.goal.workspace, path, coder.MAX_CODE_FILE_BYTES)
         except FileNotFoundError:
-            return worker.FileText(None)
+            return coder.FileText(None)
         except (OSError, PathEscape) as exc:
-            return worker.FileText(None, problem=f"it cannot be read ({exc})")
+            return coder.FileText(None, problem=f"it cannot be read ({exc})")
         if data is None:
-            return worker.FileText(None, problem="it is not a regular file")
-        if len(data) > worker.MAX_CODE_FILE_BYTES:
-            return worker.FileText(None, problem="it is too large to change by a model")
+            return coder.FileText(None, problem="it is not a regular file")
+        if len(data) > coder.MAX_CODE_FILE_BYTES:
+            return coder.FileText(None, problem="it is too large to change by a model")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            return worker.FileText(None, problem="it is not UTF-8 text")
-        return worker.FileText(self.redactor.text(sanitize(text)), crlf="\r\n" in text)
+            return coder.FileText(None, problem="it is not UTF-8 text")
+        return coder.FileText(self.redactor.text(sanitize(text)), crlf="\r\n" in text)
 
     def run_step(
         self,
