@@ -9,13 +9,13 @@ import pytest
 
 from builders import scripted
 from zerog import Budget, Engine, Goal, RunStatus
-from zerog.codeplan import CodePlanner, extract_code, merge
+from zerog.codeplan import CodePlanner, extract_code
 from zerog.errors import ConfigError
 from zerog.events import Event
 from zerog.models.base import Model
 from zerog.models.cascade import Escalating
 from zerog.models.scripted import ScriptedModel, parse_line
-from zerog.pymerge import splice
+from zerog.pymerge import merge, splice
 from zerog.sandbox.local import LocalSandbox
 from zerog.store import Store
 from zerog.strategies import StrategyOptions
@@ -344,3 +344,38 @@ def test_splice_takes_a_complete_answer_as_the_file() -> None:
 
 def test_splice_leaves_an_answer_that_does_not_parse() -> None:
     assert splice(SPLICE_SOURCE, "def add(:\n") == "def add(:\n"
+
+
+def test_an_answer_cut_off_is_asked_again_sampled_within_the_iteration(tmp_path: Path) -> None:
+    cut = {"text": "```python\ndef area(r):\n    return helper(math.pi * r * r) + area(r) + area("}
+    model = scripted(cut, RIGHT)
+    result = engine(model).run(goal(tmp_path, 1))
+    assert result.status is RunStatus.SUCCESS
+    assert result.iterations == 1
+    first, again = model.requests
+    assert first.temperature == 0.0
+    assert again.temperature > 0.0
+    assert again.seed is not None
+    assert "is not closed" in again.messages[-1].content
+
+
+def test_after_the_re_ask_the_last_answer_is_written_as_it_is(tmp_path: Path) -> None:
+    model = scripted({"text": "no code at all"}, {"text": "def area(r):\n    return r\n"})
+    events: list[Event] = []
+
+    class Sink:
+        def emit(self, event: Event) -> None:
+            events.append(event)
+
+    run = Engine(
+        model,
+        LocalSandbox({"PATH": "/usr/bin:/bin"}),
+        sinks=[Sink()],
+        write_trace=False,
+        plan_with=CodePlanner("calc.py"),
+    ).run(goal(tmp_path, 1))
+    assert run.status is RunStatus.MAX_ITERATIONS  # the checks judged the answer
+    (written,) = [e.data["action"] for e in events if e.kind == "action"]
+    assert isinstance(written, dict)
+    assert "def area(r):\n    return r\n" in str(written["content"])
+    assert len(model.requests) == 2

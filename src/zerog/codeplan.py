@@ -22,9 +22,10 @@ import re
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
+from zerog import blocks, coder
 from zerog.context import Context
 from zerog.errors import ConfigError, ModelOutputError
-from zerog.models.base import Message, Model, Request
+from zerog.models.base import Message, Model
 from zerog.pymerge import merge
 from zerog.text import elide, sanitize
 from zerog.types import Plan, Step, WriteFileAction
@@ -60,6 +61,7 @@ class CodePlanner:
         fresh: Callable[[], bool] | None = None,
         confidence: bool = False,
         max_tokens: int = 1536,
+        reasks: int = 1,
     ) -> None:
         rel = PurePosixPath(path)
         if rel.is_absolute() or ".." in rel.parts or str(rel) in ("", "."):
@@ -69,6 +71,7 @@ class CodePlanner:
         self.fresh = fresh
         self.confidence = confidence  # ask for token probabilities (second opinions)
         self.max_tokens = max_tokens
+        self.reasks = reasks  # a malformed answer (no block, one cut off) is asked again
 
     def with_feedback(self, context: Context) -> bool:
         """Whether this iteration shows the failures (and is sampled)."""
@@ -99,24 +102,39 @@ class CodePlanner:
 
     def __call__(self, model: Model, context: Context) -> Plan:
         retry = self.with_feedback(context)
-        request = Request(
-            messages=(
-                Message(role="system", content=SYSTEM),
-                Message(role="user", content=self.prompt(context)),
-            ),
-            max_tokens=self.max_tokens,
-            temperature=self.retry_temperature if retry else 0.0,
-            seed=context.history[-1].iteration if retry else None,
-            purpose="plan",
-            confidence=self.confidence,
-        )
-        text = model.complete(request).text
-        code = extract_code(text)
-        if not code.strip():
-            raise ModelOutputError(f"the model's answer has no code: {elide(sanitize(text), 200)}")
         current = next((f for f in context.files if f.path == self.path), None)
-        if current is not None and current.content is not None:
-            code = merge(current.content, code)
+        original = current.content if current is not None else None
+
+        def parse(text: str) -> str:
+            code = blocks.whole_file(text, self.path)
+            return merge(original, code) if original is not None else code
+
+        messages = (
+            Message(role="system", content=SYSTEM),
+            Message(role="user", content=self.prompt(context)),
+        )
+        try:
+            code = coder.ask(
+                model,
+                messages,
+                parse,
+                max_tokens=self.max_tokens,
+                reasks=self.reasks,
+                again=f"Answer with the complete code of {self.path} in one ```python code block.",
+                what=f"code for {self.path}",
+                temperature=self.retry_temperature if retry else 0.0,
+                seed=context.history[-1].iteration if retry else None,
+                confidence=self.confidence,
+                purpose="plan",
+            )
+        except coder.CodeAnswerError as exc:
+            # The last answer as it is (its longest block, else its text): the checks say
+            # what is wrong with it, and the next iteration sees that.
+            code = extract_code(exc.answer)
+            if not code.strip():
+                raise ModelOutputError(f"{exc}: {elide(sanitize(exc.answer), 200)}") from None
+            if original is not None:
+                code = merge(original, code)
         return Plan(
             steps=(
                 Step(

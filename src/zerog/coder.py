@@ -52,7 +52,11 @@ class FileText:
 
 class CodeAnswerError(ModelOutputError):
     """A step's code could not be had from the model after the re-asks; the message is
-    the account the next iteration sees."""
+    the account the next iteration sees, ``answer`` the last answer."""
+
+    def __init__(self, message: str, answer: str = "") -> None:
+        super().__init__(message)
+        self.answer = answer
 
 
 def file_code(
@@ -95,18 +99,19 @@ def ask(
     temperature: float = 0.0,
     seed: int | None = None,
     confidence: bool = False,
+    purpose: str = "code",
 ) -> R:
     """A code answer ``parse`` accepts. A :class:`BlockError` is re-asked up to ``reasks``
     times (the problem quoted, then ``again``: the format asked for), each re-ask sampled
     at :data:`REASK_TEMPERATURE` or more with its own seed; then :class:`CodeAnswerError`."""
-    problem = ""
+    problem = answer = ""
     for attempt in range(reasks + 1):
         request = Request(
             messages=messages,
             max_tokens=max_tokens,
             temperature=max(temperature, REASK_TEMPERATURE) if attempt else temperature,
             seed=(seed or 0) + attempt if attempt else seed,
-            purpose="code",
+            purpose=purpose,
             confidence=confidence,
         )
         answer = model.complete(request).text
@@ -125,7 +130,8 @@ def ask(
         )
     raise CodeAnswerError(
         f"the model's {what} was unusable after {reasks + 1} answers: "
-        f"{elide(sanitize(problem), 500)}"
+        f"{elide(sanitize(problem), 500)}",
+        answer,
     )
 
 
