@@ -235,6 +235,7 @@ class Engine:
         git: bool = False,
         allow_dirty: bool = False,
         off_limits: Sequence[Path] = (),
+        whole_chars: int = coder.WHOLE_FILE_CHARS,
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
@@ -259,6 +260,8 @@ class Engine:
         self.plan_cache = plan_cache  # reuse verified plans (cache/semantic.py); off: None
         self.tool_cache = tool_cache  # serve deterministic actions (cache/tools.py)
         self.plan_with = plan_with or planner.plan  # e.g. codeplan.CodePlanner for one file
+        # Files up to this many characters are asked for whole, larger ones by SEARCH/REPLACE.
+        self.whole_chars = whole_chars
         # Asked when the checks pass: a reason to get a second opinion, or None to finish.
         # A doubted answer is kept; the next iteration (usually a stronger model, see
         # models/cascade.py) replaces it only if its own answer passes the checks.
@@ -1022,7 +1025,15 @@ class _Run:
         unusable after its re-asks) an error observation with the account."""
         room = MAX_ACTIONS_PER_STEP - len(plan.steps[index].actions)
         try:
-            return worker.code(self.model, context, plan, index, self.read_current, room=room)
+            return worker.code(
+                self.model,
+                context,
+                plan,
+                index,
+                self.read_current,
+                whole_chars=self.e.whole_chars,
+                room=room,
+            )
         except coder.CodeAnswerError as exc:
             self.rec.emit("code_failed", iteration=iteration, step=index, reason=str(exc))
             return Observation(status=Status.ERROR, stderr=str(exc))
