@@ -64,5 +64,6 @@ def test_each_variant_solves_the_slug_task_with_the_right_answers() -> None:
         ("blocks", True, 2),
         ("edits", True, 2),
     ]
+    assert [r.calls for r in runs] == ["plan", "plan,code", "plan,code"]
     assert "SEARCH" in model.requests[-1].messages[-1].content  # edits were asked for
     assert "| blocks | 1/1 | 2 |" in table(runs, ["json", "blocks", "edits"])

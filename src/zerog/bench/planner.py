@@ -257,6 +257,7 @@ class Run:
     seconds: float
     max_tokens_hits: int
     reason: str
+    calls: str = ""  # the purposes of the model calls, in order
 
 
 @dataclass
@@ -337,6 +338,7 @@ def run_one(
             seconds=round(time.monotonic() - started, 1),
             max_tokens_hits=watch.hits,
             reason=result.reason[:300],
+            calls=",".join(watch.calls),
         )
 
 
@@ -368,12 +370,12 @@ def table(runs: Sequence[Run], variants: Sequence[str]) -> str:
     with the model seconds as a ratio to the first variant's."""
     lines = [
         "| task | variant | status | iterations | model calls | output tokens | model s | "
-        "max_tokens hits |",
-        "|---|---|---|---|---|---|---|---|",
+        "max_tokens hits | calls |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r.task} | {r.variant} | {r.status} | {r.iterations} | {r.model_calls} | "
-        f"{r.output_tokens} | {r.model_seconds} | {r.max_tokens_hits} |"
+        f"{r.output_tokens} | {r.model_seconds} | {r.max_tokens_hits} | {r.calls} |"
         for r in runs
     ]
     lines += [
