@@ -9,12 +9,13 @@ import pytest
 
 from builders import scripted
 from zerog import Budget, Engine, Goal, RunStatus
-from zerog.codeplan import CodePlanner, extract_code, merge
+from zerog.codeplan import CodePlanner, extract_code
 from zerog.errors import ConfigError
 from zerog.events import Event
 from zerog.models.base import Model
 from zerog.models.cascade import Escalating
 from zerog.models.scripted import ScriptedModel, parse_line
+from zerog.pymerge import merge, splice
 from zerog.sandbox.local import LocalSandbox
 from zerog.store import Store
 from zerog.strategies import StrategyOptions
@@ -310,3 +311,71 @@ def test_a_strategy_built_from_options_runs_as_the_docs_show(tmp_path: Path) -> 
     result = engine.run(goal(tmp_path, 5))
     assert (result.status, result.iterations) == (RunStatus.SUCCESS, 3)
     assert {name: spent.calls for name, spent in result.models.items()} == {"small": 2, "big": 1}
+
+
+SPLICE_SOURCE = '''"""Doc."""
+import os
+
+X = 1
+
+
+@dec
+def add(a, b):
+    return a - b
+
+
+class K:
+    pass
+'''
+
+
+def test_splice_puts_a_partial_answer_in_place() -> None:
+    answer = "import re\nimport os\n\n@dec\ndef add(a, b):\n    return a + b\n\nY = 2\n"
+    assert splice(SPLICE_SOURCE, answer) == (
+        '"""Doc."""\nimport re\nimport os\n\nX = 1\n\n\n@dec\ndef add(a, b):\n'
+        "    return a + b\n\n\nclass K:\n    pass\n\n\nY = 2\n"
+    )
+
+
+def test_splice_takes_a_complete_answer_as_the_file() -> None:
+    answer = "import os\n\n\ndef add(a, b):\n    return a + b\n\n\nclass K:\n    x = 1\n"
+    assert splice(SPLICE_SOURCE, answer) == answer
+
+
+def test_splice_leaves_an_answer_that_does_not_parse() -> None:
+    assert splice(SPLICE_SOURCE, "def add(:\n") == "def add(:\n"
+
+
+def test_an_answer_cut_off_is_asked_again_sampled_within_the_iteration(tmp_path: Path) -> None:
+    cut = {"text": "```python\ndef area(r):\n    return helper(math.pi * r * r) + area(r) + area("}
+    model = scripted(cut, RIGHT)
+    result = engine(model).run(goal(tmp_path, 1))
+    assert result.status is RunStatus.SUCCESS
+    assert result.iterations == 1
+    first, again = model.requests
+    assert first.temperature == 0.0
+    assert again.temperature > 0.0
+    assert again.seed is not None
+    assert "is not closed" in again.messages[-1].content
+
+
+def test_after_the_re_ask_the_last_answer_is_written_as_it_is(tmp_path: Path) -> None:
+    model = scripted({"text": "no code at all"}, {"text": "def area(r):\n    return r\n"})
+    events: list[Event] = []
+
+    class Sink:
+        def emit(self, event: Event) -> None:
+            events.append(event)
+
+    run = Engine(
+        model,
+        LocalSandbox({"PATH": "/usr/bin:/bin"}),
+        sinks=[Sink()],
+        write_trace=False,
+        plan_with=CodePlanner("calc.py"),
+    ).run(goal(tmp_path, 1))
+    assert run.status is RunStatus.MAX_ITERATIONS  # the checks judged the answer
+    (written,) = [e.data["action"] for e in events if e.kind == "action"]
+    assert isinstance(written, dict)
+    assert "def area(r):\n    return r\n" in str(written["content"])
+    assert len(model.requests) == 2

@@ -65,7 +65,9 @@ def _script(root: Path) -> str:
         },
     }
     lines = [line for line in (DEMO / "script.jsonl").read_text().splitlines() if line[:1] == "{"]
-    rest = [json.loads(line) for line in lines[1:]]
+    answers = [json.loads(line) for line in lines]
+    second = [n for n, a in enumerate(answers) if a.get("purpose") == "plan"][1]
+    rest = answers[second:]  # the demo's second attempt: its plan and its code
     return "scripted:" + write_script(root / "browser.jsonl", wrong, *rest)
 
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from zerog import cli_batch, cli_diff, cli_humaneval, cli_routes, cli_serve
+from zerog import cli_batch, cli_bench_planner, cli_diff, cli_humaneval, cli_routes, cli_serve
 from zerog.bench import repos_cli
 from zerog.cli_cache import Caching, caching, register
 from zerog.cli_errors import usage_error
@@ -107,6 +107,7 @@ cli_serve.register(app, bench_app)
 cli_routes.register(app, bench_app)
 register(app, bench_app)
 cli_humaneval.register(app, bench_app)
+cli_bench_planner.register(app, bench_app)
 cli_diff.register(app)
 
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zerog import coder, planner, toolchain, worker
 from zerog import context as ctx
-from zerog import planner, toolchain, worker
-from zerog.beneath import Dir
+from zerog.beneath import Dir, read_beneath
 from zerog.budget import BudgetExhausted, Meter
 from zerog.changes import compare, file_changes
 from zerog.errors import ConfigError, ModelError, ModelOutputError
@@ -46,8 +46,10 @@ from zerog.sandbox.redacted import RedactedSandbox
 from zerog.sandbox.workspace import Snapshot, Workspace
 from zerog.statedir import STATE_DIR, append_text, open_state, open_state_file, state_subdir
 from zerog.store import GroupCommit, Store, StoreError
+from zerog.text import sanitize
 from zerog.trace import JsonlTrace
 from zerog.types import (
+    MAX_ACTIONS_PER_STEP,
     Action,
     CannotRun,
     CheckResult,
@@ -236,6 +238,7 @@ class Engine:
         allow_dirty: bool = False,
         off_limits: Sequence[Path] = (),
         context_budget: ContextBudget | None = None,
+        whole_chars: int = coder.WHOLE_FILE_CHARS,
     ) -> None:
         if stuck_after < 1:
             raise ConfigError("stuck_after must be at least 1")
@@ -260,6 +263,8 @@ class Engine:
         self.plan_cache = plan_cache  # reuse verified plans (cache/semantic.py); off: None
         self.tool_cache = tool_cache  # serve deterministic actions (cache/tools.py)
         self.plan_with = plan_with or planner.plan  # e.g. codeplan.CodePlanner for one file
+        # Files up to this many characters are asked for whole, larger ones by SEARCH/REPLACE.
+        self.whole_chars = whole_chars
         # Asked when the checks pass: a reason to get a second opinion, or None to finish.
         # A doubted answer is kept; the next iteration (usually a stronger model, see
         # models/cascade.py) replaces it only if its own answer passes the checks.
@@ -1000,7 +1005,9 @@ class _Run:
             self.rec.emit("step_started", iteration=iteration, step=index, intent=step.intent)
             first = 0  # a routed step that failed is retried by the worker, numbered after it
             routed = (
-                None if step.actions or not self.gate else self.gate.route(iteration, plan, index)
+                None
+                if step.actions or step.files or not self.gate
+                else self.gate.route(iteration, plan, index)
             )
             if routed is not None and self.gate is not None:
                 rs = routed.actions  # empty when a resumed run replays a demotion
@@ -1009,12 +1016,58 @@ class _Run:
                     self.resolved.append(step.model_copy(update={"actions": tuple(rs)}))
                     continue
                 first = self.gate.demote(iteration, index, routed, failed[0][1] if failed else "")
-            actions = step.actions or worker.act(self.model, context, plan, index)
-            self.resolved.append(step.model_copy(update={"actions": tuple(actions)}))
+            if step.files:  # the code of the step's files, asked file by file
+                coded = self.code(iteration, context, plan, index)
+                if isinstance(coded, Observation):
+                    self.rec.emit("step_failed", iteration=iteration, step=index)
+                    return (step.intent, "write the code of " + ", ".join(step.files), coded), False
+                actions: Sequence[Action] = (*coded, *step.actions)
+            else:
+                actions = step.actions or worker.act(self.model, context, plan, index)
+            self.resolved.append(step.model_copy(update={"actions": tuple(actions), "files": ()}))
             bad = self.run_step(iteration, step, index, actions, taken, first)
             if bad is not None:
                 return bad
         return None, False
+
+    def code(
+        self, iteration: int, context: ctx.Context, plan: Plan, index: int
+    ) -> tuple[Action, ...] | Observation:
+        """The actions that write step ``index``'s files, or (the model's code stayed
+        unusable after its re-asks) an error observation with the account."""
+        room = MAX_ACTIONS_PER_STEP - len(plan.steps[index].actions)
+        try:
+            return worker.code(
+                self.model,
+                context,
+                plan,
+                index,
+                self.read_current,
+                whole_chars=self.e.whole_chars,
+                room=room,
+            )
+        except coder.CodeAnswerError as exc:
+            self.rec.emit("code_failed", iteration=iteration, step=index, reason=str(exc))
+            return Observation(status=Status.ERROR, stderr=str(exc))
+
+    def read_current(self, path: str) -> coder.FileText:
+        """A workspace file as it is now, for a code call: sanitized and redacted like
+        the context's files."""
+        try:
+            data = read_beneath(self.goal.workspace, path, coder.MAX_CODE_FILE_BYTES)
+        except FileNotFoundError:
+            return coder.FileText(None)
+        except (OSError, PathEscape) as exc:
+            return coder.FileText(None, problem=f"it cannot be read ({exc})")
+        if data is None:
+            return coder.FileText(None, problem="it is not a regular file")
+        if len(data) > coder.MAX_CODE_FILE_BYTES:
+            return coder.FileText(None, problem="it is too large to change by a model")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return coder.FileText(None, problem="it is not UTF-8 text")
+        return coder.FileText(self.redactor.text(sanitize(text)), crlf="\r\n" in text)
 
     def run_step(
         self,

@@ -76,13 +76,16 @@ def ask(
     max_tokens: int = 2048,
     temperature: float = 0.0,
     reasks: int = 1,
+    grammar: type[BaseModel] | None = None,
 ) -> T:
     """Ask for a JSON object matching ``schema``; re-ask up to ``reasks`` times with the
-    validation error, then raise :class:`ModelOutputError`."""
+    validation error, then raise :class:`ModelOutputError`. ``grammar``: a narrower schema
+    the answer is asked for (and constrained to, on backends that decode by a schema)
+    when ``schema`` also accepts other shapes."""
     problem = ""
     request = Request(
         messages=messages,
-        json_schema=schema_of(schema),
+        json_schema=schema_of(grammar or schema),
         max_tokens=max_tokens,
         temperature=temperature,
         purpose=purpose,

@@ -12,12 +12,21 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
 
 MAX_COMMAND_CHARS = 8_000
 MAX_FILE_CHARS = 1_000_000
 MAX_STEPS = 20
 MAX_ACTIONS_PER_STEP = 10
+MAX_FILES_PER_STEP = 10
 
 
 class Frozen(BaseModel):
@@ -46,6 +55,11 @@ def _workspace_path(value: str) -> str:
     if str(path) in ("", "."):
         raise ValueError("the path names the workspace itself, not a file in it")
     return str(path)
+
+
+WorkspacePath = Annotated[
+    str, Field(min_length=1, max_length=1_000), AfterValidator(_workspace_path)
+]
 
 
 def _optional_workspace_path(value: str | None) -> str | None:
@@ -377,12 +391,48 @@ class Step(Frozen):
     actions: tuple[Action, ...] = Field(default=(), max_length=MAX_ACTIONS_PER_STEP)
     op: StepOp | None = None
     target: str | None = Field(default=None, max_length=1_000)
+    # Files whose new content the worker asks for as code (zerog.worker.code), file by
+    # file, before the step's actions run; empty once the step's actions are resolved.
+    files: tuple[WorkspacePath, ...] = Field(default=(), max_length=MAX_FILES_PER_STEP)
 
 
 class Plan(Frozen):
     """The planner's checklist."""
 
     steps: tuple[Step, ...] = Field(min_length=1, max_length=MAX_STEPS)
+
+
+class StepOutline(Frozen):
+    """One step as the planner's JSON gives it: intents, commands and file names, no code.
+    The code of ``files`` is asked for afterwards, as fenced blocks (zerog.blocks)."""
+
+    intent: str = Field(min_length=1, max_length=2_000)
+    files: tuple[WorkspacePath, ...] = Field(default=(), max_length=MAX_FILES_PER_STEP)
+    commands: tuple[Annotated[str, Field(min_length=1, max_length=MAX_COMMAND_CHARS)], ...] = Field(
+        default=(), max_length=MAX_ACTIONS_PER_STEP
+    )
+    check: str | None = Field(default=None, max_length=MAX_COMMAND_CHARS)
+    op: StepOp | None = None
+    target: str | None = Field(default=None, max_length=1_000)
+
+
+class Outline(Frozen):
+    """The JSON the planner's answer is constrained to."""
+
+    steps: tuple[StepOutline, ...] = Field(min_length=1, max_length=MAX_STEPS)
+
+
+class StepReply(StepOutline):
+    """A step of a planner's answer: an outline, or a step that already carries its
+    actions (a script's plan, an older recording)."""
+
+    actions: tuple[Action, ...] = Field(default=(), max_length=MAX_ACTIONS_PER_STEP)
+
+
+class PlanReply(Frozen):
+    """What a planner's answer may be: :class:`Outline` steps, or steps with actions."""
+
+    steps: tuple[StepReply, ...] = Field(min_length=1, max_length=MAX_STEPS)
 
 
 class StepActions(Frozen):

@@ -235,3 +235,29 @@ def test_stored_plan_carries_the_workers_actions(cache: PlanCache, tmp_path: Pat
     assert [a.model_dump() for a in steps[0].actions] == [
         {"kind": "write_file", "path": "out.txt", "content": "42\n"}
     ]
+
+
+def test_a_plan_whose_code_came_as_blocks_is_stored_resolved_and_reused(
+    cache: PlanCache, tmp_path: Path
+) -> None:
+    files = {"config.py": "MAX_RETRIES = 0\n"}
+    expected = {"config.py": "MAX_RETRIES = 5\n"}
+    model = scripted(
+        {"purpose": "plan", "json": {"steps": [{"intent": "set it", "files": ["config.py"]}]}},
+        {"purpose": "code", "text": "```python\nMAX_RETRIES = 5\n```\n"},
+    )
+    text = "Set MAX_RETRIES in config.py to 5"
+    engine = Engine(model, sandbox_name="local", write_trace=False, plan_cache=cache)
+    assert engine.run(_goal(text, _workspace(tmp_path / "a", files, expected))).ok
+    (row,) = cache.db.plans()
+    (stored,) = Plan.model_validate(row.payload["plan"]).steps
+    assert stored.files == ()
+    assert [a.model_dump() for a in stored.actions] == [
+        {"kind": "write_file", "path": "config.py", "content": "MAX_RETRIES = 5\n"}
+    ]
+    again = scripted()  # nothing scripted: any model call would fail the run
+    reused = Engine(again, sandbox_name="local", write_trace=False, plan_cache=cache).run(
+        _goal(text, _workspace(tmp_path / "b", files, expected))
+    )
+    assert reused.ok, reused.reason
+    assert again.requests == []
