@@ -272,6 +272,42 @@ def test_an_unusable_code_answer_fails_the_iteration_and_the_next_one_sees_why(
     assert (repo / "calc.py").read_text() == FIXED
 
 
+def test_no_code_is_asked_for_a_protected_file_the_plan_names(repo: Path) -> None:
+    """The 0.5B's plan for the local demo named the test file too: its code call was
+    spent on an answer no action could write. Now it is not asked for."""
+    events: list[Event] = []
+
+    class Sink:
+        def emit(self, event: Event) -> None:
+            events.append(event)
+
+    model = scripted(
+        outline({"intent": "fix add", "files": ["calc.py", "test_calc.py"]}),
+        answer(fenced("def add(a, b):\n    return a + b\n")),
+    )
+    result = run(model, repo, sinks=[Sink()])
+    assert result.status is RunStatus.SUCCESS, result.reason
+    assert [r.purpose for r in model.requests] == ["plan", "code"]
+    assert "# calc.py now" in model.requests[1].messages[-1].content
+    skipped = [e.data for e in events if e.kind == "code_skipped"]
+    assert [d["path"] for d in skipped] == ["test_calc.py"]
+    assert "protected" in str(skipped[0]["reason"])
+
+
+def test_a_step_naming_only_protected_files_fails_with_why(repo: Path) -> None:
+    model = scripted(
+        outline({"intent": "change the test", "files": ["test_calc.py"]}),
+        outline({"intent": "fix add", "files": ["calc.py"]}),
+        answer(fenced(FIXED)),
+    )
+    result = run(model, repo)
+    assert result.status is RunStatus.SUCCESS, result.reason
+    assert result.iterations == 2
+    assert [r.purpose for r in model.requests] == ["plan", "plan", "code"]
+    assert "test_calc.py is protected" in model.requests[1].messages[-1].content
+    assert (repo / "test_calc.py").read_text() == TESTS
+
+
 def test_the_step_commands_run_after_its_code(repo: Path) -> None:
     model = scripted(
         outline(

@@ -4,7 +4,8 @@ The answer is a whole file in a fenced block (files up to a size) or SEARCH/REPL
 blocks (:mod:`zerog.blocks`). A malformed answer (a block not closed, no block, a SEARCH
 text that is not in the file exactly once) is asked again with the problem quoted, sampled
 with a seed of its own (:func:`zerog.models.base.reask`), so that a degenerate greedy
-answer is not repeated token for token (an answer cut off as a loop counts as malformed); after the re-asks :class:`CodeAnswerError` gives the account.
+answer is not repeated token for token (an answer cut off as a loop counts as malformed); after
+the re-asks :class:`CodeAnswerError` gives the account.
 """
 
 from __future__ import annotations

@@ -1035,7 +1035,38 @@ class _Run:
     ) -> tuple[Action, ...] | Observation:
         """The actions that write step ``index``'s files, or (the model's code stayed
         unusable after its re-asks) an error observation with the account."""
-        room = MAX_ACTIONS_PER_STEP - len(plan.steps[index].actions)
+        step = plan.steps[index]
+        room = MAX_ACTIONS_PER_STEP - len(step.actions)
+        allowed = []
+        for path in step.files:  # no code call for a file no action could write
+            refused = self.refusal(WriteFileAction(path=path, content=""))
+            if refused is None:
+                allowed.append(path)
+            else:
+                self.rec.emit(
+                    "code_skipped",
+                    iteration=iteration,
+                    step=index,
+                    path=path,
+                    reason=refused.stderr,
+                )
+        if not allowed:
+            if step.actions:
+                return ()
+            self.rec.emit("code_failed", iteration=iteration, step=index, reason="protected")
+            return Observation(
+                status=Status.ERROR,
+                stderr=" ".join(
+                    o.stderr
+                    for o in (self.refusal(WriteFileAction(path=p, content="")) for p in step.files)
+                    if o is not None
+                ),
+            )
+        if len(allowed) < len(step.files):
+            narrowed = step.model_copy(update={"files": tuple(allowed)})
+            plan = plan.model_copy(
+                update={"steps": (*plan.steps[:index], narrowed, *plan.steps[index + 1 :])}
+            )
         try:
             return worker.code(
                 self.model,

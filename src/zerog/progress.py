@@ -196,6 +196,14 @@ class ConsoleProgress:
             )
         elif kind == "action":
             self._pending = one_line(_action_label(d["action"]), 90)
+        elif kind == "code_skipped":
+            self._line(
+                ("      - no code asked for ", "yellow"),
+                (one_line(str(d.get("path", "")), 80), ""),
+                (": it is protected", "dim"),
+            )
+        elif kind == "code_failed":
+            self._line(("      ✗ no usable code: ", "red"), (one_line(str(d["reason"]), 100), ""))
         elif kind == "observation":
             ok = d["status"] == "success"
             mark, style = ("✓", "green") if ok else ("✗", "red")
