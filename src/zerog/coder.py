@@ -18,8 +18,8 @@ from zerog import blocks
 from zerog.blocks import BlockError
 from zerog.context import Context, render
 from zerog.errors import ModelOutputError
-from zerog.models.base import Message, Model, Request, reask
-from zerog.models.degenerate import DEGENERATE
+from zerog.models.base import Message, Model, Request
+from zerog.models.reasking import Unusable, ask_until_usable
 from zerog.pymerge import splice
 from zerog.text import elide, sanitize
 from zerog.types import Action, EditAction, Plan, WriteFileAction
@@ -104,8 +104,7 @@ def ask(
 ) -> R:
     """A code answer ``parse`` accepts. A :class:`BlockError` is re-asked up to ``reasks``
     times (the problem quoted, then ``again``: the format asked for), each re-ask sampled
-    sampled with its own seed (:func:`zerog.models.base.reask`); then :class:`CodeAnswerError`."""
-    problem = answer = ""
+    with its own seed (:mod:`zerog.models.reasking`); then :class:`CodeAnswerError`."""
     request = Request(
         messages=messages,
         max_tokens=max_tokens,
@@ -114,34 +113,23 @@ def ask(
         purpose=purpose,
         confidence=confidence,
     )
-    for _ in range(reasks + 1):
-        response = model.complete(request)
-        answer = response.text
-        try:
-            if response.finish == DEGENERATE:
-                raise BlockError("it repeated itself in a loop and was cut off")
-            return parse(answer)
-        except BlockError as exc:
-            problem = str(exc)
-        # Sampled with a seed of its own, never the same greedy request again; an
-        # escalating model moves up for it (see zerog.models.base.reask).
-        request = reask(
+    try:
+        return ask_until_usable(
+            model,
             request,
-            (
-                *request.messages,
-                Message(role="assistant", content=elide(sanitize(answer), 2_000)),
-                Message(
-                    role="user",
-                    content="That answer could not be used: "
-                    f"{elide(sanitize(problem), 1_000)}. {again}",
-                ),
+            parse,
+            rejected=BlockError,
+            reasks=reasks,
+            follow_up=lambda problem: (
+                f"That answer could not be used: {elide(sanitize(problem), 1_000)}. {again}"
             ),
         )
-    raise CodeAnswerError(
-        f"the model's {what} was unusable after {reasks + 1} answers: "
-        f"{elide(sanitize(problem), 500)}",
-        answer,
-    )
+    except Unusable as exc:
+        raise CodeAnswerError(
+            f"the model's {what} was unusable after {reasks + 1} answers: "
+            f"{elide(sanitize(exc.problem), 500)}",
+            exc.answer,
+        ) from None
 
 
 def file_actions(answer: str, path: str, current: FileText, whole: bool) -> list[Action]:

@@ -10,8 +10,8 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from zerog.errors import ModelOutputError
-from zerog.models.base import Message, Model, Request, reask
-from zerog.models.degenerate import DEGENERATE
+from zerog.models.base import Message, Model, Request
+from zerog.models.reasking import Unusable, ask_until_usable
 from zerog.text import elide, sanitize
 
 T = TypeVar("T", bound=BaseModel)
@@ -82,7 +82,6 @@ def ask(
     validation error, then raise :class:`ModelOutputError`. ``grammar``: a narrower schema
     the answer is asked for (and constrained to, on backends that decode by a schema)
     when ``schema`` also accepts other shapes."""
-    problem = ""
     request = Request(
         messages=messages,
         json_schema=schema_of(grammar or schema),
@@ -90,29 +89,20 @@ def ask(
         temperature=temperature,
         purpose=purpose,
     )
-    for _ in range(reasks + 1):
-        response = model.complete(request)
-        answer = response.text
-        try:
-            if response.finish == DEGENERATE:
-                raise InvalidAnswer("it repeated itself in a loop and was cut off")
-            return parse_answer(answer, schema)
-        except InvalidAnswer as exc:
-            problem = str(exc)
-        # Sampled, never the same greedy request again (see zerog.models.base.reask).
-        request = reask(
+    try:
+        return ask_until_usable(
+            model,
             request,
-            (
-                *request.messages,
-                Message(role="assistant", content=elide(sanitize(answer), 2_000)),
-                Message(
-                    role="user",
-                    content=f"That answer was invalid: {elide(problem, 1_000)}. Reply with "
-                    "only one JSON object that follows the requested format.",
-                ),
+            lambda answer: parse_answer(answer, schema),
+            rejected=InvalidAnswer,
+            reasks=reasks,
+            follow_up=lambda problem: (
+                f"That answer was invalid: {elide(problem, 1_000)}. Reply with only one "
+                "JSON object that follows the requested format."
             ),
         )
-    raise ModelOutputError(
-        f"the model's {purpose or 'structured'} answer was invalid after {reasks + 1} "
-        f"attempts: {elide(problem, 500)}"
-    )
+    except Unusable as exc:
+        raise ModelOutputError(
+            f"the model's {purpose or 'structured'} answer was invalid after {reasks + 1} "
+            f"attempts: {elide(exc.problem, 500)}"
+        ) from None
