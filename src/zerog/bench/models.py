@@ -2,7 +2,9 @@
 
 Local speed: for each installed local model, the prompt-processing rate (a call that
 generates one token, KV cache cleared) and the generation rate (a call that generates up
-to ``tokens`` tokens, minus the prompt time), free text and grammar-constrained JSON.
+to ``tokens`` tokens, minus the prompt time), free text and grammar-constrained JSON, the
+latter both with llama.cpp's grammar over the whole vocabulary at every step and with the
+lazy check the engine uses (models/lazy_grammar.py), whose answers must be the same.
 
 Adapter overhead: each adapter's ``complete()`` timed around the raw client call it makes,
 on the same calls: the client method is wrapped in a stopwatch, so the overhead is the
@@ -63,11 +65,19 @@ class LocalSpeed:
     generated_tokens: int
     generation_tokens_per_s: float
     json_tokens: int
-    json_tokens_per_s: float
+    json_tokens_per_s: float  # greedy, grammar checked lazily (the engine's path)
+    json_full_tokens_per_s: float  # greedy, grammar over the whole vocabulary
+    json_same: bool  # both ways wrote the same answer in every round
     load_s: float
     best_prompt_tokens_per_s: float
     best_generation_tokens_per_s: float
     best_json_tokens_per_s: float
+    best_json_full_tokens_per_s: float
+
+    @property
+    def json_vs_free(self) -> float:
+        """Constrained decoding's rate as a share of free text's (medians)."""
+        return self.json_tokens_per_s / self.generation_tokens_per_s
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,7 @@ class ModelsReport:
         return {
             "machine": self.machine,
             "rounds": self.rounds,
-            "local": [asdict(s) for s in self.local],
+            "local": [{**asdict(s), "json_vs_free": s.json_vs_free} for s in self.local],
             "overheads": [
                 {**asdict(o), "overhead_ms": o.overhead_ms, "ratio": o.ratio}
                 for o in self.overheads
@@ -110,14 +120,26 @@ class ModelsReport:
         speed = Table(
             title=f"local models, tokens/s, median of {self.rounds} rounds · {self.machine}"
         )
-        for column in ("model", "prompt tok/s", "generation tok/s", "JSON (grammar) tok/s"):
+        columns = (
+            "model",
+            "prompt tok/s",
+            "generation tok/s",
+            "JSON, full grammar",
+            "JSON, lazy grammar",
+            "lazy / free",
+            "same JSON",
+        )
+        for column in columns:
             speed.add_column(column, justify="left" if column == "model" else "right")
         for s in self.local:
             speed.add_row(
                 s.model,
                 f"{s.prompt_tokens_per_s:.1f} (best {s.best_prompt_tokens_per_s:.1f})",
                 f"{s.generation_tokens_per_s:.1f} (best {s.best_generation_tokens_per_s:.1f})",
+                f"{s.json_full_tokens_per_s:.1f} (best {s.best_json_full_tokens_per_s:.1f})",
                 f"{s.json_tokens_per_s:.1f} (best {s.best_json_tokens_per_s:.1f})",
+                f"{s.json_vs_free:.2f}x",
+                "yes" if s.json_same else "NO",
             )
         over = Table(title="adapter overhead per call (median)")
         for column in ("adapter", "raw client call", "adapter call", "overhead", "ratio"):
@@ -310,8 +332,11 @@ def _local(
     llama = model.llama
     plan_schema = schema_of(Plan)
 
-    def run(messages: Sequence[Message], max_tokens: int, schema: bool) -> tuple[int, int, float]:
+    def run(
+        messages: Sequence[Message], max_tokens: int, schema: bool, lazy: bool = True
+    ) -> tuple[int, int, float, str]:
         llama.reset()  # type: ignore[no-untyped-call]  # no prompt reuse: every call processes its whole prompt
+        model.lazy_grammar = lazy
         request = Request(
             messages=tuple(messages),
             max_tokens=max_tokens,
@@ -319,29 +344,39 @@ def _local(
         )
         began = time.perf_counter()
         response = model.complete(request)
+        model.lazy_grammar = True
         return (
             response.usage.input_tokens,
             response.usage.output_tokens,
             time.perf_counter() - began,
+            response.text,
         )
 
     prompt_rates: list[float] = []
     gen_rates: list[float] = []
     json_rates: list[float] = []
+    full_rates: list[float] = []
+    same = True
     counts = (0, 0, 0)
     for number in range(1, rounds + 1):
-        p_in, _, p_time = run(FREE_PROMPT, 1, schema=False)
-        _, g_out, g_time = run(FREE_PROMPT, tokens, schema=False)
-        _, _, j_prompt = run(JSON_PROMPT, 1, schema=True)
-        _, j_out, j_time = run(JSON_PROMPT, tokens, schema=True)
+        p_in, _, p_time, _ = run(FREE_PROMPT, 1, schema=False)
+        _, g_out, g_time, _ = run(FREE_PROMPT, tokens, schema=False)
+        _, _, j_prompt, _ = run(JSON_PROMPT, 1, schema=True)
+        # Both ways of constraining, back to back in every round (the load weighs alike).
+        _, f_out, f_time, full_text = run(JSON_PROMPT, tokens, schema=True, lazy=False)
+        _, j_out, j_time, lazy_text = run(JSON_PROMPT, tokens, schema=True)
+        same = same and full_text == lazy_text
         prompt_rates.append(p_in / p_time)
         gen_rates.append((g_out - 1) / max(g_time - p_time, 1e-9))
+        full_rates.append((f_out - 1) / max(f_time - j_prompt, 1e-9))
         json_rates.append((j_out - 1) / max(j_time - j_prompt, 1e-9))
         counts = (p_in, g_out, j_out)
         if progress is not None:
             progress(
                 f"local:{key} round {number}/{rounds}: prompt {prompt_rates[-1]:.1f} tok/s, "
-                f"generation {gen_rates[-1]:.1f} tok/s, JSON {json_rates[-1]:.1f} tok/s"
+                f"generation {gen_rates[-1]:.1f} tok/s, JSON full grammar "
+                f"{full_rates[-1]:.1f} tok/s, lazy {json_rates[-1]:.1f} tok/s"
+                + ("" if full_text == lazy_text else " (the two answers DIFFER)")
             )
     speed = LocalSpeed(
         model=f"local:{key}",
@@ -351,10 +386,13 @@ def _local(
         generation_tokens_per_s=statistics.median(gen_rates),
         json_tokens=counts[2],
         json_tokens_per_s=statistics.median(json_rates),
+        json_full_tokens_per_s=statistics.median(full_rates),
+        json_same=same,
         load_s=load_s,
         best_prompt_tokens_per_s=max(prompt_rates),
         best_generation_tokens_per_s=max(gen_rates),
         best_json_tokens_per_s=max(json_rates),
+        best_json_full_tokens_per_s=max(full_rates),
     )
 
     # Overhead: one generated token from a cached prompt, with the grammar.

@@ -31,6 +31,7 @@ from zerog.errors import ConfigError, ModelError
 from zerog.models.base import Finish, Request, Response, estimate_tokens
 from zerog.models.confidence import Confidence, measure
 from zerog.models.degenerate import DEGENERATE, LOOPS, LoopGuard, LoopRule, trim_loop
+from zerog.models.lazy_grammar import LazyGrammar
 from zerog.models.schema import SchemaMemo, decoding_schema
 from zerog.types import Usage
 
@@ -102,10 +103,14 @@ class _Tally:
         return scores
 
 
-def _processors(tally: _Tally, probe: _Probe | None) -> LogitsProcessorList:
+def _processors(
+    tally: _Tally, probe: _Probe | None, lazy: LazyGrammar | None
+) -> LogitsProcessorList:
     from llama_cpp import LogitsProcessorList
 
-    return LogitsProcessorList([tally] if probe is None else [tally, probe])
+    chain: LogitsProcessorList = LogitsProcessorList([tally])
+    chain.extend(x for x in (probe, lazy) if x is not None)
+    return chain
 
 
 def _common_prefix(a: npt.NDArray[np.intc], b: npt.NDArray[np.intc]) -> int:
@@ -126,6 +131,7 @@ class LlamaCppModel:
         n_threads: int = 2,
         seed: int = 0,
         loop_rule: LoopRule | None = LOOPS,
+        lazy_grammar: bool = True,
     ) -> None:
         try:
             from llama_cpp import Llama
@@ -139,6 +145,9 @@ class LlamaCppModel:
         self._seed = seed
         self._n_ctx = n_ctx
         self._loop_rule = loop_rule  # None: no degenerate-output guard
+        # False: llama.cpp's grammar over the whole vocabulary at every step (the baseline
+        # of `zerog bench models`); greedy constrained answers are the same either way.
+        self.lazy_grammar = lazy_grammar
         self._grammars: SchemaMemo[LlamaGrammar] = SchemaMemo(_compile)
         try:
             self._llama: Llama = Llama(
@@ -172,21 +181,27 @@ class LlamaCppModel:
         wanted = request.confidence and grammar is None and request.temperature == 0.0
         probe = _Probe() if wanted else None
         llama = self._llama
+        # Greedy and constrained: check the grammar only where the greedy pick needs it
+        # (same tokens, a fraction of the work; see models/lazy_grammar.py).
+        lazy = None
+        if grammar is not None and self.lazy_grammar and request.temperature == 0.0:
+            lazy = LazyGrammar(llama, grammar)
         before = llama.input_ids[: llama.n_tokens].copy()  # the tokens llama.cpp holds
         tally = _Tally()
         guard = LoopGuard(self._loop_rule) if self._loop_rule is not None else None
         pieces: list[str] = []
         finish: Finish = "stop"
+        stream: object = None
         try:
             # Streamed so that a looping answer can be stopped where it starts looping;
-            # leaving the loop closes the generator, and llama.cpp stops decoding.
+            # closing the generator stops llama.cpp's decoding.
             stream = llama.create_chat_completion(
                 messages=messages,  # type: ignore[arg-type]
                 max_tokens=request.max_tokens,
                 temperature=request.temperature,
                 seed=self._seed if request.seed is None else request.seed,
-                grammar=grammar,
-                logits_processor=_processors(tally, probe),
+                grammar=None if lazy is not None else grammar,
+                logits_processor=_processors(tally, probe, lazy),
                 stream=True,
             )
             if isinstance(stream, dict):
@@ -206,6 +221,12 @@ class LlamaCppModel:
                 f"the local model cannot take this prompt: {exc} (n_ctx={self._n_ctx}; raise "
                 "it in the [local] section of the config file)"
             ) from None
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+            if lazy is not None:
+                lazy.close()
         text = "".join(pieces)
         if finish == DEGENERATE:
             text, _ = trim_loop(text, self._loop_rule or LOOPS)
