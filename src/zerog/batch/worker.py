@@ -104,6 +104,10 @@ class WorkerState:
             self._stores[path] = Store(Path(path))
         return self._stores[path]
 
+    def commits(self) -> int:
+        """Transactions that appended events, over this worker's stores."""
+        return sum(store.commits for store in self._stores.values())
+
 
 def _copy_workspace(source: Path, dest: Path) -> None:
     """A fresh copy of ``source`` at ``dest`` (a leftover partial copy is replaced)."""

@@ -36,6 +36,7 @@ from zerog.batch.goals import read_goals
 from zerog.batch.ledger import SharedBudget, Spend
 from zerog.batch.runner import BatchOptions, BatchProgress, BatchReport, run_batch
 from zerog.batch.worker import GoalOutcome, WorkerState, run_goal
+from zerog.events import Event
 from zerog.store import Store
 
 LOG_VAR = "ZEROG_BATCH_LOG"
@@ -55,7 +56,9 @@ KILL_ONCE = (
 )
 
 
-def script_lines(usage: dict[str, int] | None = None) -> list[dict[str, object]]:
+def script_lines(
+    usage: dict[str, int] | None = None, latency_ms: float = 0.0
+) -> list[dict[str, object]]:
     plan: dict[str, object] = {
         "purpose": "plan",
         "json": {
@@ -75,6 +78,8 @@ def script_lines(usage: dict[str, int] | None = None) -> list[dict[str, object]]
     }
     if usage is not None:
         plan["usage"] = usage
+    if latency_ms:
+        plan["latency_ms"] = latency_ms
     return [plan]
 
 
@@ -91,17 +96,23 @@ class Workload:
 
 
 def prepare(
-    root: Path, goals: int, kill_every: int = 0, usage: dict[str, int] | None = None
+    root: Path,
+    goals: int,
+    kill_every: int = 0,
+    usage: dict[str, int] | None = None,
+    latency_ms: float = 0.0,
 ) -> Workload:
     """``goals`` goals in ``root``; with ``kill_every`` = k, every k-th goal's worker is
-    killed once in the middle of the goal."""
+    killed once in the middle of the goal; with ``latency_ms``, the model answers after
+    that long (a remote provider's latency: the goal waits, its CPU is free)."""
     for name in ("plain", "kill"):
         source = root / "src" / name
         source.mkdir(parents=True)
         (source / "README.md").write_text("batch workload\n", encoding="utf-8")
     (root / "src" / "kill" / "KILL").write_text("", encoding="utf-8")
     script = root / "script.jsonl"
-    script.write_text("\n".join(json.dumps(x) for x in script_lines(usage)) + "\n")
+    lines_out = script_lines(usage, latency_ms)
+    script.write_text("\n".join(json.dumps(x) for x in lines_out) + "\n")
     log = root / "side-effects.log"
     log.write_text("")
     (root / "side-effects.log.kills").mkdir()
@@ -225,9 +236,10 @@ def _bare_ray(tasks: int) -> float:
     return (time.perf_counter() - started) / tasks
 
 
-def _direct(root: Path, goals: int) -> float:
-    """Seconds per goal run directly in this process: the same batch, its goals handed
-    to :func:`run_goal` here instead of to an executor."""
+def _direct(root: Path, goals: int) -> tuple[float, float]:
+    """Seconds per goal run directly in this process (the same batch, its goals handed
+    to :func:`run_goal` here instead of to an executor), and the store transactions that
+    appended events per goal."""
     workload = prepare(root, goals)
     state = WorkerState()
 
@@ -243,7 +255,41 @@ def _direct(root: Path, goals: int) -> float:
     options = _options(workload, "local", 1, "direct")
     timer = _Timer()
     run_batch(read_goals(workload.goals_file), options, root / "runs.db", timer, execute=inline)
-    return timer.steady()
+    return timer.steady(), state.commits() / goals
+
+
+def _append_events(path: str, run_id: str, count: int) -> float:
+    """Append ``count`` events to the store at ``path``, one transaction each; returns
+    the seconds it took (run in a worker process)."""
+    store = Store(Path(path))
+    try:
+        started = time.perf_counter()
+        for seq in range(1, count + 1):
+            store.append((Event(run_id, seq, time.time(), "note", {"n": seq}),))
+        return time.perf_counter() - started
+    finally:
+        store.close()
+
+
+def _commit_ceiling(root: Path, writers: int, count: int) -> float:
+    """Transactions per second that ``writers`` processes get from one shared store,
+    each appending ``count`` one-event transactions at once: the most any batch can
+    commit, whatever its goals do."""
+    path = root / "ceiling.db"
+    root.mkdir(parents=True, exist_ok=True)
+    with Store(path) as store:
+        for n in range(writers):
+            store.create_run(f"writer-{n}", "commit ceiling", str(root), {}, time.time())
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(writers, mp_context=context) as pool:
+        pool.submit(_noop, "warm").result()
+        started = time.perf_counter()
+        futures = [
+            pool.submit(_append_events, str(path), f"writer-{n}", count) for n in range(writers)
+        ]
+        for future in futures:
+            future.result()
+        return writers * count / (time.perf_counter() - started)
 
 
 class _Timer(BatchProgress):
@@ -268,6 +314,7 @@ class _Timer(BatchProgress):
 class Row:
     executor: str
     workers: int
+    latency_ms: float  # the model's answer delay (0: the goals are all engine work)
     goals: int
     per_goal: float  # steady state: seconds between goal completions
     total: float  # the whole batch, with the workers' start-up
@@ -286,16 +333,30 @@ class BatchBenchReport:
     bare_pool: float
     bare_ray: float | None
     rows: list[Row]
+    commits_per_goal: float  # store transactions that appended a goal's events
+    commit_ceiling: float  # transactions/s of two processes on one store
+
+    def _one_worker(self, executor: str) -> Row | None:
+        """The dispatch measurement: one worker, the model answering at once."""
+        ones = [
+            r for r in self.rows if r.executor == executor and r.workers == 1 and not r.latency_ms
+        ]
+        return ones[0] if ones else None
 
     def per_goal(self, executor: str) -> float | None:
-        ones = [r for r in self.rows if r.executor == executor and r.workers == 1]
-        return ones[0].per_goal if ones else None
+        one = self._one_worker(executor)
+        return one.per_goal if one else None
 
     def overhead(self, executor: str) -> float | None:
         """Time per goal at one worker beyond the goal's own work in the worker, measured
         on the same goals (so the machine's load weighs on both alike)."""
-        ones = [r for r in self.rows if r.executor == executor and r.workers == 1]
-        return ones[0].per_goal - ones[0].in_worker if ones else None
+        one = self._one_worker(executor)
+        return one.per_goal - one.in_worker if one else None
+
+    @property
+    def goals_ceiling(self) -> float:
+        """Goals/s the shared store's commits allow, if goals did nothing else."""
+        return self.commit_ceiling / self.commits_per_goal if self.commits_per_goal else 0.0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -304,6 +365,9 @@ class BatchBenchReport:
             "direct_ms_per_goal": round(self.direct_per_goal * 1000, 3),
             "bare_pool_task_ms": round(self.bare_pool * 1000, 3),
             "bare_ray_task_ms": None if self.bare_ray is None else round(self.bare_ray * 1000, 3),
+            "commits_per_goal": round(self.commits_per_goal, 2),
+            "commit_ceiling_per_s": round(self.commit_ceiling, 1),
+            "goals_ceiling_per_s": round(self.goals_ceiling, 1),
             "dispatch_overhead_ms": {
                 e: round(o * 1000, 3)
                 for e in ("local", "ray")
@@ -313,28 +377,40 @@ class BatchBenchReport:
                 {
                     "executor": r.executor,
                     "workers": r.workers,
+                    "model_latency_ms": r.latency_ms,
                     "goals_per_s": round(r.rate, 2),
                     "wall_s": round(r.total, 3),
-                    "speedup": round(r.rate / self._base(r.executor), 2),
+                    "speedup": round(r.rate / self._base(r), 2),
                 }
                 for r in self.rows
             ],
         }
 
-    def _base(self, executor: str) -> float:
-        ones = [r.rate for r in self.rows if r.executor == executor and r.workers == 1]
+    def _base(self, row: Row) -> float:
+        """The one-worker rate of ``row``'s executor and workload."""
+        ones = [
+            r.rate
+            for r in self.rows
+            if r.executor == row.executor and r.latency_ms == row.latency_ms and r.workers == 1
+        ]
         return ones[0] if ones else statistics.mean(r.rate for r in self.rows)
 
     def tables(self) -> list[Table]:
-        rates = Table(title=f"batch throughput: {self.goals} goals, {self.cores} cores")
-        for column in ("executor", "workers", "goals/s", "vs 1 worker", "wall (with start-up)"):
-            rates.add_column(column, justify="right" if column != "executor" else "left")
+        rates = Table(
+            title=f"batch throughput: {self.goals} goals, {self.cores} cores; the store "
+            f"commits {self.commit_ceiling:.0f}/s from 2 processes, a goal "
+            f"{self.commits_per_goal:.1f}: at most {self.goals_ceiling:.0f} goals/s"
+        )
+        columns = ("executor", "model answers", "workers", "goals/s", "vs 1 worker", "wall")
+        for column in columns:
+            rates.add_column(column, justify="left" if column == "executor" else "right")
         for r in self.rows:
             rates.add_row(
                 r.executor,
+                f"after {r.latency_ms:.0f} ms" if r.latency_ms else "at once",
                 str(r.workers),
                 f"{r.rate:.1f}",
-                f"{r.rate / self._base(r.executor):.2f}x",
+                f"{r.rate / self._base(r):.2f}x",
                 f"{r.total:.1f} s",
             )
         cost = Table(title="dispatch overhead per goal (1 worker)")
@@ -362,17 +438,25 @@ def measure(
     executors: Sequence[str] = ("local", "ray"),
     bare_tasks: int = 200,
     progress: Callable[[str], None] | None = None,
+    latencies: Sequence[float] = (0.0, 200.0),
 ) -> BatchBenchReport:
     """Run the benchmark in a temporary directory. Each Ray measurement starts its own
     local Ray with as many CPUs as workers, as `zerog batch --executor ray` does (its
-    start-up is left out of the steady rate); the bare Ray task runs on a one-CPU Ray."""
+    start-up is left out of the steady rate); the bare Ray task runs on a one-CPU Ray.
+
+    Each executor and worker count runs once per model latency in ``latencies``: at 0
+    the goals are all engine work (CPU and store commits, which two cores cap); at 200 ms
+    each goal mostly waits for its model's answer, as a batch against a remote provider
+    does (the CPU-light case, where workers should scale)."""
     say = progress or (lambda _line: None)
     rows: list[Row] = []
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     with tempfile.TemporaryDirectory(prefix="zerog-bench-batch-") as tmp:
         base = Path(tmp)
         say(f"direct: {goals} goals in this process")
-        direct = _direct(base / "direct", goals)
+        direct, commits_per_goal = _direct(base / "direct", goals)
+        say("the store's commit ceiling: 2 processes appending at once")
+        ceiling = _commit_ceiling(base / "ceiling", 2, 300)
         bare_pool = _bare_pool(bare_tasks)
         bare_ray: float | None = None
         if "ray" in executors:
@@ -384,24 +468,28 @@ def measure(
                 bare_ray = _bare_ray(bare_tasks)
             finally:
                 ray.shutdown()
-        for executor in executors:
-            for count in workers:
-                root = base / f"{executor}-{count}"
-                workload = prepare(root, goals)
-                os.environ[LOG_VAR] = str(workload.log)
-                say(f"{executor}, {count} workers: {goals} goals")
-                timer = _Timer()
-                report = run_workload(
-                    workload,
-                    executor=executor,
-                    jobs=count,
-                    store_path=root / "runs.db",
-                    progress=timer,
-                )
-                if not report.ok:
-                    raise RuntimeError(f"the benchmark batch failed: {report.counts()}")
-                in_worker = statistics.mean(timer.in_worker[1:])
-                rows.append(Row(executor, count, goals, timer.steady(), report.seconds, in_worker))
+        for executor, latency, count in (
+            (e, lat, c) for e in executors for lat in latencies for c in workers
+        ):
+            root = base / f"{executor}-{latency:g}-{count}"
+            workload = prepare(root, goals, latency_ms=latency)
+            os.environ[LOG_VAR] = str(workload.log)
+            late = f", the model answering after {latency:g} ms" if latency else ""
+            say(f"{executor}, {count} workers{late}: {goals} goals")
+            timer = _Timer()
+            report = run_workload(
+                workload,
+                executor=executor,
+                jobs=count,
+                store_path=root / "runs.db",
+                progress=timer,
+            )
+            if not report.ok:
+                raise RuntimeError(f"the benchmark batch failed: {report.counts()}")
+            in_worker = statistics.mean(timer.in_worker[1:])
+            rows.append(
+                Row(executor, count, latency, goals, timer.steady(), report.seconds, in_worker)
+            )
     return BatchBenchReport(
         goals=goals,
         cores=os.cpu_count() or 1,
@@ -409,4 +497,6 @@ def measure(
         bare_pool=bare_pool,
         bare_ray=bare_ray,
         rows=rows,
+        commits_per_goal=commits_per_goal,
+        commit_ceiling=ceiling,
     )

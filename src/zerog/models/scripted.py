@@ -9,6 +9,7 @@ response::
     {"text": "...", "confidence": {"tokens": 80, "mean_logprob": -0.4, "min_prob": 0.1,
      "low_tokens": 9}}
     {"text": "print(1)\nprint(1)\n", "finish": "degenerate"}   # an answer that looped
+    {"json": {...}, "latency_ms": 300}   # answered after 300 ms, as a remote provider would
 
 A line with ``purpose`` answers only requests of that purpose (``plan`` or ``act``); a line
 without one answers any request. Within each queue, lines are used in file order.
@@ -17,11 +18,12 @@ without one answers any request. Within each queue, lines are used in file order
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from zerog.errors import ConfigError, ModelError
 from zerog.models.base import Finish, Request, Response, estimate_tokens
@@ -39,6 +41,7 @@ class ScriptLine(Frozen):
     cost: float = 0.0
     confidence: Confidence | None = None  # what a local model would report
     finish: Finish = "stop"  # "degenerate": an answer that looped and was cut
+    latency_ms: float = Field(default=0.0, ge=0.0, le=600_000.0)  # wait before answering
 
     def render(self) -> str:
         if self.text is not None:
@@ -61,8 +64,14 @@ def parse_line(raw: Mapping[str, object], where: str) -> ScriptLine:
 class ScriptedModel:
     """Replays scripted responses. Raises :class:`ModelError` when the script runs out."""
 
-    def __init__(self, lines: Iterable[ScriptLine], name: str = "scripted") -> None:
+    def __init__(
+        self,
+        lines: Iterable[ScriptLine],
+        name: str = "scripted",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._name = name
+        self._sleep = sleep
         self._queues: dict[str, deque[ScriptLine]] = {}
         for line in lines:
             self._queues.setdefault(line.purpose, deque()).append(line)
@@ -116,6 +125,8 @@ class ScriptedModel:
     def complete(self, request: Request) -> Response:
         line = self._next(request)
         self.requests.append(request)
+        if line.latency_ms:
+            self._sleep(line.latency_ms / 1000)
         text = line.render()
         usage = line.usage or Usage(
             input_tokens=sum(estimate_tokens(m.content) for m in request.messages),
