@@ -19,6 +19,7 @@ def test_bench_models_measures_both_grammar_checks_on_the_embedded_model() -> No
     assert speed.json_full_tokens_per_s > 0
     # One round: the ratio is that round's two rates.
     assert speed.json_vs_free == speed.json_tokens_per_s / speed.generation_tokens_per_s
+    assert speed.json_vs_free_cpu > 0
     assert {o.adapter.split(" ")[0] for o in report.overheads} >= {"openai", "anthropic"}
     data = report.as_dict()
     local = data["local"]

@@ -68,12 +68,30 @@ class LocalSpeed:
     json_tokens_per_s: float  # greedy, grammar checked lazily (the engine's path)
     json_full_tokens_per_s: float  # greedy, grammar over the whole vocabulary
     json_vs_free: float  # lazy constrained rate over free text's, median of the rounds
+    json_vs_free_cpu: float  # the same ratio of rates in the process's CPU time
     json_same: bool  # both ways wrote the same answer in every round
     load_s: float
     best_prompt_tokens_per_s: float
     best_generation_tokens_per_s: float
     best_json_tokens_per_s: float
     best_json_full_tokens_per_s: float
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One timed call of a local model."""
+
+    input: int
+    output: int
+    wall: float
+    cpu: float  # this process's CPU time (all its threads)
+    text: str
+
+    def rate(self, prompt: _Call, *, cpu: bool = False) -> float:
+        """Generated tokens per second, less the time of a one-token call on the same
+        prompt (the prompt's evaluation and the first token)."""
+        spent = self.cpu - prompt.cpu if cpu else self.wall - prompt.wall
+        return (self.output - 1) / max(spent, 1e-9)
 
 
 @dataclass(frozen=True)
@@ -123,6 +141,7 @@ class ModelsReport:
             "JSON, full grammar",
             "JSON, lazy grammar",
             "lazy / free",
+            "in CPU time",
             "same JSON",
         )
         for column in columns:
@@ -135,6 +154,7 @@ class ModelsReport:
                 f"{s.json_full_tokens_per_s:.1f} (best {s.best_json_full_tokens_per_s:.1f})",
                 f"{s.json_tokens_per_s:.1f} (best {s.best_json_tokens_per_s:.1f})",
                 f"{s.json_vs_free:.2f}x",  # median of the rounds
+                f"{s.json_vs_free_cpu:.2f}x",
                 "yes" if s.json_same else "NO",
             )
         over = Table(title="adapter overhead per call (median)")
@@ -328,9 +348,7 @@ def _local(
     llama = model.llama
     plan_schema = schema_of(Plan)
 
-    def run(
-        messages: Sequence[Message], max_tokens: int, schema: bool, lazy: bool = True
-    ) -> tuple[int, int, float, str]:
+    def run(messages: Sequence[Message], max_tokens: int, schema: bool, lazy: bool = True) -> _Call:
         llama.reset()  # type: ignore[no-untyped-call]  # no prompt reuse: every call processes its whole prompt
         model.lazy_grammar = lazy
         request = Request(
@@ -338,13 +356,14 @@ def _local(
             max_tokens=max_tokens,
             json_schema=plan_schema if schema else None,
         )
-        began = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         response = model.complete(request)
         model.lazy_grammar = True
-        return (
+        return _Call(
             response.usage.input_tokens,
             response.usage.output_tokens,
-            time.perf_counter() - began,
+            time.perf_counter() - wall,
+            time.process_time() - cpu,
             response.text,
         )
 
@@ -352,30 +371,33 @@ def _local(
     gen_rates: list[float] = []
     json_rates: list[float] = []
     full_rates: list[float] = []
-    ratios: list[float] = []  # constrained (lazy) over free, round by round
+    ratios: list[float] = []  # constrained (lazy) over free, round by round, wall time
+    cpu_ratios: list[float] = []  # the same in CPU time (what the load does not change)
     same = True
     counts = (0, 0, 0)
     for number in range(1, rounds + 1):
-        p_in, _, p_time, _ = run(FREE_PROMPT, 1, schema=False)
-        _, _, j_prompt, _ = run(JSON_PROMPT, 1, schema=True)
-        _, f_out, f_time, full_text = run(JSON_PROMPT, tokens, schema=True, lazy=False)
+        free_prompt = run(FREE_PROMPT, 1, schema=False)
+        json_prompt = run(JSON_PROMPT, 1, schema=True)
+        full = run(JSON_PROMPT, tokens, schema=True, lazy=False)
         # Free text and the engine's constrained path back to back in every round, so
         # that the load weighs alike on the two rates whose ratio is the figure.
-        _, g_out, g_time, _ = run(FREE_PROMPT, tokens, schema=False)
-        _, j_out, j_time, lazy_text = run(JSON_PROMPT, tokens, schema=True)
-        same = same and full_text == lazy_text
-        prompt_rates.append(p_in / p_time)
-        gen_rates.append((g_out - 1) / max(g_time - p_time, 1e-9))
-        full_rates.append((f_out - 1) / max(f_time - j_prompt, 1e-9))
-        json_rates.append((j_out - 1) / max(j_time - j_prompt, 1e-9))
+        free = run(FREE_PROMPT, tokens, schema=False)
+        lazy = run(JSON_PROMPT, tokens, schema=True)
+        same = same and full.text == lazy.text
+        prompt_rates.append(free_prompt.input / free_prompt.wall)
+        gen_rates.append(free.rate(free_prompt))
+        full_rates.append(full.rate(json_prompt))
+        json_rates.append(lazy.rate(json_prompt))
         ratios.append(json_rates[-1] / gen_rates[-1])
-        counts = (p_in, g_out, j_out)
+        cpu_ratios.append(lazy.rate(json_prompt, cpu=True) / free.rate(free_prompt, cpu=True))
+        counts = (free_prompt.input, free.output, lazy.output)
         if progress is not None:
             progress(
                 f"local:{key} round {number}/{rounds}: prompt {prompt_rates[-1]:.1f} tok/s, "
                 f"generation {gen_rates[-1]:.1f} tok/s, JSON full grammar "
-                f"{full_rates[-1]:.1f} tok/s, lazy {json_rates[-1]:.1f} tok/s"
-                + ("" if full_text == lazy_text else " (the two answers DIFFER)")
+                f"{full_rates[-1]:.1f} tok/s, lazy {json_rates[-1]:.1f} tok/s "
+                f"(lazy/free {ratios[-1]:.2f}x, in CPU time {cpu_ratios[-1]:.2f}x)"
+                + ("" if full.text == lazy.text else " (the two answers DIFFER)")
             )
     speed = LocalSpeed(
         model=f"local:{key}",
@@ -387,6 +409,7 @@ def _local(
         json_tokens_per_s=statistics.median(json_rates),
         json_full_tokens_per_s=statistics.median(full_rates),
         json_vs_free=statistics.median(ratios),
+        json_vs_free_cpu=statistics.median(cpu_ratios),
         json_same=same,
         load_s=load_s,
         best_prompt_tokens_per_s=max(prompt_rates),
