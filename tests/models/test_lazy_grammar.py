@@ -10,7 +10,7 @@ import pytest
 from llama_cpp import LogitsProcessorList
 
 from zerog.models.base import Message, Request
-from zerog.models.lazy_grammar import LazyGrammar, _shortlist_holds
+from zerog.models.lazy_grammar import GrammarTemplate, LazyGrammar, _shortlist_holds
 from zerog.models.llamacpp import LlamaCppModel
 from zerog.structured import schema_of
 from zerog.types import Plan
@@ -55,7 +55,8 @@ def test_the_lazy_check_writes_what_the_full_grammar_writes(
     local_model: LlamaCppModel, shortlist: int
 ) -> None:
     full = _answer(local_model, OFF_GRAMMAR, COUNT, None, 40)
-    lazy = LazyGrammar(local_model.llama, local_model.grammar(COUNT), shortlist=shortlist)
+    template = GrammarTemplate(local_model.llama, local_model.grammar(COUNT))
+    lazy = LazyGrammar(template, shortlist=shortlist)
     try:
         answer = _answer(local_model, OFF_GRAMMAR, COUNT, lazy, 40)
     finally:

@@ -46,17 +46,12 @@ class LazyStats:
     full: int = 0  # steps that needed the whole vocabulary
 
 
-class LazyGrammar:
-    """A logits processor that enforces ``grammar`` at temperature 0 (see the module doc).
+class GrammarTemplate:
+    """A grammar sampler in its start state, parsed once (about 0.5 ms for the plan's
+    schema) and copied for each answer (a few microseconds)."""
 
-    One instance serves one answer; :meth:`close` frees its grammar sampler."""
-
-    def __init__(self, llama: Llama, grammar: LlamaGrammar, shortlist: int = SHORTLIST) -> None:
+    def __init__(self, llama: Llama, grammar: LlamaGrammar) -> None:
         import llama_cpp
-
-        if shortlist < 1:
-            raise ValueError("the shortlist holds at least one token")
-        self._shortlist = shortlist
 
         self._lib = llama_cpp
         self._sampler = llama_cpp.llama_sampler_init_grammar(
@@ -66,6 +61,35 @@ class LazyGrammar:
         )
         if not self._sampler:
             raise ValueError("llama.cpp could not build a sampler from the grammar")
+
+    def copy(self) -> Any:
+        """A new sampler in the start state; the caller frees it."""
+        if not self._sampler:
+            raise ValueError("the grammar template is closed")
+        return self._lib.llama_sampler_clone(self._sampler)
+
+    def close(self) -> None:
+        if self._sampler:
+            self._lib.llama_sampler_free(self._sampler)
+            self._sampler = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class LazyGrammar:
+    """A logits processor that enforces a grammar at temperature 0 (see the module doc).
+
+    One instance serves one answer; :meth:`close` frees its grammar sampler."""
+
+    def __init__(self, template: GrammarTemplate, shortlist: int = SHORTLIST) -> None:
+        import llama_cpp
+
+        if shortlist < 1:
+            raise ValueError("the shortlist holds at least one token")
+        self._shortlist = shortlist
+        self._lib = llama_cpp
+        self._sampler = template.copy()
         self._seen: int | None = None  # length of the sequence already fed to the grammar
         self.stats = LazyStats()
 

@@ -31,7 +31,7 @@ from zerog.errors import ConfigError, ModelError
 from zerog.models.base import Finish, Request, Response, estimate_tokens
 from zerog.models.confidence import Confidence, measure
 from zerog.models.degenerate import DEGENERATE, LOOPS, LoopGuard, LoopRule, trim_loop
-from zerog.models.lazy_grammar import LazyGrammar
+from zerog.models.lazy_grammar import GrammarTemplate, LazyGrammar
 from zerog.models.schema import SchemaMemo, decoding_schema
 from zerog.types import Usage
 
@@ -149,6 +149,9 @@ class LlamaCppModel:
         # of `zerog bench models`); greedy constrained answers are the same either way.
         self.lazy_grammar = lazy_grammar
         self._grammars: SchemaMemo[LlamaGrammar] = SchemaMemo(_compile)
+        self._templates: SchemaMemo[GrammarTemplate] = SchemaMemo(
+            lambda schema: GrammarTemplate(self._llama, self.grammar(schema))
+        )
         try:
             self._llama: Llama = Llama(
                 model_path=str(path),
@@ -184,8 +187,9 @@ class LlamaCppModel:
         # Greedy and constrained: check the grammar only where the greedy pick needs it
         # (same tokens, a fraction of the work; see models/lazy_grammar.py).
         lazy = None
-        if grammar is not None and self.lazy_grammar and request.temperature == 0.0:
-            lazy = LazyGrammar(llama, grammar)
+        schema = request.json_schema
+        if schema is not None and self.lazy_grammar and request.temperature == 0.0:
+            lazy = LazyGrammar(self._templates(schema))
         before = llama.input_ids[: llama.n_tokens].copy()  # the tokens llama.cpp holds
         tally = _Tally()
         guard = LoopGuard(self._loop_rule) if self._loop_rule is not None else None
