@@ -6,7 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from builders import acts, plan, step, write, write_script, zerog_cli
+
+pytestmark = pytest.mark.slow  # runs the zerog command line in subprocesses
 
 ROOT = Path(__file__).resolve().parents[1]
 

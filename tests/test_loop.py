@@ -217,6 +217,7 @@ def test_hostile_text_in_model_output_is_data(
     assert "\x00" not in feedback
 
 
+@pytest.mark.slow
 def test_timeout_and_flood_become_observations(workspace: Path, engine: EngineFactory) -> None:
     flood = shell("python3 -c \"import sys; sys.stdout.write('x' * 5_000_000)\"")
     model = scripted(

@@ -148,6 +148,7 @@ def test_no_preflight_asks_the_model_first(workspace: Path, engine: EngineFactor
     assert story.index("model_call") < story.index("validation_started")
 
 
+@pytest.mark.slow
 def test_the_preflight_counts_toward_wall_time_not_iterations(
     workspace: Path, engine: EngineFactory
 ) -> None:

@@ -106,6 +106,7 @@ def test_repeat_fix_replays_the_last_successful_identical_step(tmp_path: Path) -
     assert not r.decide(view(tmp_path, other)).routed
 
 
+@pytest.mark.model  # llama-cpp-python builds the grammar
 def test_plan_schema_stays_backwards_compatible() -> None:
     old = Plan.model_validate({"steps": [{"intent": "x", "actions": []}]})
     assert old.steps[0].op is None
@@ -332,6 +333,7 @@ def test_corrupt_or_foreign_router_files_are_refused(tmp_path: Path) -> None:
 zerog = functools.partial(zerog_cli, columns=160)
 
 
+@pytest.mark.slow
 def test_cli_routes_compile_show_and_refuse_a_bad_file(tmp_path: Path) -> None:
     with Store(tmp_path / "runs.db") as store:
         record(store, tmp_path, 6)
@@ -384,6 +386,7 @@ def test_cli_routes_compile_show_and_refuse_a_bad_file(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
 
 
+@pytest.mark.slow
 def test_bench_router_smoke(tmp_path: Path) -> None:
     from zerog.bench.router import measure
 

@@ -35,6 +35,8 @@ from zerog.serve.build import openapi_spec
 from zerog.serve.job import JobSpec
 from zerog.types import Goal
 
+pytestmark = pytest.mark.slow  # starts the service, whose runs execute in worker processes
+
 REPO = Path(__file__).resolve().parent.parent
 
 

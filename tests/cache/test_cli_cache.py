@@ -9,6 +9,8 @@ import pytest
 
 from builders import plan, step, write, write_script, zerog_cli
 
+pytestmark = pytest.mark.slow  # runs the zerog command line in subprocesses
+
 
 # the plan cache embeds goals with the real MiniLM
 @pytest.mark.model
