@@ -102,11 +102,11 @@ test: $(SANDBOXES) $(BROWSER) $(WHEELS) lint typecheck
 	$(BIN)/pytest -q
 	$(BIN)/python tests/unprivileged/run.py tests/hostile -q
 
-# The fast tier: the tests without model weights, Chromium, Ray or an isolating sandbox
-# (tests/conftest.py marks those from what they use; pyproject.toml lists the marks), in a
-# couple of minutes. Its own install leaves out the local model (llama-cpp-python is built
-# from source) and the sandboxes' setup (CPython for WASI, the sidecar component, the
-# cache's tokenizer); bubblewrap is still needed, as the default sandbox of `zerog run`.
+# The fast tier: the tests that need no model weights, Chromium, Ray or isolating sandbox
+# (tests/conftest.py marks the others from what they use; pyproject.toml lists the marks),
+# in under two minutes. Its install leaves out the local model (llama-cpp-python is built
+# from source), Ray, the plan cache's model and the sandboxes' setup (CPython for WASI, the
+# sidecar component, the tokenizer); bubblewrap is installed as for `make test`.
 FAST := $(VENV)/.installed-fast
 FAST_EXTRAS := dev,openai,anthropic,otel,serve,bench
 FAST_TIER := not (model or browser or ray or isolation or slow)
