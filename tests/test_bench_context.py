@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from builders import plan, scripted, step, write
 from zerog import Budget, Engine, Goal, RunStatus
 from zerog.bench.context import VARIANTS, measure
 from zerog.bench.context_repos import RepoTask, deep_traceback
 from zerog.focus import ContextBudget
 from zerog.types import CommandCheck
+
+pytestmark = pytest.mark.slow  # runs the context benchmark
 
 
 def small_task() -> RepoTask:

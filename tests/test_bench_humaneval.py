@@ -35,6 +35,8 @@ from zerog.models.scripted import ScriptedModel, parse_line
 from zerog.models.spec import load_model
 from zerog.sandbox.local import LocalSandbox
 
+pytestmark = pytest.mark.slow  # runs benchmark tasks end to end
+
 TASKS = [
     {
         "task_id": "Tiny/0",
@@ -190,6 +192,7 @@ def test_bad_selections_and_configurations_are_refused(tmp_path: Path) -> None:
         load_tasks(bad)
 
 
+@pytest.mark.model
 def test_smoke_two_real_tasks_with_the_embedded_model_in_bwrap(tmp_path: Path) -> None:
     """The real thing, CI-sized: the package's data, the 0.5B model, the bwrap sandbox."""
     tasks = select(load_tasks(default_data_file()), None, ["HumanEval/23", "HumanEval/53"])

@@ -27,6 +27,7 @@ def test_each_task_fails_its_check_before_the_fix(task: object, tmp_path: Path) 
     assert done.returncode != 0
 
 
+@pytest.mark.slow
 def test_each_variant_solves_the_slug_task_with_the_right_answers() -> None:
     fixed = TEXTUTIL.replace('"-".join(words(text))', '"-".join(words(text)).lower()')
     search = '    return "-".join(words(text))\n'

@@ -28,6 +28,8 @@ from zerog.bench.repos_tasks import (
 )
 from zerog.errors import ConfigError
 
+pytestmark = pytest.mark.slow  # builds and runs benchmark tasks
+
 PYTHON = Path(sys.executable)
 
 LIB = """\

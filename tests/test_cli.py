@@ -3,37 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from builders import acts, plan, step, write, write_script
+import pytest
+
+from builders import acts, plan, step, write, write_script, zerog_cli
+
+pytestmark = pytest.mark.slow  # runs the zerog command line in subprocesses
 
 ROOT = Path(__file__).resolve().parents[1]
-ZEROG = [sys.executable, "-m", "zerog"]
-
-
-def zerog(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "ZEROG_STORE": str(cwd / "runs.db")}
-    return subprocess.run(
-        [*ZEROG, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_help_explains_commands(tmp_path: Path) -> None:
-    top = zerog("--help", cwd=tmp_path)
+    top = zerog_cli("--help", cwd=tmp_path, columns=120)
     assert top.returncode == 0
     assert "run" in top.stdout
     assert "bench" in top.stdout
-    sub = zerog("run", "--help", cwd=tmp_path)
+    sub = zerog_cli("run", "--help", cwd=tmp_path, columns=120)
     assert sub.returncode == 0
     for flag in ("--check", "--workspace", "--model", "--max-iterations", "--max-cost"):
         assert flag in sub.stdout
@@ -46,7 +33,7 @@ def test_run_with_backtrack_succeeds_and_traces(workspace: Path, tmp_path: Path)
         plan(step("right")),
         acts(write("app.py", "def answer():\n    return 42\n")),
     )
-    done = zerog(
+    done = zerog_cli(
         "run",
         "make answer 42",
         "-w",
@@ -56,6 +43,7 @@ def test_run_with_backtrack_succeeds_and_traces(workspace: Path, tmp_path: Path)
         "-c",
         "python3 -c 'import app; assert app.answer() == 42'",
         cwd=tmp_path,
+        columns=120,
     )
     assert done.returncode == 0, done.stderr
     assert "iteration 2" in done.stdout
@@ -63,7 +51,7 @@ def test_run_with_backtrack_succeeds_and_traces(workspace: Path, tmp_path: Path)
     assert "success" in done.stdout
     assert not (workspace / "junk").exists()
     run_id = done.stdout.split("run id")[-1].split()[0]
-    exported = zerog("export", run_id, cwd=tmp_path)
+    exported = zerog_cli("export", run_id, cwd=tmp_path, columns=120)
     kinds = [json.loads(line)["kind"] for line in exported.stdout.splitlines()]
     assert kinds.index("rollback") < kinds.index("run_finished")
     assert not (workspace / ".zerog" / "runs").exists(), "the CLI writes JSONL only on request"
@@ -73,7 +61,7 @@ def test_json_output_and_failure_exit_code(workspace: Path, tmp_path: Path) -> N
     script = write_script(
         tmp_path / "s.jsonl", plan(step("noop", {"kind": "shell", "command": "true"}))
     )
-    done = zerog(
+    done = zerog_cli(
         "run",
         "goal",
         "-w",
@@ -86,6 +74,7 @@ def test_json_output_and_failure_exit_code(workspace: Path, tmp_path: Path) -> N
         "1",
         "--json",
         cwd=tmp_path,
+        columns=120,
     )
     assert done.returncode == 1
     result = json.loads(done.stdout)
@@ -94,21 +83,41 @@ def test_json_output_and_failure_exit_code(workspace: Path, tmp_path: Path) -> N
 
 
 def test_bad_inputs_give_clear_errors(workspace: Path, tmp_path: Path) -> None:
-    no_check = zerog("run", "goal", "-w", str(workspace), "-m", "scripted:x", cwd=tmp_path)
+    no_check = zerog_cli(
+        "run", "goal", "-w", str(workspace), "-m", "scripted:x", cwd=tmp_path, columns=120
+    )
     assert no_check.returncode == 2
     assert "--check" in no_check.stderr
-    bad_spec = zerog(
-        "run", "goal", "-w", str(workspace), "-m", "nonsense", "-c", "true", cwd=tmp_path
+    bad_spec = zerog_cli(
+        "run",
+        "goal",
+        "-w",
+        str(workspace),
+        "-m",
+        "nonsense",
+        "-c",
+        "true",
+        cwd=tmp_path,
+        columns=120,
     )
     assert bad_spec.returncode == 2
     assert "unknown model spec" in bad_spec.stderr
-    missing = zerog(
-        "run", "goal", "-w", str(workspace), "-m", "scripted:nope.jsonl", "-c", "true", cwd=tmp_path
+    missing = zerog_cli(
+        "run",
+        "goal",
+        "-w",
+        str(workspace),
+        "-m",
+        "scripted:nope.jsonl",
+        "-c",
+        "true",
+        cwd=tmp_path,
+        columns=120,
     )
     assert missing.returncode == 2
     assert "cannot read script" in missing.stderr
     (tmp_path / "broken.jsonl").write_text("{not json\n")
-    broken = zerog(
+    broken = zerog_cli(
         "run",
         "goal",
         "-w",
@@ -118,10 +127,11 @@ def test_bad_inputs_give_clear_errors(workspace: Path, tmp_path: Path) -> None:
         "-c",
         "true",
         cwd=tmp_path,
+        columns=120,
     )
     assert broken.returncode == 2
     assert "broken.jsonl:1" in broken.stderr
-    nodir = zerog(
+    nodir = zerog_cli(
         "run",
         "goal",
         "-w",
@@ -131,6 +141,7 @@ def test_bad_inputs_give_clear_errors(workspace: Path, tmp_path: Path) -> None:
         "-c",
         "true",
         cwd=tmp_path,
+        columns=120,
     )
     assert nodir.returncode == 2
     for result in (no_check, bad_spec, missing, broken, nodir):
@@ -139,8 +150,17 @@ def test_bad_inputs_give_clear_errors(workspace: Path, tmp_path: Path) -> None:
 
 def test_model_error_exit_code(workspace: Path, tmp_path: Path) -> None:
     script = write_script(tmp_path / "s.jsonl", {"purpose": "plan", "text": "nope"})
-    done = zerog(
-        "run", "goal", "-w", str(workspace), "-m", f"scripted:{script}", "-c", "false", cwd=tmp_path
+    done = zerog_cli(
+        "run",
+        "goal",
+        "-w",
+        str(workspace),
+        "-m",
+        f"scripted:{script}",
+        "-c",
+        "false",
+        cwd=tmp_path,
+        columns=120,
     )
     assert done.returncode == 3
     assert "model_error" in done.stdout
@@ -150,7 +170,7 @@ def test_demo_example_runs(tmp_path: Path) -> None:
     demo = ROOT / "examples" / "demo"
     work = tmp_path / "demo"
     shutil.copytree(demo / "workspace", work)
-    done = zerog(
+    done = zerog_cli(
         "run",
         "Fix restock()",
         "-w",
@@ -160,13 +180,24 @@ def test_demo_example_runs(tmp_path: Path) -> None:
         "-m",
         f"scripted:{demo / 'script.jsonl'}",
         cwd=tmp_path,
+        columns=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert not (work / "NOTES.md").exists()
 
 
 def test_bench_overhead_smoke(tmp_path: Path) -> None:
-    done = zerog("bench", "overhead", "--iterations", "5", "--rounds", "1", "--json", cwd=tmp_path)
+    done = zerog_cli(
+        "bench",
+        "overhead",
+        "--iterations",
+        "5",
+        "--rounds",
+        "1",
+        "--json",
+        cwd=tmp_path,
+        columns=120,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["iterations"] == 5

@@ -7,8 +7,12 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from builders import plan, shell, step, write, write_script, zerog_cli
 from zerog.store import Store
+
+pytestmark = pytest.mark.slow  # runs the zerog command line in subprocesses
 
 CHECK = "python3 -c 'import app; assert app.answer() == 42'"
 FIX = write("app.py", "def answer():\n    return 42\n")

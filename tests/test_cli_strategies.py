@@ -7,8 +7,12 @@ import functools
 import json
 from pathlib import Path
 
+import pytest
+
 from builders import write_script, zerog_cli
 from zerog.store import Store
+
+pytestmark = pytest.mark.slow  # runs the zerog command line in subprocesses
 
 STUB = 'def double(x):\n    """Twice x.\n    >>> double(2)\n    4\n    """\n'
 

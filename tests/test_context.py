@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from zerog.bench.context_repos import big_module, cross_file, deep_traceback
 from zerog.context import (
     Attempt,
@@ -134,6 +136,7 @@ def test_a_large_file_is_shown_as_its_relevant_region(tmp_path: Path) -> None:
     assert "the relevant lines of" in render(context)
 
 
+@pytest.mark.slow
 def test_the_budget_is_never_exceeded_and_its_order_is_kept(tmp_path: Path) -> None:
     task = cross_file()
     task.write(tmp_path)

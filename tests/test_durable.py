@@ -31,6 +31,8 @@ from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel
 from zerog.store import Store
 
+pytestmark = pytest.mark.slow  # kills, crashes and resumes runs in processes of their own
+
 HERE = Path(__file__).resolve().parent
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from builders import plan, shell, step, write, write_script
 
+pytestmark = pytest.mark.slow  # runs the zerog command line, with git, in subprocesses
+
 CHECK = "python3 -c 'import app; assert app.answer() == 42'"
 FIXED = "def answer():\n    return 42\n"
 

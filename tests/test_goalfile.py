@@ -303,6 +303,7 @@ def test_bad_yaml_is_a_config_error(tmp_path: Path) -> None:
 zerog = functools.partial(zerog_cli, columns=150)
 
 
+@pytest.mark.slow
 def test_run_with_a_goal_file_of_several_kinds_succeeds(tmp_path: Path) -> None:
     goal = project(tmp_path)
     fix = write("app.py", "def answer():\n    return 42\n")
@@ -328,6 +329,7 @@ def test_run_with_a_goal_file_of_several_kinds_succeeds(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "ws" / "config.json").read_text()) == {"answer": 42}
 
 
+@pytest.mark.slow
 def test_run_flags_override_the_goal_file(tmp_path: Path) -> None:
     goal = project(tmp_path)
     script = write_script(tmp_path / "script.jsonl", plan(step("nothing", write("x.txt", ""))))
@@ -355,6 +357,7 @@ def test_run_needs_a_goal_text_or_a_goal_file(tmp_path: Path) -> None:
     assert "--goal FILE" in done.stderr
 
 
+@pytest.mark.slow
 def test_protected_files_from_the_command_line_and_in_zerog_show(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()

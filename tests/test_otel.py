@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -62,6 +63,7 @@ def test_spans_form_a_tree_with_gen_ai_attributes(workspace: Path) -> None:
         assert span.end_time >= span.start_time
 
 
+@pytest.mark.slow
 def test_cli_exports_over_otlp_http(workspace: Path, tmp_path: Path) -> None:
     received: list[tuple[str, str, int]] = []
 

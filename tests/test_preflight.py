@@ -5,51 +5,31 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from builders import plan, scripted, shell, step, write
-from zerog import Budget, Engine, Goal, RunStatus
+from builders import (
+    ANSWER_CHECK,
+    ANSWER_FIX,
+    EngineFactory,
+    goal,
+    plan,
+    scripted,
+    shell,
+    step,
+    write,
+)
+from zerog import Budget, Goal, RunStatus
 from zerog.events import Event
 from zerog.replay import replay_run
-from zerog.sandbox.factory import SANDBOXES
 from zerog.store import Store
 from zerog.trace import read_trace
 from zerog.types import CommandCheck, FileCheck
 
-FIX = write("app.py", "def answer():\n    return 42\n")
-CHECK = "python3 -c 'import app; assert app.answer() == 42'"
-
-SELECTED: dict[str, str] = {}
-
-
-@pytest.fixture(autouse=True, params=SANDBOXES)
-def backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    SELECTED["name"] = str(request.param)
-    yield SELECTED["name"]
-    SELECTED.clear()
-
-
-def engine(model: object, **kwargs: object) -> Engine:
-    return Engine(
-        model,  # type: ignore[arg-type]
-        environ={"PATH": "/usr/bin:/bin"},
-        sandbox_name=SELECTED["name"],
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-def goal(root: Path, *checks: str, **fields: object) -> Goal:
-    return Goal.model_validate(
-        {
-            "text": "make answer() return 42",
-            "workspace": root,
-            "checks": list(checks or (CHECK,)),
-            **fields,
-        }
-    )
+# Every test of the preflight runs on every sandbox backend (the ``engine`` fixture's).
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 def kinds(path: Path | None) -> list[str]:
@@ -57,9 +37,11 @@ def kinds(path: Path | None) -> list[str]:
     return [str(e["kind"]) for e in read_trace(path)]
 
 
-def test_checks_that_already_pass_end_the_run_without_a_model_call(workspace: Path) -> None:
+def test_checks_that_already_pass_end_the_run_without_a_model_call(
+    workspace: Path, engine: EngineFactory
+) -> None:
     (workspace / "app.py").write_text("def answer():\n    return 42\n")
-    model = scripted(plan(step("fix it", FIX)))
+    model = scripted(plan(step("fix it", ANSWER_FIX)))
     result = engine(model).run(goal(workspace))
     assert result.status is RunStatus.SUCCESS
     assert result.reason == "nothing to do: the checks already pass"
@@ -77,9 +59,11 @@ def test_checks_that_already_pass_end_the_run_without_a_model_call(workspace: Pa
     assert "iteration_started" not in [e["kind"] for e in events]
 
 
-def test_a_check_that_cannot_run_ends_the_run_without_a_model_call(workspace: Path) -> None:
+def test_a_check_that_cannot_run_ends_the_run_without_a_model_call(
+    workspace: Path, engine: EngineFactory
+) -> None:
     (workspace / "test_app.py").write_text("import absent_dependency_q7\n")
-    model = scripted(plan(step("fix it", FIX)))
+    model = scripted(plan(step("fix it", ANSWER_FIX)))
     result = engine(model).run(goal(workspace, "python3 -m unittest -q"))
     assert result.status is RunStatus.CANNOT_RUN
     assert model.requests == []
@@ -95,8 +79,10 @@ def test_a_check_that_cannot_run_ends_the_run_without_a_model_call(workspace: Pa
     assert not result.ok
 
 
-def test_the_preflight_failure_is_the_first_plans_feedback(workspace: Path) -> None:
-    model = scripted(plan(step("fix it", FIX)))
+def test_the_preflight_failure_is_the_first_plans_feedback(
+    workspace: Path, engine: EngineFactory
+) -> None:
+    model = scripted(plan(step("fix it", ANSWER_FIX)))
     result = engine(model).run(goal(workspace))
     assert result.status is RunStatus.SUCCESS
     assert result.iterations == 1
@@ -113,9 +99,9 @@ def test_the_preflight_failure_is_the_first_plans_feedback(workspace: Path) -> N
     assert story.index("preflight") < first_call
 
 
-def test_only_the_first_plan_sees_the_preflight(workspace: Path) -> None:
+def test_only_the_first_plan_sees_the_preflight(workspace: Path, engine: EngineFactory) -> None:
     wrong = plan(step("wrong fix", write("app.py", "def answer():\n    return 40\n")))
-    model = scripted(wrong, plan(step("right fix", FIX)))
+    model = scripted(wrong, plan(step("right fix", ANSWER_FIX)))
     result = engine(model).run(goal(workspace))
     assert result.status is RunStatus.SUCCESS
     assert "How the checks fail now" in model.requests[0].messages[-1].content
@@ -124,9 +110,11 @@ def test_only_the_first_plan_sees_the_preflight(workspace: Path) -> None:
     assert "Earlier attempts" in replan
 
 
-def test_what_the_checks_wrote_is_rolled_back_before_the_first_plan(workspace: Path) -> None:
-    check = f"touch made-by-the-check && {CHECK}"
-    model = scripted(plan(step("fix it", FIX)))
+def test_what_the_checks_wrote_is_rolled_back_before_the_first_plan(
+    workspace: Path, engine: EngineFactory
+) -> None:
+    check = f"touch made-by-the-check && {ANSWER_CHECK}"
+    model = scripted(plan(step("fix it", ANSWER_FIX)))
     result = engine(model).run(goal(workspace, check))
     assert result.status is RunStatus.SUCCESS
     prompt = model.requests[0].messages[-1].content
@@ -137,16 +125,18 @@ def test_what_the_checks_wrote_is_rolled_back_before_the_first_plan(workspace: P
     assert rollbacks[0]["removed"] == 1
 
 
-def test_a_passing_preflight_leaves_the_workspace_as_it_was(workspace: Path) -> None:
+def test_a_passing_preflight_leaves_the_workspace_as_it_was(
+    workspace: Path, engine: EngineFactory
+) -> None:
     (workspace / "app.py").write_text("def answer():\n    return 42\n")
-    result = engine(scripted()).run(goal(workspace, f"touch made-by-the-check && {CHECK}"))
+    result = engine(scripted()).run(goal(workspace, f"touch made-by-the-check && {ANSWER_CHECK}"))
     assert result.reason == "nothing to do: the checks already pass"
     assert not (workspace / "made-by-the-check").exists()
     assert result.files is not None
     assert result.files.total == 0
 
 
-def test_no_preflight_asks_the_model_first(workspace: Path) -> None:
+def test_no_preflight_asks_the_model_first(workspace: Path, engine: EngineFactory) -> None:
     (workspace / "app.py").write_text("def answer():\n    return 42\n")
     model = scripted(plan(step("look", shell("true"))))
     result = engine(model).run(goal(workspace, preflight=False))
@@ -158,8 +148,11 @@ def test_no_preflight_asks_the_model_first(workspace: Path) -> None:
     assert story.index("model_call") < story.index("validation_started")
 
 
-def test_the_preflight_counts_toward_wall_time_not_iterations(workspace: Path) -> None:
-    model = scripted(plan(step("fix it", FIX)))
+@pytest.mark.slow
+def test_the_preflight_counts_toward_wall_time_not_iterations(
+    workspace: Path, engine: EngineFactory
+) -> None:
+    model = scripted(plan(step("fix it", ANSWER_FIX)))
     slow = "sleep 30"
     result = engine(model).run(goal(workspace, slow, budget=Budget(max_seconds=1.5)))
     assert result.status is RunStatus.MAX_TIME
@@ -167,7 +160,7 @@ def test_the_preflight_counts_toward_wall_time_not_iterations(workspace: Path) -
     assert model.requests == []
 
 
-def test_only_checks_that_run_a_command_are_judged(workspace: Path) -> None:
+def test_only_checks_that_run_a_command_are_judged(workspace: Path, engine: EngineFactory) -> None:
     """A file check that fails is the goal's business, never 'cannot run'."""
     model = scripted(plan(step("write it", write("done.txt", "ok\n"))))
     result = engine(model).run(
@@ -177,8 +170,8 @@ def test_only_checks_that_run_a_command_are_judged(workspace: Path) -> None:
     assert result.iterations == 1
 
 
-def test_a_command_missing_from_the_sandbox(workspace: Path) -> None:
-    model = scripted(plan(step("fix it", FIX)))
+def test_a_command_missing_from_the_sandbox(workspace: Path, engine: EngineFactory) -> None:
+    model = scripted(plan(step("fix it", ANSWER_FIX)))
     result = engine(model).run(goal(workspace, "absent-tool-q7 --check ."))
     assert result.status is RunStatus.CANNOT_RUN
     assert model.requests == []
@@ -187,7 +180,9 @@ def test_a_command_missing_from_the_sandbox(workspace: Path) -> None:
     assert "not found" in refusal.cause
 
 
-def test_a_store_records_zero_model_calls(tmp_path: Path, workspace: Path) -> None:
+def test_a_store_records_zero_model_calls(
+    tmp_path: Path, workspace: Path, engine: EngineFactory
+) -> None:
     (workspace / "app.py").write_text("def answer():\n    return 42\n")
     with Store(tmp_path / "runs.db") as store:
         result = engine(scripted(), store=store).run(goal(workspace))
@@ -204,12 +199,12 @@ def test_a_store_records_zero_model_calls(tmp_path: Path, workspace: Path) -> No
 
 @pytest.mark.parametrize("already_passing", [False, True])
 def test_replay_of_a_run_with_a_preflight(
-    tmp_path: Path, workspace: Path, already_passing: bool
+    tmp_path: Path, workspace: Path, already_passing: bool, engine: EngineFactory
 ) -> None:
     if already_passing:
         (workspace / "app.py").write_text("def answer():\n    return 42\n")
     wrong = plan(step("wrong fix", write("app.py", "def answer():\n    return 40\n")))
-    model = scripted(wrong, plan(step("right fix", FIX)))
+    model = scripted(wrong, plan(step("right fix", ANSWER_FIX)))
     with Store(tmp_path / "runs.db") as store:
         result = engine(model, store=store).run(goal(workspace))
         report = replay_run(store, result.run_id, environ={"PATH": "/usr/bin:/bin"})
@@ -232,7 +227,9 @@ def _forget_preflight(store_path: Path, run_id: str) -> None:
     db.close()
 
 
-def test_replay_of_a_run_recorded_without_a_preflight(tmp_path: Path, workspace: Path) -> None:
+def test_replay_of_a_run_recorded_without_a_preflight(
+    tmp_path: Path, workspace: Path, engine: EngineFactory
+) -> None:
     """A run recorded before zerog had a preflight replays as it ran, without one (with
     one, its checks pass at once here: nothing to do, a divergence)."""
     (workspace / "app.py").write_text("def answer():\n    return 42\n")
@@ -265,9 +262,11 @@ class CrashingStore(Store):
 
 
 @pytest.mark.parametrize("kind", ["verdict", "preflight", "iteration_started", "model_call"])
-def test_a_resumed_run_does_not_preflight_twice(tmp_path: Path, workspace: Path, kind: str) -> None:
-    check = f"touch made-by-the-check && {CHECK}"
-    lines = (plan(step("wrong fix", shell("true"))), plan(step("right fix", FIX)))
+def test_a_resumed_run_does_not_preflight_twice(
+    tmp_path: Path, workspace: Path, kind: str, engine: EngineFactory
+) -> None:
+    check = f"touch made-by-the-check && {ANSWER_CHECK}"
+    lines = (plan(step("wrong fix", shell("true"))), plan(step("right fix", ANSWER_FIX)))
     store_path = tmp_path / "runs.db"
     with CrashingStore(store_path, kind) as crashing, pytest.raises(_Crash):
         engine(scripted(*lines), store=crashing, new_id=lambda: "run1").run(goal(workspace, check))
@@ -282,9 +281,9 @@ def test_a_resumed_run_does_not_preflight_twice(tmp_path: Path, workspace: Path,
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
 
 
-@pytest.mark.parametrize("check", [CHECK, "absent-tool-q7"])
+@pytest.mark.parametrize("check", [ANSWER_CHECK, "absent-tool-q7"])
 def test_a_run_the_preflight_ended_resumes_to_the_same_end(
-    tmp_path: Path, workspace: Path, check: str
+    tmp_path: Path, workspace: Path, check: str, engine: EngineFactory
 ) -> None:
     """Killed after the preflight recorded its outcome, before the run's end: the resume
     ends the run the same way, without a sweep or a model call."""
@@ -295,18 +294,18 @@ def test_a_run_the_preflight_ended_resumes_to_the_same_end(
     with Store(store_path) as store:
         result = engine(scripted(), store=store).resume("run1")
         events = store.events("run1")
-    expected = RunStatus.SUCCESS if check == CHECK else RunStatus.CANNOT_RUN
+    expected = RunStatus.SUCCESS if check == ANSWER_CHECK else RunStatus.CANNOT_RUN
     assert (result.status, result.iterations) == (expected, 0)
     assert [e.kind for e in events].count("validation_started") == 1
     assert events[-1].kind == "run_finished"
     assert events[-1].data["reason"] == result.reason
-    assert len(result.cannot_run) == (0 if check == CHECK else 1)
+    assert len(result.cannot_run) == (0 if check == ANSWER_CHECK else 1)
 
 
 def test_a_run_recorded_without_a_preflight_resumes_without_one(
-    tmp_path: Path, workspace: Path
+    tmp_path: Path, workspace: Path, engine: EngineFactory
 ) -> None:
-    lines = (plan(step("wrong fix", shell("true"))), plan(step("right fix", FIX)))
+    lines = (plan(step("wrong fix", shell("true"))), plan(step("right fix", ANSWER_FIX)))
     store_path = tmp_path / "runs.db"
     with CrashingStore(store_path, "model_call") as crashing, pytest.raises(_Crash):
         engine(scripted(*lines), store=crashing, new_id=lambda: "run1").run(
@@ -321,9 +320,11 @@ def test_a_run_recorded_without_a_preflight_resumes_without_one(
     assert not [e for e in events if e.kind == "verdict" and e.data["iteration"] == 0]
 
 
-def test_a_goal_with_several_checks_cannot_run_if_one_cannot(workspace: Path) -> None:
-    model = scripted(plan(step("fix it", FIX)))
-    checks = (CommandCheck(command=CHECK), CommandCheck(command="absent-tool-q7"))
+def test_a_goal_with_several_checks_cannot_run_if_one_cannot(
+    workspace: Path, engine: EngineFactory
+) -> None:
+    model = scripted(plan(step("fix it", ANSWER_FIX)))
+    checks = (CommandCheck(command=ANSWER_CHECK), CommandCheck(command="absent-tool-q7"))
     result = engine(model).run(Goal(text="fix it", workspace=workspace, checks=checks))
     assert result.status is RunStatus.CANNOT_RUN
     assert [r.check for r in result.cannot_run] == ["absent-tool-q7"]

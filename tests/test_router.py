@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from builders import acts, plan, scripted, shell, step, write, write_script, zerog_cli
-from zerog import Engine, Goal, RunStatus
+from builders import acts, engine, goal, plan, scripted, shell, step, write, write_script, zerog_cli
+from zerog import Goal, RunStatus
 from zerog.events import Event
 from zerog.journal import read_journal
 from zerog.models.scripted import ScriptedModel
@@ -35,23 +35,9 @@ from zerog.store import Store
 from zerog.structured import schema_of
 from zerog.types import Plan, ShellAction, Step, TestsCheck, WriteFileAction
 
+TEXT = "write done.txt"
 CHECK = "test -f done.txt"
 ENV = {"PATH": "/usr/bin:/bin"}
-
-
-def engine(model: object, store: Store, router: object = None) -> Engine:
-    return Engine(
-        model,  # type: ignore[arg-type]
-        environ=ENV,
-        sandbox_name="local",
-        store=store,
-        write_trace=False,
-        router=router,  # type: ignore[arg-type]
-    )
-
-
-def goal(root: Path, text: str = "write done.txt") -> Goal:
-    return Goal(text=text, workspace=root, checks=[CHECK])
 
 
 def events(store: Store, run_id: str, kind: str) -> list[Event]:
@@ -120,6 +106,7 @@ def test_repeat_fix_replays_the_last_successful_identical_step(tmp_path: Path) -
     assert not r.decide(view(tmp_path, other)).routed
 
 
+@pytest.mark.model  # llama-cpp-python builds the grammar
 def test_plan_schema_stays_backwards_compatible() -> None:
     old = Plan.model_validate({"steps": [{"intent": "x", "actions": []}]})
     assert old.steps[0].op is None
@@ -149,7 +136,7 @@ def record(store: Store, tmp_path: Path, runs: int) -> None:
             acts(shell("mkdir -p scratch && cat notes.txt")),
             acts(write("done.txt", f"{n}")),
         )
-        assert engine(model, store).run(goal(root)).ok
+        assert engine(model, store=store, write_trace=False).run(goal(root, CHECK, text=TEXT)).ok
 
 
 def test_compile_route_demote_and_retry_with_the_model(tmp_path: Path) -> None:
@@ -171,7 +158,9 @@ def test_compile_route_demote_and_retry_with_the_model(tmp_path: Path) -> None:
         (root / "notes.txt").write_text("new\n")
         script = scripted(plan(ROUTINE, step("Write done.txt")), acts(write("done.txt", "x")))
         router = make_router("compiled", router_file=path, store=store)
-        result = engine(script, store, router).run(goal(root))
+        result = engine(script, store=store, write_trace=False, router=router).run(
+            goal(root, CHECK, text=TEXT)
+        )
         assert result.status is RunStatus.SUCCESS, result.reason
         assert script.remaining() == 0
         decisions = [e.data["decision"] for e in events(store, result.run_id, "route")]
@@ -191,7 +180,9 @@ def test_compile_route_demote_and_retry_with_the_model(tmp_path: Path) -> None:
             acts(write("done.txt", "x")),
         )
         router = make_router("compiled", router_file=path, store=store)
-        result = engine(script, store, router).run(goal(root))
+        result = engine(script, store=store, write_trace=False, router=router).run(
+            goal(root, CHECK, text=TEXT)
+        )
         assert result.status is RunStatus.SUCCESS, result.reason
         assert result.iterations == 1
         assert script.remaining() == 0
@@ -342,6 +333,7 @@ def test_corrupt_or_foreign_router_files_are_refused(tmp_path: Path) -> None:
 zerog = functools.partial(zerog_cli, columns=160)
 
 
+@pytest.mark.slow
 def test_cli_routes_compile_show_and_refuse_a_bad_file(tmp_path: Path) -> None:
     with Store(tmp_path / "runs.db") as store:
         record(store, tmp_path, 6)
@@ -394,6 +386,7 @@ def test_cli_routes_compile_show_and_refuse_a_bad_file(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
 
 
+@pytest.mark.slow
 def test_bench_router_smoke(tmp_path: Path) -> None:
     from zerog.bench.router import measure
 
@@ -423,7 +416,9 @@ def test_a_resumed_run_replays_its_route_decisions(tmp_path: Path) -> None:
     root.mkdir()
     with Store(tmp_path / "runs.db") as store:
         router = make_router("compiled", router_file=path, store=store)
-        first = engine(script(), store, router).run(goal(root), run_id="whole")
+        first = engine(script(), store=store, write_trace=False, router=router).run(
+            goal(root, CHECK, text=TEXT), run_id="whole"
+        )
         assert first.ok
         recorded_events = store.events("whole")
         row = store.find("whole")
@@ -440,7 +435,7 @@ def test_a_resumed_run_replays_its_route_decisions(tmp_path: Path) -> None:
                 crashed.emit(event)
         model = script()
         router = make_router("compiled", router_file=path, store=crashed)
-        resumed = engine(model, crashed, router).resume("whole")
+        resumed = engine(model, store=crashed, write_trace=False, router=router).resume("whole")
         assert resumed.ok, resumed.reason
         assert model.remaining() == 0
         after = [e for e in crashed.events("whole") if e.seq > cut]

@@ -406,6 +406,7 @@ def test_bounded_buffer_text_is_sanitized() -> None:
     assert buf.text() == "bold\ufffd"
 
 
+@pytest.mark.slow
 def test_interrupt_while_running_kills_the_group_and_propagates(
     tmp_path: Path, reap: list[int]
 ) -> None:

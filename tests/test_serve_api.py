@@ -18,12 +18,24 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serve_server import DEMO, Server, demo_goal, follow, serving, wait_for, write_script
+from serve_server import (
+    DEMO,
+    Server,
+    demo_goal,
+    follow,
+    marker_goal,
+    marker_model,
+    serving,
+    wait_for,
+    write_script,
+)
 from zerog.errors import ConfigError
 from zerog.serve.auth import is_loopback, load_or_create_token
 from zerog.serve.build import openapi_spec
 from zerog.serve.job import JobSpec
 from zerog.types import Goal
+
+pytestmark = pytest.mark.slow  # starts the service, whose runs execute in worker processes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,36 +48,6 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         (server.root / "ws").mkdir()
         (server.root / "escape").symlink_to(base)
         yield server
-
-
-def _slow_script(root: Path, seconds: float, name: str = "slow.jsonl") -> str:
-    """One plan: write a marker file, then a long command; its check passes."""
-    plan = {
-        "purpose": "plan",
-        "json": {
-            "steps": [
-                {
-                    "intent": "Write a marker and wait",
-                    "actions": [
-                        {"kind": "write_file", "path": "marker.txt", "content": "here\n"},
-                        {"kind": "shell", "command": f"sleep {seconds}"},
-                    ],
-                }
-            ]
-        },
-    }
-    return "scripted:" + write_script(root / name, plan)
-
-
-def _slow_goal(workspace: str, model: str) -> dict[str, object]:
-    return {
-        "text": "Write a marker and wait",
-        "workspace": workspace,
-        "checks": [{"kind": "file", "path": "marker.txt"}],
-        "model": model,
-        "budget": {"max_iterations": 1, "max_seconds": 120},
-        "timeout": 60,
-    }
 
 
 def test_submit_stream_list_and_get(tmp_path: Path) -> None:
@@ -208,8 +190,8 @@ def test_cancel_stops_a_running_run_and_rolls_back(tmp_path: Path) -> None:
     with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
         workspace = server.root / "ws"
         workspace.mkdir()
-        model = _slow_script(server.root, 41.5)
-        run = client.post("/api/runs", json=_slow_goal("ws", model)).json()
+        model = marker_model(server.root, "sleep 41.5")
+        run = client.post("/api/runs", json=marker_goal("ws", model)).json()
         wait_for(client, run["id"], "action")
         deadline = time.monotonic() + 10
         while "sleep 41.5" not in _processes() and time.monotonic() < deadline:
@@ -239,10 +221,10 @@ def test_a_cancel_while_the_worker_starts_is_prompt_even_if_sigint_was_ignored(
             serving(tmp_path / "root", tmp_path / "runs.db", grace=30.0) as server,
             server.client() as client,
         ):
-            model = _slow_script(server.root, 43.5)
+            model = marker_model(server.root, "sleep 43.5")
             for n in range(3):
                 (server.root / f"ws{n}").mkdir()
-                run = client.post("/api/runs", json=_slow_goal(f"ws{n}", model)).json()
+                run = client.post("/api/runs", json=marker_goal(f"ws{n}", model)).json()
                 deadline = time.monotonic() + 10
                 while client.get(f"/api/runs/{run['id']}").json()["run"]["status"] == "queued":
                     assert time.monotonic() < deadline
@@ -301,13 +283,13 @@ def test_cancel_a_queued_run_and_the_flood_gets_429(tmp_path: Path) -> None:
         serving(tmp_path / "root", tmp_path / "runs.db", workers=1, queue=2) as server,
         server.client() as client,
     ):
-        model = _slow_script(server.root, 42.5)
+        model = marker_model(server.root, "sleep 42.5")
         for n in range(12):
             (server.root / f"ws{n}").mkdir()
 
         def submit(n: int) -> httpx.Response:
             with server.client() as own:
-                return own.post("/api/runs", json=_slow_goal(f"ws{n}", model))
+                return own.post("/api/runs", json=marker_goal(f"ws{n}", model))
 
         with ThreadPoolExecutor(max_workers=6) as pool:
             answers = list(pool.map(submit, range(12)))
@@ -330,7 +312,7 @@ def test_cancel_a_queued_run_and_the_flood_gets_429(tmp_path: Path) -> None:
             if not any(r["active"] for r in client.get("/api/runs").json()["runs"]):
                 break
             time.sleep(0.1)
-        again = client.post("/api/runs", json=_slow_goal("ws11", model))
+        again = client.post("/api/runs", json=marker_goal("ws11", model))
         assert again.status_code == 202
         client.post(f"/api/runs/{again.json()['id']}/cancel")
 
@@ -339,8 +321,8 @@ def test_resume_after_the_server_stopped_mid_run(tmp_path: Path) -> None:
     root, store = tmp_path / "root", tmp_path / "runs.db"
     with serving(root, store) as first, first.client() as client:
         (root / "ws").mkdir()
-        model = _slow_script(root, 1.5)
-        run = client.post("/api/runs", json=_slow_goal("ws", model)).json()
+        model = marker_model(root, "sleep 1.5")
+        run = client.post("/api/runs", json=marker_goal("ws", model)).json()
         wait_for(client, run["id"], "action")
         time.sleep(0.3)  # inside the sleep: the process dies mid-action
     with serving(root, store) as second, second.client() as client:
@@ -522,9 +504,9 @@ def test_other_bad_requests(shared: Server) -> None:
 def test_busy_workspace_is_a_conflict(tmp_path: Path) -> None:
     with serving(tmp_path / "root", tmp_path / "runs.db") as server, server.client() as client:
         (server.root / "ws").mkdir()
-        model = _slow_script(server.root, 43.5)
-        first = client.post("/api/runs", json=_slow_goal("ws", model)).json()
-        second = client.post("/api/runs", json=_slow_goal("ws", model))
+        model = marker_model(server.root, "sleep 43.5")
+        first = client.post("/api/runs", json=marker_goal("ws", model)).json()
+        second = client.post("/api/runs", json=marker_goal("ws", model))
         assert second.status_code == 409
         assert first["id"] in second.json()["error"]
         client.post(f"/api/runs/{first['id']}/cancel")

@@ -16,6 +16,8 @@ import pytest
 
 from zerog.serve.jobs import READY, Busy, Job, JobState, Launcher, Pool, QueueFull, WarmLauncher
 
+pytestmark = pytest.mark.slow  # starts warm worker processes
+
 STUBBORN = (
     "import signal, sys, time\n"
     "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"

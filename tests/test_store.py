@@ -181,6 +181,7 @@ def _writer(path: str, run_id: str, count: int) -> None:
             store.emit(_event(run_id, seq, "model_call", input_tokens=1))
 
 
+@pytest.mark.slow
 def test_several_processes_write_one_store(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
     Store(path).close()

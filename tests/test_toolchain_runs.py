@@ -23,6 +23,8 @@ from zerog.loop import Engine
 from zerog.store import Store
 from zerog.types import Budget, Goal, RunStatus
 
+pytestmark = pytest.mark.slow  # builds projects with venvs of their own
+
 WHEELHOUSE = Path(sys.prefix) / "wheelhouse"
 OFFLINE = ("--no-index", "--find-links", str(WHEELHOUSE), "pytest")
 FIXED = "def add(a, b):\n    return a + b\n"

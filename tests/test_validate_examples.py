@@ -12,6 +12,8 @@ from zerog.sandbox.local import LocalSandbox
 from zerog.types import MAX_COMMAND_CHARS, ShellAction
 from zerog.validate.examples import Example, edge_call, examples_check, extract_examples
 
+pytestmark = pytest.mark.slow  # each check runs generated code in a subprocess, seconds each
+
 STUB = '''\
 from typing import List
 

@@ -30,6 +30,7 @@ class TestGroup:
 """
 
 
+@pytest.mark.slow
 def test_a_real_pytest_report(tmp_path: Path) -> None:
     (tmp_path / "test_suite.py").write_text(SUITE)
     report = tmp_path / "report.xml"

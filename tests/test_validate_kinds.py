@@ -151,6 +151,7 @@ def test_uses_broken(broken):
 """
 
 
+@pytest.mark.slow
 def test_tests_check_knows_failures_by_name(workspace: Path) -> None:
     (workspace / "test_app.py").write_text(FAILING_TESTS)
     result = check(
@@ -167,6 +168,7 @@ def test_tests_check_knows_failures_by_name(workspace: Path) -> None:
     assert not list(workspace.glob(".zerog-junit-*")), "report left behind"
 
 
+@pytest.mark.slow
 def test_tests_check_passes_when_the_suite_passes(workspace: Path) -> None:
     (workspace / "test_ok.py").write_text("def test_ok():\n    assert 1\n")
     result = check(

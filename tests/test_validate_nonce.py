@@ -141,6 +141,7 @@ def test_other_commands_run_as_written(command: str) -> None:
     assert wrap_pytest(command) is None
 
 
+@pytest.mark.slow
 def test_the_wrapped_pytest_runs_the_installed_pytest(workspace: Path) -> None:
     (workspace / "test_app.py").write_text(
         "import app\n\ndef test_answer():\n    assert app.answer() == 42\n"

@@ -205,6 +205,7 @@ def _real_output(tmp_path: Path, runner: list[str], test_source: str) -> tuple[s
     return done.stdout, done.stderr, done.returncode
 
 
+@pytest.mark.slow
 def test_a_pytest_collection_error_for_a_missing_third_party_module(tmp_path: Path) -> None:
     stdout, stderr, code = _real_output(
         tmp_path, ["-m", "pytest", "-q", "-p", "no:cacheprovider"], "import absent_dep_q7\n"
@@ -240,6 +241,7 @@ def test_a_script_that_dies_of_a_missing_import(tmp_path: Path) -> None:
     assert judge(check, result, paths=("main.py",)) != []
 
 
+@pytest.mark.slow
 def test_a_missing_module_inside_a_failing_test_is_left_to_the_loop(tmp_path: Path) -> None:
     """A test that ran and failed (a lazy import inside the code under test) is not a
     collection error: the code may be meant to stop needing it."""

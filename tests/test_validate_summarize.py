@@ -203,6 +203,7 @@ def test_feedback_of_a_content_failure_says_failed() -> None:
     assert summarize(step, []).startswith("Step 'write the file' failed: `$ make` exited 1.")
 
 
+@pytest.mark.slow
 def test_feedback_names_failing_tests_from_the_junit_report(workspace: Path) -> None:
     (workspace / "test_app.py").write_text(
         "import app\n\ndef test_answer_is_42():\n    assert app.answer() == 42\n"
@@ -216,6 +217,7 @@ def test_feedback_names_failing_tests_from_the_junit_report(workspace: Path) -> 
     assert "assert 41 == 42" in text
 
 
+@pytest.mark.slow
 def test_live_pytest_and_gcc_failures(tmp_path: Path) -> None:
     (tmp_path / "py").mkdir()
     (tmp_path / "c").mkdir()

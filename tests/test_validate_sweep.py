@@ -53,6 +53,7 @@ def test_independent_checks_run_in_parallel(workspace: Path, tmp_path: Path) -> 
     assert verdict.passed, [r.observation for r in verdict.results]
 
 
+@pytest.mark.slow
 def test_jobs_bound_the_checks_running_at_once(workspace: Path, tmp_path: Path) -> None:
     meeting = tmp_path / "meeting"
     meeting.mkdir()
@@ -209,6 +210,7 @@ def test_one_job_runs_in_the_callers_thread(workspace: Path) -> None:
     assert threading.get_ident() not in recorder.threads
 
 
+@pytest.mark.slow
 def test_a_flaky_pytest_test_is_flaky_despite_pytests_cache(
     workspace: Path, tmp_path: Path
 ) -> None:
@@ -267,6 +269,7 @@ def schema_checks(workspace: Path) -> list[SchemaCheck]:
     return [*checks, SchemaCheck.model_validate(waits)]
 
 
+@pytest.mark.isolation  # the WASM sidecar
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_independent_schema_checks_share_one_sidecar_run(workspace: Path, jobs: int) -> None:
     checks = schema_checks(workspace)

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from builders import plan, step, write, write_script
+import pytest
 
-ZEROG = [sys.executable, "-m", "zerog"]
+from builders import plan, step, write, write_script, zerog_cli
 
-
-def zerog(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "150", "NO_COLOR": "1", "ZEROG_STORE": str(cwd / "runs.db")}
-    return subprocess.run(
-        [*ZEROG, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+pytestmark = pytest.mark.slow  # runs the zerog command line in subprocesses
 
 
+# the plan cache embeds goals with the real MiniLM
+@pytest.mark.model
 def test_run_twice_hits_then_stats_export_clear(workspace: Path, tmp_path: Path) -> None:
     script = write_script(
         tmp_path / "s.jsonl", plan(step("fix", write("app.py", "def answer():\n    return 42\n")))
@@ -38,44 +32,47 @@ def test_run_twice_hits_then_stats_export_clear(workspace: Path, tmp_path: Path)
         "local",
         "--plan-cache",
     ]
-    first = zerog(*args, cwd=tmp_path)
+    first = zerog_cli(*args, cwd=tmp_path, columns=150)
     assert first.returncode == 0, first.stderr
     assert "cache hits" not in first.stdout
     (workspace / "app.py").write_text(original)
     # The script has one answer: the second run only succeeds because of the cache.
-    second = zerog(*args, "--json", cwd=tmp_path)
+    second = zerog_cli(*args, "--json", cwd=tmp_path, columns=150)
     assert second.returncode == 0, second.stderr
     result = json.loads(second.stdout)
     assert result["cache_hits"] == {"plan": 1}
     assert result["usage"]["input_tokens"] == 0
     (workspace / "app.py").write_text(original)
-    third = zerog(*args[:-1], cwd=tmp_path)  # exact cache alone, default on
+    third = zerog_cli(*args[:-1], cwd=tmp_path, columns=150)  # exact cache alone, default on
     assert third.returncode == 0, third.stderr
     assert "cache hits  model 1" in third.stdout
 
-    stats = zerog("cache", "stats", "--json", cwd=tmp_path)
+    stats = zerog_cli("cache", "stats", "--json", cwd=tmp_path, columns=150)
     assert stats.returncode == 0, stats.stderr
     numbers = json.loads(stats.stdout)
     assert numbers["plan"]["entries"] == 1
     assert numbers["plan"]["hit"] == 1
     assert numbers["model"]["entries"] == 1
     assert numbers["model"]["hit"] == 1
-    table = zerog("cache", "stats", cwd=tmp_path)
+    table = zerog_cli("cache", "stats", cwd=tmp_path, columns=150)
     assert "plan" in table.stdout
     assert "model" in table.stdout
 
-    exported = zerog("cache", "export", cwd=tmp_path)
+    exported = zerog_cli("cache", "export", cwd=tmp_path, columns=150)
     lines = [json.loads(line) for line in exported.stdout.splitlines()]
     assert sorted(line["kind"] for line in lines) == ["model", "plan"]
     assert "steps" in lines[-1]["value"]["plan"]
 
-    bad = zerog("cache", "clear", "--kind", "nope", cwd=tmp_path)
+    bad = zerog_cli("cache", "clear", "--kind", "nope", cwd=tmp_path, columns=150)
     assert bad.returncode == 2
     assert "unknown cache" in bad.stderr
-    cleared = zerog("cache", "clear", cwd=tmp_path)
+    cleared = zerog_cli("cache", "clear", cwd=tmp_path, columns=150)
     assert cleared.stdout.strip() == "removed 2 entries"
     assert (
-        json.loads(zerog("cache", "stats", "--json", cwd=tmp_path).stdout)["plan"]["entries"] == 0
+        json.loads(zerog_cli("cache", "stats", "--json", cwd=tmp_path, columns=150).stdout)["plan"][
+            "entries"
+        ]
+        == 0
     )
 
 
@@ -86,7 +83,7 @@ def test_no_cache_calls_the_model_every_time(workspace: Path, tmp_path: Path) ->
     args = ["run", "make it 42", "-w", str(workspace), "-m", f"scripted:{script}"]
     args += ["-c", "python3 -c 'import app; assert app.answer() == 42'", "--sandbox", "local"]
     for _ in range(2):
-        done = zerog(*args, "--no-cache", "--json", cwd=tmp_path)
+        done = zerog_cli(*args, "--no-cache", "--json", cwd=tmp_path, columns=150)
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
         assert result["cache_hits"] == {}
@@ -97,7 +94,7 @@ def test_no_cache_calls_the_model_every_time(workspace: Path, tmp_path: Path) ->
 
 def test_cache_file_that_is_not_sqlite_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "cache.db").write_text("garbage " * 100)
-    done = zerog("cache", "stats", cwd=tmp_path)
+    done = zerog_cli("cache", "stats", cwd=tmp_path, columns=150)
     assert done.returncode == 2
     assert "error:" in done.stderr
     assert "Traceback" not in done.stderr

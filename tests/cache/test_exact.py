@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from builders import plan, scripted, step, write
 from zerog.cache.db import Bounds, CacheDB
 from zerog.cache.exact import CachedModel, request_key
@@ -139,6 +141,7 @@ def test_lru_bound_keeps_the_recently_used(tmp_path: Path) -> None:
     assert byte_bound.stats()["model"]["bytes"] <= 100
 
 
+@pytest.mark.slow
 def test_hits_show_in_events_and_the_result(workspace: Path, tmp_path: Path) -> None:
     events: list[tuple[str, dict[str, object]]] = []
 

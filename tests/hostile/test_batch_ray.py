@@ -20,6 +20,8 @@ import pytest
 
 from zerog.errors import ConfigError
 
+pytestmark = pytest.mark.ray  # starts a Ray cluster (in a subprocess)
+
 PROBE = """
 import json, os, sys
 from pathlib import Path

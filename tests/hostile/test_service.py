@@ -29,37 +29,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serve_server import DEMO, Server, demo_goal, follow, serving, wait_for, write_script
-
-
-def _slow_model(root: Path, command: str, name: str = "slow.jsonl") -> str:
-    """A plan of one step: write a marker file, then run ``command``."""
-    plan = {
-        "purpose": "plan",
-        "json": {
-            "steps": [
-                {
-                    "intent": "Write a marker, then run a command",
-                    "actions": [
-                        {"kind": "write_file", "path": "marker.txt", "content": "here\n"},
-                        {"kind": "shell", "command": command},
-                    ],
-                }
-            ]
-        },
-    }
-    return "scripted:" + write_script(root / name, plan)
-
-
-def _goal(workspace: str, model: str) -> dict[str, object]:
-    return {
-        "text": "Write a marker",
-        "workspace": workspace,
-        "checks": [{"kind": "file", "path": "marker.txt"}],
-        "model": model,
-        "budget": {"max_iterations": 1, "max_seconds": 120},
-        "timeout": 60,
-    }
+from serve_server import (
+    DEMO,
+    Server,
+    demo_goal,
+    follow,
+    marker_goal,
+    marker_model,
+    serving,
+    wait_for,
+)
 
 
 def _free_port() -> int:
@@ -267,10 +246,12 @@ def test_a_workspace_inside_an_active_runs_workspace_is_refused(
     ):
         (server.root / "victim" / "inner").mkdir(parents=True)
         swap = f"mv inner inner.real && ln -s {outside} inner && sleep 43.5"
-        first = client.post("/api/runs", json=_goal("victim", _slow_model(server.root, swap)))
+        first = client.post(
+            "/api/runs", json=marker_goal("victim", marker_model(server.root, swap))
+        )
         assert first.status_code == 202, first.text
-        writer = _slow_model(server.root, "true", "writer.jsonl")
-        second = client.post("/api/runs", json=_goal("victim/inner", writer))
+        writer = marker_model(server.root, "true", "writer.jsonl")
+        second = client.post("/api/runs", json=marker_goal("victim/inner", writer))
         assert second.status_code == 409, second.text
         assert first.json()["id"] in second.json()["error"]
         assert "inside the workspace" in second.json()["error"]
@@ -286,15 +267,15 @@ def test_a_workspace_around_an_active_runs_workspace_is_refused(tmp_path: Path) 
     ):
         (server.root / "outer" / "inner").mkdir(parents=True)
         (server.root / "other").mkdir()
-        model = _slow_model(server.root, "sleep 44.5")
-        first = client.post("/api/runs", json=_goal("outer/inner", model))
+        model = marker_model(server.root, "sleep 44.5")
+        first = client.post("/api/runs", json=marker_goal("outer/inner", model))
         assert first.status_code == 202, first.text
-        around = client.post("/api/runs", json=_goal("outer", model))
+        around = client.post("/api/runs", json=marker_goal("outer", model))
         assert around.status_code == 409
         assert "around the workspace" in around.json()["error"]
-        same = client.post("/api/runs", json=_goal("outer/inner/", model))
+        same = client.post("/api/runs", json=marker_goal("outer/inner/", model))
         assert same.status_code == 409
-        beside = client.post("/api/runs", json=_goal("other", model))
+        beside = client.post("/api/runs", json=marker_goal("other", model))
         assert beside.status_code == 202  # queued behind the first: no overlap
         for run in (first, beside):
             client.post(f"/api/runs/{run.json()['id']}/cancel")
@@ -310,11 +291,12 @@ def test_a_workspace_swapped_for_a_link_while_queued_is_refused_by_the_worker(
         (server.root / "busy").mkdir()
         (server.root / "victim" / "inner").mkdir(parents=True)
         blocker = client.post(
-            "/api/runs", json=_goal("busy", _slow_model(server.root, "sleep 45.5"))
+            "/api/runs", json=marker_goal("busy", marker_model(server.root, "sleep 45.5"))
         ).json()
         wait_for(client, blocker["id"], "action")
         queued = client.post(
-            "/api/runs", json=_goal("victim/inner", _slow_model(server.root, "true", "w.jsonl"))
+            "/api/runs",
+            json=marker_goal("victim/inner", marker_model(server.root, "true", "w.jsonl")),
         )
         assert queued.status_code == 202, queued.text
         assert queued.json()["status"] == "queued"

@@ -59,6 +59,7 @@ def adapter(server: LoopbackServer, sleeps: Sleeps | None = None) -> AnthropicMo
     )
 
 
+@pytest.mark.slow
 def test_structured_output_is_a_forced_tool_call(server: LoopbackServer) -> None:
     plan = ask(adapter(server), MESSAGES, Plan, purpose="plan", max_tokens=512)
     assert plan.steps[0].actions[0].kind == "shell"

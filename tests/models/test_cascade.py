@@ -109,6 +109,7 @@ def test_a_degenerate_answer_moves_up_once_even_when_it_parses(workspace: Path) 
     assert "repeated itself in a loop" in built[0].requests[0].messages[-1].content
 
 
+@pytest.mark.slow
 def test_zerog_run_with_a_cascade_of_two_compatible_servers(
     tmp_path: Path, workspace: Path
 ) -> None:

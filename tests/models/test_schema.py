@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from zerog.models.llamacpp import json_grammar_text
 from zerog.models.schema import decoding_schema
 from zerog.structured import parse_answer, schema_of
@@ -36,6 +38,7 @@ def test_plan_schema_is_fit_for_decoding() -> None:
     assert "discriminator" in json.dumps(original), "the original must not be changed"
 
 
+@pytest.mark.model  # llama-cpp-python builds the grammar
 def test_grammar_is_small_and_rejects_raw_control_characters() -> None:
     for model in (Plan, StepActions):
         grammar = json_grammar_text(schema_of(model))
