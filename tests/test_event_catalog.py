@@ -26,6 +26,7 @@ from zerog.event_catalog import (
     SnapshotTaken,
     UnknownEvent,
     event_models,
+    kind_of,
     parse,
     parse_data,
 )
@@ -41,7 +42,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 
 
 def kinds_of() -> dict[str, type[EventModel]]:
-    return {str(m.model_fields["kind"].default): m for m in event_models()}
+    return {kind_of(m): m for m in event_models()}
 
 
 def engine(model: object, store: Store, **kwargs: object) -> Engine:
@@ -118,13 +119,17 @@ def code_run(root: Path, store: Store) -> str:
                 ]
             },
         },
-        {"purpose": "plan", "json": {"steps": [{"intent": "f", "files": ["calc.py", "test_calc.py"]}]}},
+        {
+            "purpose": "plan",
+            "json": {"steps": [{"intent": "f", "files": ["calc.py", "test_calc.py"]}]},
+        },
         {"purpose": "code", "text": fixed},
     )
     goal = Goal(text="add() subtracts", workspace=root, checks=["python3 -m unittest -q"])
     result = engine(model, store, git=True).run(goal)
     assert result.status is RunStatus.SUCCESS, result.reason
-    assert result.git is not None and result.git.status == "committed"
+    assert result.git is not None
+    assert result.git.status == "committed"
     return result.run_id
 
 
@@ -170,9 +175,7 @@ def test_every_event_of_real_runs_is_typed_and_dumps_back_the_same(
         assert not isinstance(typed, UnknownEvent), (event.kind, typed.problem)
         assert typed.kind == event.kind
         assert typed.to_data() == event.data, event.kind
-        assert json.dumps(typed.to_data(), sort_keys=True) == json.dumps(
-            event.data, sort_keys=True
-        )
+        assert json.dumps(typed.to_data(), sort_keys=True) == json.dumps(event.data, sort_keys=True)
 
 
 # Kinds these runs do not write: the plan cache needs the embedding model (the cache
@@ -194,14 +197,17 @@ def test_typed_fields_read_what_was_recorded(recorded: Sequence[Event]) -> None:
     typed = [parse(e) for e in recorded]
     finished = [t for t in typed if isinstance(t, RunFinished)]
     assert [f.status for f in finished] == ["success"] * 3
-    assert finished[1].git is not None and finished[1].git.status == "committed"
+    assert finished[1].git is not None
+    assert finished[1].git.status == "committed"
     base = next(t for t in typed if isinstance(t, SnapshotTaken) and t.role == "base")
-    assert base.files is not None and base.files > 0
+    assert base.files is not None
+    assert base.files > 0
     calls = [t for t in typed if isinstance(t, ModelCalled)]
     assert {c.purpose for c in calls} >= {"plan", "act", "code"}
     failed = next(t for t in typed if isinstance(t, ObservationMade) and t.status == "error")
     observation = failed.to_observation()
-    assert observation is not None and observation.exit_code == 3
+    assert observation is not None
+    assert observation.exit_code == 3
     checks = [t for t in typed if isinstance(t, CheckDone)]
     assert any(not c.passed and c.observation.stderr for c in checks)
 
@@ -254,7 +260,8 @@ def test_an_observation_event_gives_back_the_observation() -> None:
 
 def test_an_action_event_carries_the_typed_action() -> None:
     typed: AnyEvent | UnknownEvent = parse_data(
-        "action", {"iteration": 1, "step": 0, "index": 0, "action": {"kind": "shell", "command": "ls"}}
+        "action",
+        {"iteration": 1, "step": 0, "index": 0, "action": {"kind": "shell", "command": "ls"}},
     )
     assert not isinstance(typed, UnknownEvent)
     assert typed.kind == "action"

@@ -499,6 +499,11 @@ def event_models() -> tuple[type[EventModel], ...]:
     return models
 
 
+def kind_of(model: type[EventModel]) -> str:
+    """The kind string of an event model (``kind_of(RunFinished) == "run_finished"``)."""
+    return str(model.model_fields["kind"].default)
+
+
 def parse_data(kind: str, data: object) -> AnyEvent | UnknownEvent:
     """The typed form of one event's kind and data; never raises."""
     if not isinstance(data, Mapping):
