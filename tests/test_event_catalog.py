@@ -289,3 +289,29 @@ def test_the_docs_list_every_kind_and_field_of_the_catalog() -> None:
         kind: [f for f in model.model_fields if f != "kind"] for kind, model in kinds_of().items()
     }
     assert documented() == catalog
+
+
+def test_a_check_event_gives_back_the_check_result(recorded: Sequence[Event]) -> None:
+    checks = [t for t in map(parse, recorded) if isinstance(t, CheckDone)]
+    results = [c.to_result() for c in checks]
+    assert all(r is not None for r in results)
+    failed = next(r for r in results if r is not None and not r.passed)
+    assert failed.name == CHECK
+    assert failed.observation.status is Status.ERROR
+    partial = parse_data("check", {"name": "x", "passed": True, "observation": {}})
+    assert isinstance(partial, CheckDone)
+    assert partial.to_result() is None
+
+
+def test_a_model_call_event_gives_back_the_response(recorded: Sequence[Event]) -> None:
+    calls = [t for t in map(parse, recorded) if isinstance(t, ModelCalled)]
+    assert calls
+    for call in calls:
+        response = call.to_response()
+        assert response.text == call.text
+        assert response.usage.input_tokens == call.input_tokens
+        assert (response.model, response.cost, response.cache_hit) == (
+            call.model,
+            call.cost,
+            call.cache_hit,
+        )

@@ -30,17 +30,20 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
 from zerog.events import Event
+from zerog.models.base import Response
 from zerog.models.confidence import Confidence
 from zerog.types import (
     Action,
     Budget,
     CannotRun,
+    CheckResult,
     FailedTest,
     FileChanges,
     GitOutcome,
     Observation,
     PhaseSpend,
     Step,
+    Usage,
 )
 
 
@@ -394,6 +397,22 @@ class ModelCalled(EventModel):
     saved_seconds: float | None = None
     duration: float = 0.0
 
+    def to_response(self) -> Response:
+        """The answer as a resumed run replays it: text, usage, cost, model, cache hit and
+        confidence (not ``finish`` nor the ``saved_*`` figures)."""
+        return Response(
+            text=self.text,
+            usage=Usage(
+                input_tokens=self.input_tokens,
+                output_tokens=self.output_tokens,
+                cached_tokens=self.cached_tokens,
+            ),
+            cost=self.cost,
+            model=self.model,
+            cache_hit=self.cache_hit,
+            confidence=self.confidence,
+        )
+
 
 # ---------------------------------------------------------------------- validation
 
@@ -434,6 +453,20 @@ class CheckDone(EventModel):
     flaky: bool = False
     failed_tests: tuple[FailedTest, ...] = ()
     observation: ObservationData = ObservationData()
+
+    def to_result(self) -> CheckResult | None:
+        """The check's result (as a resumed run replays it), or None when the record is
+        not a whole one (its observation has no status)."""
+        observation = self.observation.to_observation()
+        if observation is None:
+            return None
+        return CheckResult(
+            name=self.name,
+            passed=self.passed,
+            flaky=self.flaky,
+            failed_tests=self.failed_tests,
+            observation=observation,
+        )
 
 
 class VerdictReached(EventModel):
