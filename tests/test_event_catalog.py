@@ -23,6 +23,7 @@ from zerog.event_catalog import (
     ModelCalled,
     ObservationMade,
     RunFinished,
+    SandboxBinds,
     SnapshotTaken,
     UnknownEvent,
     event_models,
@@ -33,7 +34,7 @@ from zerog.event_catalog import (
 from zerog.events import Event
 from zerog.router.builtin import BuiltinRouter
 from zerog.store import Store
-from zerog.types import Observation, ShellAction, Status
+from zerog.types import Mount, Observation, ShellAction, Status
 
 ENV = {"PATH": "/usr/bin:/bin"}
 FIX = write("app.py", "def answer():\n    return 42\n")
@@ -152,12 +153,32 @@ def resumed_run(root: Path, path: Path) -> str:
     return run_id
 
 
+def binds_run(root: Path, store: Store) -> str:
+    """A bwrap run with a host directory mounted: the sandbox's binds are recorded."""
+    root.mkdir()
+    tools = root.parent / "tools"
+    tools.mkdir()
+    (root / "app.py").write_text("def answer():\n    return 41\n")
+    goal = Goal(
+        text="make answer() return 42",
+        workspace=root,
+        checks=[CHECK],
+        mounts=[Mount(source=tools)],
+    )
+    model = scripted(plan(step("fix", FIX)))
+    result = Engine(model, environ=ENV, sandbox_name="bwrap", store=store, write_trace=False).run(
+        goal
+    )
+    assert result.status is RunStatus.SUCCESS, result.reason
+    return result.run_id
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Event]:
     tmp = tmp_path_factory.mktemp("runs")
     events: list[Event] = []
     with Store(tmp / "runs.db") as store:
-        for make, name in ((loop_run, "loop"), (code_run, "code")):
+        for make, name in ((loop_run, "loop"), (code_run, "code"), (binds_run, "binds")):
             run_id = make(tmp / name, store)
             events += store.events(run_id)
     path = tmp / "resumed.db"
@@ -178,9 +199,8 @@ def test_every_event_of_real_runs_is_typed_and_dumps_back_the_same(
         assert json.dumps(typed.to_data(), sort_keys=True) == json.dumps(event.data, sort_keys=True)
 
 
-# Kinds these runs do not write: the plan cache needs the embedding model (the cache
-# tests' runs), sandbox binds need a toolchain outside the workspace.
-NOT_IN_THESE_RUNS = {"plan_cache", "sandbox_binds"}
+# The plan cache needs the embedding model: tests/cache/test_plan_cache_events.py.
+NOT_IN_THESE_RUNS = {"plan_cache"}
 
 
 def test_the_runs_write_every_kind_the_catalog_knows(recorded: Sequence[Event]) -> None:
@@ -196,7 +216,7 @@ def test_a_routed_demoted_and_model_decision_are_all_recorded(recorded: Sequence
 def test_typed_fields_read_what_was_recorded(recorded: Sequence[Event]) -> None:
     typed = [parse(e) for e in recorded]
     finished = [t for t in typed if isinstance(t, RunFinished)]
-    assert [f.status for f in finished] == ["success"] * 3
+    assert [f.status for f in finished] == ["success"] * 4
     assert finished[1].git is not None
     assert finished[1].git.status == "committed"
     base = next(t for t in typed if isinstance(t, SnapshotTaken) and t.role == "base")
@@ -210,6 +230,8 @@ def test_typed_fields_read_what_was_recorded(recorded: Sequence[Event]) -> None:
     assert observation.exit_code == 3
     checks = [t for t in typed if isinstance(t, CheckDone)]
     assert any(not c.passed and c.observation.stderr for c in checks)
+    (binds,) = [t for t in typed if isinstance(t, SandboxBinds)]
+    assert [(b.mode, b.why) for b in binds.binds] == [("ro", "--mount")]
 
 
 # ---------------------------------------------------------------- unknown and old events
