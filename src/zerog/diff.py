@@ -24,6 +24,7 @@ from typing import Literal, Protocol
 from zerog.beneath import Dir, PathEscape, split
 from zerog.changes import Change, ChangeStatus, compare, shown_path
 from zerog.errors import ZerogError
+from zerog.event_catalog import SnapshotTaken, parse
 from zerog.events import Event
 from zerog.linediff import hunks
 from zerog.sandbox.workspace import Entry, Workspace
@@ -202,13 +203,13 @@ def diff_states(
 def _snapshot_ids(events: Sequence[Event]) -> tuple[str | None, str | None]:
     base = final = None
     for event in events:
-        if event.kind != "snapshot":
-            continue
-        role = event.data.get("role")
-        if role == "base" and base is None:
-            base = str(event.data.get("snapshot", ""))
-        elif role == "final":
-            final = str(event.data.get("snapshot", ""))
+        match parse(event):
+            case SnapshotTaken(role="base", snapshot=snapshot) if base is None:
+                base = snapshot
+            case SnapshotTaken(role="final", snapshot=snapshot):
+                final = snapshot
+            case _:
+                pass
     return base, final
 
 

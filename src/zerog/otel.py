@@ -8,10 +8,21 @@ and model text are not put on spans: they may be large, and they are in the stor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from zerog.errors import ConfigError
+from zerog.event_catalog import (
+    ActionStarted,
+    CheckDone,
+    IterationStarted,
+    ModelCalled,
+    ObservationMade,
+    Resumed,
+    RunFinished,
+    RunStarted,
+    StepChecked,
+    parse,
+)
 from zerog.events import Event
 
 if TYPE_CHECKING:
@@ -23,13 +34,6 @@ _NS = 1_000_000_000
 
 def _ns(seconds: float) -> int:
     return int(seconds * _NS)
-
-
-def _num(data: Mapping[str, object], key: str) -> float:
-    try:
-        return float(str(data.get(key, 0)))
-    except ValueError:
-        return 0.0
 
 
 class OtelSink:
@@ -53,56 +57,57 @@ class OtelSink:
             self._iteration = None
 
     def emit(self, event: Event) -> None:
-        d, ts, kind = event.data, event.ts, event.kind
-        if kind == "run_started":
-            self._run = self._child("zerog.run", ts, None)
-            self._run.set_attribute("zerog.run_id", event.run_id)
-            self._run.set_attribute("zerog.sandbox", str(d.get("sandbox", "")))
-            self._run.set_attribute("gen_ai.request.model", str(d.get("model", "")))
-        elif kind == "resumed" and self._run is None:
-            self._run = self._child("zerog.run", ts, None)
-            self._run.set_attribute("zerog.run_id", event.run_id)
-            self._run.set_attribute("zerog.resumed", True)
-        elif kind == "iteration_started":
-            self._close_iteration(ts)
-            self._iteration = self._child("zerog.iteration", ts, self._run)
-            self._iteration.set_attribute("zerog.iteration", int(_num(d, "iteration")))
-        elif kind == "model_call":
-            span = self._child(
-                f"chat {d.get('model', '')}", ts - _num(d, "duration"), self._iteration or self._run
-            )
-            span.set_attribute("gen_ai.operation.name", "chat")
-            span.set_attribute("gen_ai.request.model", str(d.get("model", "")))
-            span.set_attribute("gen_ai.usage.input_tokens", int(_num(d, "input_tokens")))
-            span.set_attribute("gen_ai.usage.output_tokens", int(_num(d, "output_tokens")))
-            span.set_attribute("zerog.purpose", str(d.get("purpose", "")))
-            span.set_attribute("zerog.cost", _num(d, "cost"))
-            span.end(end_time=_ns(ts))
-        elif kind == "action":
-            action = d.get("action")
-            self._action = self._child("zerog.action", ts, self._iteration or self._run)
-            if isinstance(action, Mapping):
-                self._action.set_attribute("zerog.action.kind", str(action.get("kind", "")))
-        elif kind == "observation" and self._action is not None:
-            self._action.set_attribute("zerog.status", str(d.get("status", "")))
-            if d.get("exit_code") is not None:
-                self._action.set_attribute("zerog.exit_code", int(_num(d, "exit_code")))
-            self._action.end(end_time=_ns(ts))
-            self._action = None
-        elif kind in ("check", "step_check"):
-            observation = d.get("observation")
-            took = _num(observation, "duration") if isinstance(observation, Mapping) else 0.0
-            span = self._child("zerog.check", ts - took, self._iteration or self._run)
-            span.set_attribute("zerog.check.passed", bool(d.get("passed")))
-            span.end(end_time=_ns(ts))
-        elif kind == "run_finished" and self._run is not None:
-            self._close_iteration(ts)
-            self._run.set_attribute("zerog.status", str(d.get("status", "")))
-            self._run.set_attribute("gen_ai.usage.input_tokens", int(_num(d, "input_tokens")))
-            self._run.set_attribute("gen_ai.usage.output_tokens", int(_num(d, "output_tokens")))
-            self._run.set_attribute("zerog.cost", _num(d, "cost"))
-            self._run.end(end_time=_ns(ts))
-            self._run = None
+        ts = event.ts
+        match parse(event):
+            case RunStarted() as started:
+                self._run = self._child("zerog.run", ts, None)
+                self._run.set_attribute("zerog.run_id", event.run_id)
+                self._run.set_attribute("zerog.sandbox", started.sandbox)
+                self._run.set_attribute("gen_ai.request.model", started.model)
+            case Resumed() if self._run is None:
+                self._run = self._child("zerog.run", ts, None)
+                self._run.set_attribute("zerog.run_id", event.run_id)
+                self._run.set_attribute("zerog.resumed", True)
+            case IterationStarted(iteration=iteration):
+                self._close_iteration(ts)
+                self._iteration = self._child("zerog.iteration", ts, self._run)
+                self._iteration.set_attribute("zerog.iteration", iteration)
+            case ModelCalled() as call:
+                span = self._child(
+                    f"chat {call.model}", ts - call.duration, self._iteration or self._run
+                )
+                span.set_attribute("gen_ai.operation.name", "chat")
+                span.set_attribute("gen_ai.request.model", call.model)
+                span.set_attribute("gen_ai.usage.input_tokens", call.input_tokens)
+                span.set_attribute("gen_ai.usage.output_tokens", call.output_tokens)
+                span.set_attribute("zerog.purpose", call.purpose)
+                span.set_attribute("zerog.cost", call.cost)
+                span.end(end_time=_ns(ts))
+            case ActionStarted(action=action):
+                self._action = self._child("zerog.action", ts, self._iteration or self._run)
+                if action is not None:
+                    self._action.set_attribute("zerog.action.kind", action.kind)
+            case ObservationMade() as observed if self._action is not None:
+                self._action.set_attribute("zerog.status", observed.status)
+                if observed.exit_code is not None:
+                    self._action.set_attribute("zerog.exit_code", observed.exit_code)
+                self._action.end(end_time=_ns(ts))
+                self._action = None
+            case CheckDone() | StepChecked() as check:
+                took = check.observation.duration
+                span = self._child("zerog.check", ts - took, self._iteration or self._run)
+                span.set_attribute("zerog.check.passed", check.passed)
+                span.end(end_time=_ns(ts))
+            case RunFinished() as finished if self._run is not None:
+                self._close_iteration(ts)
+                self._run.set_attribute("zerog.status", finished.status)
+                self._run.set_attribute("gen_ai.usage.input_tokens", finished.input_tokens)
+                self._run.set_attribute("gen_ai.usage.output_tokens", finished.output_tokens)
+                self._run.set_attribute("zerog.cost", finished.cost)
+                self._run.end(end_time=_ns(ts))
+                self._run = None
+            case _:
+                pass  # other kinds make no span; an unknown event is skipped
 
 
 def otlp_provider(endpoint: str) -> TracerProvider:

@@ -6,29 +6,49 @@ All text that came from a model or a command is sanitized and printed as plain t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from rich.console import Console
 from rich.status import Status
 from rich.text import Text
 
+from zerog.event_catalog import (
+    ActionRetried,
+    ActionStarted,
+    AnyEvent,
+    CheckDone,
+    CodeFailed,
+    CodeSkipped,
+    FeedbackGiven,
+    IterationStarted,
+    ModelCalled,
+    ObservationData,
+    ObservationMade,
+    PlanMade,
+    PreflightDone,
+    ProtectedRestored,
+    Resumed,
+    RolledBack,
+    RouteDecided,
+    RunStarted,
+    SandboxBinds,
+    StepChecked,
+    StepStarted,
+    UnknownEvent,
+    ValidationStarted,
+    parse,
+)
 from zerog.events import Event
 from zerog.text import one_line
+from zerog.types import Action, ShellAction, WriteFileAction
 
 
-def _get(data: Mapping[str, object], key: str, default: object = "") -> object:
-    return data.get(key, default)
-
-
-def _action_label(action: object) -> str:
-    if not isinstance(action, Mapping):
+def _action_label(action: Action | None) -> str:
+    if action is None:
         return "?"
-    kind = action.get("kind")
-    if kind == "shell":
-        return f"$ {action.get('command', '')}"
-    if kind == "write_file":
-        return f"write {action.get('path', '')}"
-    return f"edit {action.get('path', '')}"
+    if isinstance(action, ShellAction):
+        return f"$ {action.command}"
+    if isinstance(action, WriteFileAction):
+        return f"write {action.path}"
+    return f"edit {action.path}"
 
 
 _PHASES = {
@@ -44,20 +64,9 @@ _PHASES = {
 }
 
 
-def _records(value: object) -> list[dict[str, str]]:
-    """A list of flat records from an event (the store is a file: anything else is
-    skipped)."""
-    if not isinstance(value, list):
-        return []
-    return [{str(k): str(v) for k, v in r.items()} for r in value if isinstance(r, Mapping)]
-
-
-def _tail_lines(observation: object, count: int) -> list[str]:
+def _tail_lines(observation: ObservationData, count: int) -> list[str]:
     """The last non-empty output lines of an observation event, stderr first."""
-    if not isinstance(observation, Mapping):
-        return []
-    for stream in ("stderr", "stdout"):
-        text = str(observation.get(stream, ""))
+    for text in (observation.stderr, observation.stdout):
         lines = [ln for ln in text.splitlines() if any(c.isalnum() for c in ln)]
         if lines:
             return lines[-count:]
@@ -102,182 +111,194 @@ class ConsoleProgress:
             text.append(content, style=style)
         self._console.print(text, soft_wrap=False, overflow="ellipsis", no_wrap=True)
 
-    def _preflight(self, d: Mapping[str, object]) -> None:
+    def _preflight(self, preflight: PreflightDone) -> None:
         """What the preflight concluded (its checks are printed as they finish)."""
-        outcome = d.get("outcome")
-        if outcome == "passed":
+        if preflight.outcome == "passed":
             self._line(("   ✓ nothing to do: the checks already pass", "green"))
             return
-        if outcome == "failed":
+        if preflight.outcome == "failed":
             self._line(("   the checks fail: their output is the first plan's feedback", ""))
             if self._verbose:
-                for line in str(d.get("feedback", "")).splitlines()[:12]:
+                for line in preflight.feedback.splitlines()[:12]:
                     self._line(("     │ ", "dim"), (one_line(line, 110), "dim"))
             return
-        refusals = d.get("cannot_run")
-        for refusal in refusals if isinstance(refusals, list) else []:
-            if isinstance(refusal, Mapping):  # the cause and the fix are in the summary
-                self._line(
-                    ("   ✗ cannot run at all: ", "bold red"),
-                    (one_line(str(refusal.get("check")), 90), ""),
-                )
+        for refusal in preflight.cannot_run:  # the cause and the fix are in the summary
+            self._line(
+                ("   ✗ cannot run at all: ", "bold red"),
+                (one_line(refusal.check, 90), ""),
+            )
 
-    def _sandbox_binds(self, d: Mapping[str, object]) -> None:
+    def _sandbox_binds(self, binds: SandboxBinds) -> None:
         """What the sandbox sees besides the workspace: with --verbose and in `zerog show`
         (not live without it); what could not be bound, always."""
         if self._verbose or not self._live:
-            for bind in _records(d.get("binds")):
-                where = bind.get("source", "")
-                if bind.get("dest") != where:
-                    where = f"{where} at {bind.get('dest', '')}"
+            for bind in binds.binds:
+                where = bind.source
+                if bind.dest != where:
+                    where = f"{where} at {bind.dest}"
                 self._line(
-                    (f"   ⊕ sandbox sees {bind.get('mode', 'ro')} ", "dim"),
+                    (f"   ⊕ sandbox sees {bind.mode} ", "dim"),
                     (one_line(where, 90), ""),
-                    (f"  ({one_line(bind.get('why', ''), 60)})", "dim"),
+                    (f"  ({one_line(bind.why, 60)})", "dim"),
                 )
-            paths = d.get("path")
-            if isinstance(paths, list) and paths:
-                shown = one_line(":".join(str(p) for p in paths), 100)
+            if binds.path:
+                shown = one_line(":".join(binds.path), 100)
                 self._line(("   ⊕ PATH starts with ", "dim"), (shown, ""))
-        for skipped in _records(d.get("skipped")):
+        for skipped in binds.skipped:
             self._line(
                 ("   ! not shown to the sandbox: ", "yellow"),
-                (one_line(skipped.get("path", ""), 70), ""),
-                (f" ({one_line(skipped.get('why', ''), 40)}): ", "dim"),
-                (one_line(skipped.get("reason", ""), 100), "dim"),
+                (one_line(skipped.path, 70), ""),
+                (f" ({one_line(skipped.why, 40)}): ", "dim"),
+                (one_line(skipped.reason, 100), "dim"),
             )
 
     def emit(self, event: Event) -> None:
-        d = event.data
-        kind = event.kind
-        phase = _PHASES.get(kind)
-        if kind == "iteration_started":
-            self._iteration = int(str(d["iteration"]))
-        if kind == "run_finished":
+        typed = parse(event)
+        phase = _PHASES.get(event.kind)
+        if isinstance(typed, IterationStarted):
+            self._iteration = typed.iteration
+        if event.kind == "run_finished":
             self.close()
         elif phase is not None:
             self._phase(phase)
-        if kind == "run_started":
-            self._line(
-                (f"zerog run {event.run_id}", "bold"),
-                (f"  model {one_line(str(d['model']), 60)}", "dim"),
-                (f"  sandbox {d['sandbox']}", "dim"),
-            )
-        elif kind == "sandbox_binds":
-            self._sandbox_binds(d)
-        elif kind == "iteration_started":
-            self._line(
-                (f"── iteration {d['iteration']} ", "bold cyan"),
-                (f"· {self.input_tokens:,} in / {self.output_tokens:,} out tokens", "dim"),
-            )
-        elif kind == "model_call":
-            self.input_tokens += int(str(_get(d, "input_tokens", 0)))
-            self.output_tokens += int(str(_get(d, "output_tokens", 0)))
-            self.cost += float(str(_get(d, "cost", 0.0)))
-            name = one_line(str(d.get("model", "")), 60)
-            if self._model and name and name != self._model:
-                self._line((f"   ↑ {name} answers from now on", "yellow"))
-            self._model = name or self._model
-            if self._verbose:
+        self._show(event.run_id, typed)
+
+    def _show(self, run_id: str, typed: AnyEvent | UnknownEvent) -> None:
+        """The line(s) of one event (none for an unknown one: `zerog show --raw` has it)."""
+        match typed:
+            case RunStarted():
                 self._line(
-                    (
-                        f"   model {d['purpose']} ({name}): {d['input_tokens']} in / "
-                        f"{d['output_tokens']} out, {float(str(d['duration'])):.2f} s",
-                        "dim",
-                    )
+                    (f"zerog run {run_id}", "bold"),
+                    (f"  model {one_line(typed.model, 60)}", "dim"),
+                    (f"  sandbox {typed.sandbox}", "dim"),
                 )
-        elif kind == "plan":
-            steps = d["steps"]
-            count = len(steps) if isinstance(steps, list) else 0
-            self._line((f"   plan: {count} step{'s' if count != 1 else ''}", ""))
-        elif kind == "step_started":
-            self._line(
-                (f"   {int(str(d['step'])) + 1}. ", "bold"), (one_line(str(d["intent"]), 100), "")
-            )
-        elif kind == "action":
-            self._pending = one_line(_action_label(d["action"]), 90)
-        elif kind == "code_skipped":
-            self._line(
-                ("      - no code asked for ", "yellow"),
-                (one_line(str(d.get("path", "")), 80), ""),
-                (": it is protected", "dim"),
-            )
-        elif kind == "code_failed":
-            self._line(("      ✗ no usable code: ", "red"), (one_line(str(d["reason"]), 100), ""))
-        elif kind == "observation":
-            ok = d["status"] == "success"
-            mark, style = ("✓", "green") if ok else ("✗", "red")
-            detail = f" {d['status']}" if not ok else ""
-            if d.get("exit_code") not in (None, 0):
-                detail += f" (exit {d['exit_code']})"
-            self._line(
-                (f"      {mark} ", style),
-                (self._pending, ""),
-                (f"{detail}  {float(str(d['duration'])) * 1000:.0f} ms", "dim"),
-            )
-        elif kind == "step_check":
-            ok = bool(d["passed"])
-            self._line(
-                (f"      {'✓' if ok else '✗'} step check ", "green" if ok else "red"),
-                (one_line(str(d["command"]), 80), ""),
-                ("  (flaky: passed on its re-run)" if d.get("flaky") else "", "yellow"),
-            )
-        elif kind == "check":
-            ok = bool(d["passed"])
-            self._line(
-                (f"   {'✓' if ok else '✗'} check ", "green" if ok else "red"),
-                (one_line(str(d["name"]), 80), ""),
-                ("  (flaky: passed on its re-run)" if d.get("flaky") else "", "yellow"),
-            )
-            if not ok:
-                for line in _tail_lines(d.get("observation"), 3):
-                    self._line(("     │ ", "dim"), (one_line(line, 110), "dim"))
-        elif kind == "validation_started" and d.get("iteration") == 0:
-            self._line(
-                ("── preflight ", "bold cyan"),
-                ("· the checks on the untouched workspace, before any model call", "dim"),
-            )
-        elif kind == "preflight":
-            self._preflight(d)
-        elif kind == "rollback" and d.get("iteration") == 0 and not d.get("final"):
-            changed = int(str(d.get("written", 0))) + int(str(d.get("removed", 0)))
-            if changed:
+            case SandboxBinds():
+                self._sandbox_binds(typed)
+            case IterationStarted():
+                self._line(
+                    (f"── iteration {typed.iteration} ", "bold cyan"),
+                    (f"· {self.input_tokens:,} in / {self.output_tokens:,} out tokens", "dim"),
+                )
+            case ModelCalled():
+                self._model_call(typed)
+            case PlanMade(steps=steps):
+                count = len(steps)
+                self._line((f"   plan: {count} step{'s' if count != 1 else ''}", ""))
+            case StepStarted():
+                self._line((f"   {typed.step + 1}. ", "bold"), (one_line(typed.intent, 100), ""))
+            case ActionStarted():
+                self._pending = one_line(_action_label(typed.action), 90)
+            case CodeSkipped():
+                self._line(
+                    ("      - no code asked for ", "yellow"),
+                    (one_line(typed.path, 80), ""),
+                    (": it is protected", "dim"),
+                )
+            case CodeFailed():
+                self._line(("      ✗ no usable code: ", "red"), (one_line(typed.reason, 100), ""))
+            case ObservationMade():
+                ok = typed.status == "success"
+                mark, style = ("✓", "green") if ok else ("✗", "red")
+                detail = f" {typed.status}" if not ok else ""
+                if typed.exit_code not in (None, 0):
+                    detail += f" (exit {typed.exit_code})"
+                self._line(
+                    (f"      {mark} ", style),
+                    (self._pending, ""),
+                    (f"{detail}  {typed.duration * 1000:.0f} ms", "dim"),
+                )
+            case StepChecked():
+                ok = typed.passed
+                self._line(
+                    (f"      {'✓' if ok else '✗'} step check ", "green" if ok else "red"),
+                    (one_line(typed.command, 80), ""),
+                    ("  (flaky: passed on its re-run)" if typed.flaky else "", "yellow"),
+                )
+            case CheckDone():
+                ok = typed.passed
+                self._line(
+                    (f"   {'✓' if ok else '✗'} check ", "green" if ok else "red"),
+                    (one_line(typed.name, 80), ""),
+                    ("  (flaky: passed on its re-run)" if typed.flaky else "", "yellow"),
+                )
+                if not ok:
+                    for line in _tail_lines(typed.observation, 3):
+                        self._line(("     │ ", "dim"), (one_line(line, 110), "dim"))
+            case ValidationStarted(iteration=0):
+                self._line(
+                    ("── preflight ", "bold cyan"),
+                    ("· the checks on the untouched workspace, before any model call", "dim"),
+                )
+            case PreflightDone():
+                self._preflight(typed)
+            case RolledBack(iteration=0, final=False):
+                if typed.written + typed.removed:
+                    self._line(
+                        (
+                            f"   ↺ what the checks wrote was rolled back ({typed.written} "
+                            f"restored, {typed.removed} removed)",
+                            "yellow",
+                        )
+                    )
+            case RolledBack():
                 self._line(
                     (
-                        f"   ↺ what the checks wrote was rolled back ({d['written']} restored, "
-                        f"{d['removed']} removed)",
+                        f"   ↺ rolled back ({typed.written} restored, {typed.removed} removed)",
                         "yellow",
                     )
                 )
-        elif kind == "rollback":
+            case ProtectedRestored():
+                shown = list(typed.paths[:4])
+                more = typed.count - len(shown)
+                listed = ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+                self._line(
+                    ("   ↺ protected files put back before the checks: ", "yellow"),
+                    (one_line(listed, 90), ""),
+                )
+            case RouteDecided(decision="routed" | "demoted"):
+                routed = typed.decision == "routed"
+                self._line(
+                    (
+                        f"      {'→ routed' if routed else '↺ route demoted, asking the model'} ",
+                        "cyan",
+                    ),
+                    (one_line(typed.route, 60), "dim"),
+                    (f"  {typed.confidence:.2f}", "dim"),
+                )
+            case Resumed():
+                self._line((f"── resumed at {one_line(typed.at, 80)}", "bold magenta"))
+            case ActionRetried():
+                self._line(
+                    ("   ↺ the interrupted action was rolled back and is retried", "magenta")
+                )
+            case FeedbackGiven():
+                self._feedback(typed)
+            case _:
+                pass
+
+    def _model_call(self, call: ModelCalled) -> None:
+        self.input_tokens += call.input_tokens
+        self.output_tokens += call.output_tokens
+        self.cost += call.cost
+        name = one_line(call.model, 60)
+        if self._model and name and name != self._model:
+            self._line((f"   ↑ {name} answers from now on", "yellow"))
+        self._model = name or self._model
+        if self._verbose:
             self._line(
-                (f"   ↺ rolled back ({d['written']} restored, {d['removed']} removed)", "yellow")
+                (
+                    f"   model {call.purpose} ({name}): {call.input_tokens} in / "
+                    f"{call.output_tokens} out, {call.duration:.2f} s",
+                    "dim",
+                )
             )
-        elif kind == "protected_restored":
-            paths = d.get("paths")
-            shown = [str(p) for p in paths[:4]] if isinstance(paths, list) else []
-            more = int(str(d.get("count", len(shown)))) - len(shown)
-            listed = ", ".join(shown) + (f" and {more} more" if more > 0 else "")
-            self._line(
-                ("   ↺ protected files put back before the checks: ", "yellow"),
-                (one_line(listed, 90), ""),
-            )
-        elif kind == "route" and d.get("decision") in ("routed", "demoted"):
-            routed = d.get("decision") == "routed"
-            self._line(
-                (f"      {'→ routed' if routed else '↺ route demoted, asking the model'} ", "cyan"),
-                (one_line(str(d.get("route", "")), 60), "dim"),
-                (f"  {float(str(d.get('confidence', 0.0))):.2f}", "dim"),
-            )
-        elif kind == "resumed":
-            self._line((f"── resumed at {one_line(str(d.get('at', '')), 80)}", "bold magenta"))
-        elif kind == "action_retried":
-            self._line(("   ↺ the interrupted action was rolled back and is retried", "magenta"))
-        elif kind == "feedback" and d.get("doubt") is True and not self._verbose:
+
+    def _feedback(self, feedback: FeedbackGiven) -> None:
+        if feedback.doubt and not self._verbose:
             doubt = "   ? the checks passed, but the model was unsure: a second opinion"
             self._line((doubt, "yellow"))
-        elif kind == "feedback" and self._verbose:
-            for line in str(d["text"]).splitlines()[:12]:
+        elif self._verbose:
+            for line in feedback.text.splitlines()[:12]:
                 self._line(("     │ ", "dim"), (one_line(line, 110), "dim"))
-        elif kind == "feedback" and int(str(d.get("no_progress", 0))):
+        elif feedback.no_progress:
             self._line(("   ! no progress since the last attempt", "yellow"))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from zerog.errors import ZerogError
+from zerog.event_catalog import IterationStarted, ModelCalled, Resumed, RunFinished, parse
 from zerog.events import Event
 from zerog.private import private_dir, private_file, tighten
 
@@ -295,42 +296,38 @@ class Store:
 
     @staticmethod
     def _summarize(db: sqlite3.Connection, event: Event) -> None:
-        d = event.data
-        if event.kind == "model_call":
-            db.execute(
-                "UPDATE runs SET input_tokens = input_tokens + ?, "
-                "output_tokens = output_tokens + ?, cost = cost + ?, updated = ? WHERE id = ?",
-                (
-                    d.get("input_tokens", 0),
-                    d.get("output_tokens", 0),
-                    d.get("cost", 0.0),
-                    event.ts,
-                    event.run_id,
-                ),
-            )
-        elif event.kind == "iteration_started":
-            db.execute(
-                "UPDATE runs SET iterations = ?, updated = ? WHERE id = ?",
-                (d.get("iteration", 0), event.ts, event.run_id),
-            )
-        elif event.kind == "resumed":
-            db.execute(
-                "UPDATE runs SET status = ?, updated = ? WHERE id = ?",
-                (RUNNING, event.ts, event.run_id),
-            )
-        elif event.kind == "run_finished":
-            db.execute(
-                "UPDATE runs SET status = ?, reason = ?, duration = ?, iterations = ?, "
-                "updated = ? WHERE id = ?",
-                (
-                    d.get("status", ""),
-                    d.get("reason", ""),
-                    d.get("duration", 0.0),
-                    d.get("iterations", 0),
-                    event.ts,
-                    event.run_id,
-                ),
-            )
+        match parse(event):
+            case ModelCalled() as call:
+                db.execute(
+                    "UPDATE runs SET input_tokens = input_tokens + ?, "
+                    "output_tokens = output_tokens + ?, cost = cost + ?, updated = ? WHERE id = ?",
+                    (call.input_tokens, call.output_tokens, call.cost, event.ts, event.run_id),
+                )
+            case IterationStarted(iteration=iteration):
+                db.execute(
+                    "UPDATE runs SET iterations = ?, updated = ? WHERE id = ?",
+                    (iteration, event.ts, event.run_id),
+                )
+            case Resumed():
+                db.execute(
+                    "UPDATE runs SET status = ?, updated = ? WHERE id = ?",
+                    (RUNNING, event.ts, event.run_id),
+                )
+            case RunFinished() as finished:
+                db.execute(
+                    "UPDATE runs SET status = ?, reason = ?, duration = ?, iterations = ?, "
+                    "updated = ? WHERE id = ?",
+                    (
+                        finished.status,
+                        finished.reason,
+                        finished.duration,
+                        finished.iterations,
+                        event.ts,
+                        event.run_id,
+                    ),
+                )
+            case _:
+                pass  # other kinds leave the summary as it is; so does an unknown event
 
     # ---------------------------------------------------------------- reading
 

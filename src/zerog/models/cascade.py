@@ -31,9 +31,10 @@ It keeps per-run state (how many iterations failed): make one per run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 from zerog.errors import ConfigError
+from zerog.event_catalog import FeedbackGiven, ModelCalled, parse
 from zerog.events import Event
 from zerog.models.base import Model, Request, Response
 from zerog.models.confidence import LOW, Confidence
@@ -118,30 +119,26 @@ class Escalating:
         )
 
     def emit(self, event: Event) -> None:
-        if event.kind == "model_call":
-            self._answered(event.data)
-            return
-        if event.kind != "feedback":
-            return
-        if event.data.get("doubt") is True:  # a second opinion is asked for now
-            self.escalate()
-            return
-        self._failures += 1
-        if self._failures >= self._after:
-            self.escalate()
+        match parse(event):
+            case ModelCalled() as call:
+                self._answered(call)
+            case FeedbackGiven(doubt=True):  # a second opinion is asked for now
+                self.escalate()
+            case FeedbackGiven():
+                self._failures += 1
+                if self._failures >= self._after:
+                    self.escalate()
+            case _:
+                pass
 
-    def _answered(self, data: Mapping[str, object]) -> None:
+    def _answered(self, call: ModelCalled) -> None:
         """Follow one answer: from its event, not the call, so that a resumed run whose
         recorded answers are replayed (never sent through :meth:`complete`) climbs alike."""
-        attempt = data.get("attempt")
-        if isinstance(attempt, int) and attempt > 0 and self._calls > 0:
+        if call.attempt > 0 and self._calls > 0:
             self.escalate()  # a replayed re-ask: complete() did not see it
         self._calls += 1
-        if data.get("purpose") == "plan":
-            confidence = data.get("confidence")
-            self.last_confidence = (
-                Confidence.model_validate(confidence) if isinstance(confidence, Mapping) else None
-            )
+        if call.purpose == "plan":
+            self.last_confidence = call.confidence
             self._answers += 1
-        if data.get("finish") == DEGENERATE:
+        if call.finish == DEGENERATE:
             self.escalate()

@@ -7,16 +7,22 @@ event is skipped, never trusted or raised as a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import TypeAdapter, ValidationError
-
+from zerog.event_catalog import (
+    ActionStarted,
+    PlanMade,
+    RouteDecided,
+    RunFinished,
+    RunStarted,
+    StepDone,
+    StepFailed,
+    parse,
+)
 from zerog.events import Event
 from zerog.store import Store
 from zerog.types import Action, Step
-
-_ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,18 +39,6 @@ class RecordedStep:
     routed: bool  # the actions came from a route that was not demoted
 
 
-def _int(data: Mapping[str, object], key: str) -> int | None:
-    value = data.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _action(data: object) -> Action | None:
-    try:
-        return _ACTION.validate_python(data)
-    except ValidationError:
-        return None
-
-
 def recorded_steps(run_id: str, events: Sequence[Event]) -> list[RecordedStep]:
     """Every step of one run that started, in order."""
     plans: dict[int, tuple[Step, ...]] = {}
@@ -55,34 +49,25 @@ def recorded_steps(run_id: str, events: Sequence[Event]) -> list[RecordedStep]:
     checks: tuple[str, ...] = ()
     run_ok = False
     for event in events:
-        d = event.data
-        iteration, step = _int(d, "iteration"), _int(d, "step")  # step: its index
-        if event.kind == "run_started":
-            raw = d.get("checks")
-            checks = tuple(str(c) for c in raw) if isinstance(raw, list) else ()
-        elif event.kind == "plan" and iteration is not None:
-            raw_steps = d.get("steps")
-            if not isinstance(raw_steps, list):
-                continue
-            try:
-                plans[iteration] = tuple(Step.model_validate(s) for s in raw_steps)
-            except ValidationError:
-                continue
-        elif iteration is None or step is None:
-            if event.kind == "run_finished":
-                run_ok = d.get("status") == "success"
-        elif event.kind == "action":
-            index, action = _int(d, "index"), _action(d.get("action"))
-            if index is not None and action is not None:
-                actions.setdefault((iteration, step), {})[index] = action
-        elif event.kind in ("step_done", "step_failed"):
-            ended[(iteration, step)] = event.kind == "step_done"
-        elif event.kind == "route":
-            if d.get("decision") == "routed":
-                count = _int(d, "actions")
-                routed_count[(iteration, step)] = count or 0
-            elif d.get("decision") == "demoted":
-                demoted.add((iteration, step))
+        match parse(event):
+            case RunStarted() as started:
+                checks = started.checks
+            case PlanMade() as made:
+                plans[made.iteration] = made.steps
+            case RunFinished() as finished:
+                run_ok = finished.status == "success"
+            case ActionStarted(action=action) as started_action if action is not None:
+                key = (started_action.iteration, started_action.step)
+                actions.setdefault(key, {})[started_action.index] = action
+            case StepDone() | StepFailed() as end:
+                ended[(end.iteration, end.step)] = isinstance(end, StepDone)
+            case RouteDecided(iteration=int(iteration), step=int(step)) as route:
+                if route.decision == "routed":
+                    routed_count[(iteration, step)] = route.actions or 0
+                elif route.decision == "demoted":
+                    demoted.add((iteration, step))
+            case _:
+                pass  # other kinds say nothing of steps; an unknown event is skipped
     out: list[RecordedStep] = []
     for iteration, steps in sorted(plans.items()):
         for index, planned in enumerate(steps):

@@ -11,13 +11,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
-from pydantic import TypeAdapter, ValidationError
-
+from zerog.event_catalog import RouteDecided, parse
 from zerog.events import Event
 from zerog.router.base import Decision, StepView
-from zerog.types import Action
-
-_ACTIONS: TypeAdapter[list[Action]] = TypeAdapter(list[Action])
 
 
 class RecordedRouter:
@@ -41,19 +37,21 @@ def recorded_router(events: Sequence[Event]) -> RecordedRouter | None:
     """The decisions of a recorded run, or None when it made none (it ran without a router)."""
     decisions: list[Decision] = []
     for event in events:
-        if event.kind != "route":
-            continue
-        d = event.data
-        route = str(d.get("route", ""))
-        confidence = float(str(d.get("confidence", 0.0)))
-        if d.get("decision") == "model":
-            decisions.append(Decision(route=route, confidence=confidence, reason="recorded"))
-        elif d.get("decision") == "routed":
-            try:
-                actions = tuple(_ACTIONS.validate_python(d.get("action_list")))
-            except ValidationError:
-                actions = ()
-            decisions.append(
-                Decision(route=route, confidence=confidence, routed=bool(actions), actions=actions)
-            )
+        match parse(event):
+            case RouteDecided(decision="model") as route:
+                decisions.append(
+                    Decision(route=route.route, confidence=route.confidence, reason="recorded")
+                )
+            case RouteDecided(decision="routed") as route:
+                actions = route.action_list or ()
+                decisions.append(
+                    Decision(
+                        route=route.route,
+                        confidence=route.confidence,
+                        routed=bool(actions),
+                        actions=actions,
+                    )
+                )
+            case _:
+                pass  # not a decision to give back (or an unknown event)
     return RecordedRouter(decisions) if decisions else None

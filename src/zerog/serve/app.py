@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
 from zerog import __version__
+from zerog.event_catalog import RunFinished, kind_of
 from zerog.serve.auth import is_loopback
 from zerog.serve.guard import MAX_BODY, BodyLimit, cross_site
 from zerog.serve.jobs import QueueFull
@@ -324,7 +325,7 @@ async def _follow(
             record = {"seq": event.seq, "ts": event.ts, "kind": event.kind, "data": data}
             yield f"id: {event.seq}\ndata: {json.dumps(record, ensure_ascii=True)}\n\n"
             last = event.seq
-        finished = any(e.kind == "run_finished" for e in events)
+        finished = any(e.kind == kind_of(RunFinished) for e in events)
         if finished or not summary.active:
             summary = await asyncio.to_thread(service.summary, run_id)  # its final state
             end = {"status": summary.status, "reason": summary.reason}
