@@ -13,22 +13,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from zerog.cli.errors import fail
 from zerog.errors import ZerogError
-from zerog.text import one_line
 
 if TYPE_CHECKING:
     from zerog.bench.humaneval import TaskResult
     from zerog.cache.db import CacheDB
 
 DEFAULT_OUT = Path(".zerog-bench") / "humaneval"
-
-
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add the command to ``zerog bench``."""
-    del app  # only a bench command here
-    bench_app.command("humaneval")(bench_humaneval)
-    bench_app.command("humaneval-compare")(bench_humaneval_compare)
-    bench_app.command("humaneval-signals")(bench_humaneval_signals)
 
 
 def bench_humaneval_signals(
@@ -51,8 +43,7 @@ def bench_humaneval_signals(
         backend = make_sandbox(sandbox, env, environ=os.environ)
         table = signal_study(load_tasks(data or default_data_file()), small, big, backend)
     except ZerogError as exc:
-        Console(stderr=True).print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
-        raise typer.Exit(2) from None
+        fail(exc)
     typer.echo(table, nl=False)
 
 
@@ -67,8 +58,7 @@ def bench_humaneval_compare(
     try:
         table = compare(outs)
     except ZerogError as exc:
-        Console(stderr=True).print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
-        raise typer.Exit(2) from None
+        fail(exc)
     typer.echo(table, nl=False)
 
 
@@ -240,8 +230,7 @@ def bench_humaneval(
                     cache=db,
                 )
     except ZerogError as exc:
-        err.print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
-        raise typer.Exit(2) from None
+        fail(exc)
     console.print(Text((directory / "summary.md").read_text(encoding="utf-8")))
     console.print(Text(f"results in {directory} ({len(results)} tasks)"))
     del summary
