@@ -34,6 +34,9 @@ from zerog.cli.options import (
     max_iterations_option,
     max_output_tokens_option,
     max_time_option,
+    model_option,
+    stuck_after_option,
+    timeout_option,
 )
 from zerog.errors import ConfigError, ZerogError
 from zerog.store import default_store_path
@@ -151,9 +154,7 @@ def batch(
             show_default=False,
         ),
     ] = None,
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="Model spec, as for `zerog run`.")
-    ] = "local",
+    model: Annotated[str, model_option("Model spec, as for `zerog run`.")] = "local",
     out: Annotated[
         Path | None,
         typer.Option(
@@ -194,11 +195,9 @@ def batch(
     max_cost: Annotated[float | None, max_cost_option("Per-goal default money (USD).")] = None,
     max_time: Annotated[float | None, max_time_option("Per-goal default wall time (s).")] = None,
     retries: Annotated[int, typer.Option(help="Retries of a goal whose worker died.", min=0)] = 3,
-    timeout: Annotated[
-        float, typer.Option(help="Seconds one action or check may run.", min=0.001)
-    ] = 120.0,
+    timeout: Annotated[float, timeout_option("Seconds one action or check may run.")] = 120.0,
     stuck_after: Annotated[
-        int, typer.Option(help="Stop a goal after this many identical failures.", min=1)
+        int, stuck_after_option("Stop a goal after this many identical failures.")
     ] = 2,
     router: RouterOption = "builtin",
     router_file: RouterFileOption = None,

@@ -62,6 +62,24 @@ ColorOption = Annotated[
 RoundsOption = Annotated[int, typer.Option(help="Rounds; the median is reported.", min=1)]
 
 
+def model_option(help: str) -> OptionInfo:
+    """``--model``/``-m``: a model spec (scripted:FILE, local, openai:MODEL, ...)."""
+    option: OptionInfo = typer.Option("--model", "-m", help=help)
+    return option
+
+
+def timeout_option(help: str) -> OptionInfo:
+    """``--timeout``: seconds one action or check may run, more than 0."""
+    option: OptionInfo = typer.Option("--timeout", help=help, min=0.001)
+    return option
+
+
+def stuck_after_option(help: str) -> OptionInfo:
+    """``--stuck-after``: failed iterations alike in a row before a run stops, at least 1."""
+    option: OptionInfo = typer.Option("--stuck-after", help=help, min=1)
+    return option
+
+
 def max_iterations_option(help: str, *, most: int | None = None) -> OptionInfo:
     """``--max-iterations``: at least 1 (and at most ``most``)."""
     option: OptionInfo = typer.Option("--max-iterations", help=help, min=1, max=most)

@@ -44,6 +44,9 @@ from zerog.cli.options import (
     max_iterations_option,
     max_output_tokens_option,
     max_time_option,
+    model_option,
+    stuck_after_option,
+    timeout_option,
 )
 from zerog.cli.store import open_store
 from zerog.cli.summary import print_summary
@@ -111,11 +114,9 @@ def run(
     ] = Path("."),
     model: Annotated[
         str,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Model spec: scripted:FILE, local, openai:MODEL, "
-            "openai-compatible:URL#MODEL, anthropic:MODEL.",
+        model_option(
+            "Model spec: scripted:FILE, local, openai:MODEL, "
+            "openai-compatible:URL#MODEL, anthropic:MODEL."
         ),
     ] = "local",
     max_iterations: Annotated[
@@ -135,9 +136,7 @@ def run(
     ] = 900.0,
     timeout: Annotated[
         float,
-        typer.Option(
-            help="Seconds one action or check may run before its process tree is killed.", min=0.001
-        ),
+        timeout_option("Seconds one action or check may run before its process tree is killed."),
     ] = 120.0,
     env: Annotated[
         list[str],
@@ -149,9 +148,7 @@ def run(
     ] = [],  # noqa: B006
     stuck_after: Annotated[
         int,
-        typer.Option(
-            help="Stop after this many iterations in a row that fail the same way.", min=1
-        ),
+        stuck_after_option("Stop after this many iterations in a row that fail the same way."),
     ] = 2,
     trace_dir: Annotated[
         Path | None,
@@ -551,7 +548,7 @@ def resume(
     run_id: Annotated[str, typer.Argument(help="The run to continue (an id or a prefix).")],
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="Use this model spec instead of the recorded one."),
+        model_option("Use this model spec instead of the recorded one."),
     ] = None,
     store: StoreOption = None,
     otlp_endpoint: OtlpOption = None,

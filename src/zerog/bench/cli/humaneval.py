@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from zerog.cli.errors import fail
+from zerog.cli.options import max_iterations_option, model_option
 from zerog.errors import ZerogError
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def bench_humaneval_compare(
 
 
 def bench_humaneval(
-    model: Annotated[str, typer.Option("--model", "-m", help="The first model's spec.")] = "local",
+    model: Annotated[str, model_option("The first model's spec.")] = "local",
     limit: Annotated[
         int | None, typer.Option(help="Only the first N tasks (in file order).", min=1)
     ] = None,
@@ -86,7 +87,7 @@ def bench_humaneval(
     ] = "single",
     max_iterations: Annotated[
         int | None,
-        typer.Option(help="Iterations per task (default: 1 single, 5 loop, 2 cascade).", min=1),
+        max_iterations_option("Iterations per task (default: 1 single, 5 loop, 2 cascade)."),
     ] = None,
     escalate: Annotated[
         str, typer.Option(help="The stronger model of the cascade strategy.")

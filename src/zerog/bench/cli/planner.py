@@ -12,12 +12,12 @@ import typer
 from rich.console import Console
 
 from zerog.cli.errors import fail
-from zerog.cli.options import PrintJsonOption
+from zerog.cli.options import PrintJsonOption, model_option
 from zerog.errors import ZerogError
 
 
 def bench_planner(
-    model: Annotated[str, typer.Option("--model", "-m", help="The model's spec.")] = "local",
+    model: Annotated[str, model_option("The model's spec.")] = "local",
     variant: Annotated[
         list[str],
         typer.Option(help="json (code in the JSON plan), blocks (default), edits (repeatable)."),

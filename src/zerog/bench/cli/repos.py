@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from zerog.cli.errors import fail
+from zerog.cli.options import max_iterations_option, model_option
 from zerog.errors import ConfigError, ZerogError
 
 DEFAULT_TASKS = Path(".bench/repos/tasks")
@@ -106,9 +107,7 @@ def bench_repos(
     ] = ["planner", "answer-file"],  # noqa: B006 - typer reads the default
     model: Annotated[
         str,
-        typer.Option(
-            "--model", "-m", help="local, local:1.5b, or any zerog spec ({task} = task id)."
-        ),
+        model_option("local, local:1.5b, or any zerog spec ({task} = task id)."),
     ] = "local",
     peers: Annotated[
         str,
@@ -120,7 +119,7 @@ def bench_repos(
     time_limit: Annotated[
         float, typer.Option(help="Seconds each agent may spend on a task.", min=1)
     ] = 600.0,
-    max_iterations: Annotated[int, typer.Option(help="zerog's iterations per task.", min=1)] = 5,
+    max_iterations: Annotated[int, max_iterations_option("zerog's iterations per task.")] = 5,
     sandbox: Annotated[str, typer.Option(help="zerog's sandbox: bwrap or local.")] = "bwrap",
     tasks_dir: Annotated[
         Path, typer.Option(help="The built tasks (python benchmarks/repos/build.py).")
