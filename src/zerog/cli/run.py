@@ -71,6 +71,7 @@ from zerog.types import (
 
 
 def exit_code(result: RunResult) -> int:
+    """The exit code a run's result ends `zerog run`/`zerog resume` with (see `run`'s help)."""
     if result.status is RunStatus.CANNOT_RUN:
         return EXIT_USAGE  # like bad input: the checks as given cannot work here
     if result.status is RunStatus.SUCCESS:
