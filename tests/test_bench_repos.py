@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from builders import write_script, zerog_cli
+from zerog.bench.cli.repos import peer_names
 from zerog.bench.loopback import HttpReply, HttpRequest, LoopbackServer
 from zerog.bench.repos import AgentRun, cause_of, changed_files, judge, summary
-from zerog.bench.repos_cli import peer_names
 from zerog.bench.repos_proxy import UsageProxy
 from zerog.bench.repos_tasks import (
     Library,

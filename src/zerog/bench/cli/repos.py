@@ -17,8 +17,9 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from zerog.cli.errors import fail
+from zerog.cli.options import max_iterations_option, model_option
 from zerog.errors import ConfigError, ZerogError
-from zerog.text import one_line
 
 DEFAULT_TASKS = Path(".bench/repos/tasks")
 DEFAULT_PYTHON = Path(".bench/repos/venv/bin/python")
@@ -29,11 +30,6 @@ if TYPE_CHECKING:
     from zerog.bench.repos_proxy import Usage
 
     Taker = Callable[[float], list[Usage]]
-
-
-def register(bench_app: typer.Typer) -> None:
-    """Add the command to ``zerog bench``."""
-    bench_app.command("repos")(bench_repos)
 
 
 def peer_names(peers: str) -> list[str]:
@@ -111,9 +107,7 @@ def bench_repos(
     ] = ["planner", "answer-file"],  # noqa: B006 - typer reads the default
     model: Annotated[
         str,
-        typer.Option(
-            "--model", "-m", help="local, local:1.5b, or any zerog spec ({task} = task id)."
-        ),
+        model_option("local, local:1.5b, or any zerog spec ({task} = task id)."),
     ] = "local",
     peers: Annotated[
         str,
@@ -125,7 +119,7 @@ def bench_repos(
     time_limit: Annotated[
         float, typer.Option(help="Seconds each agent may spend on a task.", min=1)
     ] = 600.0,
-    max_iterations: Annotated[int, typer.Option(help="zerog's iterations per task.", min=1)] = 5,
+    max_iterations: Annotated[int, max_iterations_option("zerog's iterations per task.")] = 5,
     sandbox: Annotated[str, typer.Option(help="zerog's sandbox: bwrap or local.")] = "bwrap",
     tasks_dir: Annotated[
         Path, typer.Option(help="The built tasks (python benchmarks/repos/build.py).")
@@ -160,7 +154,6 @@ def bench_repos(
     from zerog.bench.repos_tasks import load_built
 
     console = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
     directory = (out or DEFAULT_OUT / time.strftime("%Y%m%d-%H%M%S")).absolute()
     try:
         chosen = select_tasks(load_built(tasks_dir), tasks)
@@ -218,7 +211,6 @@ def bench_repos(
                 )
             results = run_bench(agents, chosen, tasks_dir.absolute(), directory, context, show)
     except ZerogError as exc:
-        err.print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
-        raise typer.Exit(2) from None
+        fail(exc)
     console.print(Text((directory / "summary.md").read_text(encoding="utf-8")))
     console.print(Text(f"results in {directory} ({len(results)} runs)"))

@@ -11,18 +11,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from zerog.cli.errors import fail
+from zerog.cli.options import PrintJsonOption, model_option
 from zerog.errors import ZerogError
-from zerog.text import one_line
-
-
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add the command to ``zerog bench``."""
-    del app  # only a bench command here
-    bench_app.command("planner")(bench_planner)
 
 
 def bench_planner(
-    model: Annotated[str, typer.Option("--model", "-m", help="The model's spec.")] = "local",
+    model: Annotated[str, model_option("The model's spec.")] = "local",
     variant: Annotated[
         list[str],
         typer.Option(help="json (code in the JSON plan), blocks (default), edits (repeatable)."),
@@ -36,7 +31,7 @@ def bench_planner(
     ] = Path("examples/local-demo/workspace"),
     iterations: Annotated[int, typer.Option(help="Iterations per run.", min=1)] = 2,
     sandbox: Annotated[str | None, typer.Option(help="bwrap (default on Linux), local.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: PrintJsonOption = False,
 ) -> None:
     """Old planner (code in JSON) against code as code, on small bug-fix tasks, with the
     same model in the same process (Markdown table)."""
@@ -66,8 +61,7 @@ def bench_planner(
             ),
         )
     except ZerogError as exc:
-        console.print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
-        raise typer.Exit(2) from None
+        fail(exc)
     if as_json:
         sys.stdout.write(json.dumps(as_dicts(runs), indent=2) + "\n")
         return

@@ -13,22 +13,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from zerog.cli.errors import fail
+from zerog.cli.options import max_iterations_option, model_option
 from zerog.errors import ZerogError
-from zerog.text import one_line
 
 if TYPE_CHECKING:
     from zerog.bench.humaneval import TaskResult
     from zerog.cache.db import CacheDB
 
 DEFAULT_OUT = Path(".zerog-bench") / "humaneval"
-
-
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add the command to ``zerog bench``."""
-    del app  # only a bench command here
-    bench_app.command("humaneval")(bench_humaneval)
-    bench_app.command("humaneval-compare")(bench_humaneval_compare)
-    bench_app.command("humaneval-signals")(bench_humaneval_signals)
 
 
 def bench_humaneval_signals(
@@ -51,8 +44,7 @@ def bench_humaneval_signals(
         backend = make_sandbox(sandbox, env, environ=os.environ)
         table = signal_study(load_tasks(data or default_data_file()), small, big, backend)
     except ZerogError as exc:
-        Console(stderr=True).print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
-        raise typer.Exit(2) from None
+        fail(exc)
     typer.echo(table, nl=False)
 
 
@@ -67,13 +59,12 @@ def bench_humaneval_compare(
     try:
         table = compare(outs)
     except ZerogError as exc:
-        Console(stderr=True).print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
-        raise typer.Exit(2) from None
+        fail(exc)
     typer.echo(table, nl=False)
 
 
 def bench_humaneval(
-    model: Annotated[str, typer.Option("--model", "-m", help="The first model's spec.")] = "local",
+    model: Annotated[str, model_option("The first model's spec.")] = "local",
     limit: Annotated[
         int | None, typer.Option(help="Only the first N tasks (in file order).", min=1)
     ] = None,
@@ -96,7 +87,7 @@ def bench_humaneval(
     ] = "single",
     max_iterations: Annotated[
         int | None,
-        typer.Option(help="Iterations per task (default: 1 single, 5 loop, 2 cascade).", min=1),
+        max_iterations_option("Iterations per task (default: 1 single, 5 loop, 2 cascade)."),
     ] = None,
     escalate: Annotated[
         str, typer.Option(help="The stronger model of the cascade strategy.")
@@ -240,8 +231,7 @@ def bench_humaneval(
                     cache=db,
                 )
     except ZerogError as exc:
-        err.print(f"error: {one_line(str(exc), 500)}", style="red", markup=False)
-        raise typer.Exit(2) from None
+        fail(exc)
     console.print(Text((directory / "summary.md").read_text(encoding="utf-8")))
     console.print(Text(f"results in {directory} ({len(results)} tasks)"))
     del summary

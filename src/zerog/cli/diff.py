@@ -5,24 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Annotated, TextIO
 
 import typer
 
-from zerog.cli_errors import usage_error
+from zerog.cli.errors import fail
+from zerog.cli.options import ColorOption, StoreOption
 from zerog.diff import RunDiff, render, render_stat, run_diff
 from zerog.errors import ZerogError
 from zerog.store import Store, default_store_path
 
-ColorOption = Annotated[
-    bool | None,
-    typer.Option(
-        "--color/--no-color",
-        help="Colour the diff (default: only when printing to a terminal and NO_COLOR is not set).",
-        show_default=False,
-    ),
-]
 StatOption = Annotated[
     bool, typer.Option("--stat", help="One line per file (lines added and removed), then totals.")
 ]
@@ -39,7 +31,7 @@ def load(store: Store, run_id: str) -> RunDiff:
     try:
         return run_diff(store, run_id)
     except ZerogError as exc:
-        raise usage_error(exc) from None
+        fail(exc)
 
 
 def write(lines: Iterable[str], stream: TextIO) -> None:
@@ -63,13 +55,7 @@ def print_diff(diff: RunDiff, *, stat: bool, color: bool, stream: TextIO) -> Non
 
 def diff_command(
     run_id: Annotated[str, typer.Argument(help="The run (an id or a unique prefix).")],
-    store: Annotated[
-        Path | None,
-        typer.Option(
-            help="The SQLite run store (default: $ZEROG_STORE, else ~/.local/share/zerog/runs.db).",
-            show_default=False,
-        ),
-    ] = None,
+    store: StoreOption = None,
     stat: StatOption = False,
     color: ColorOption = None,
 ) -> None:
@@ -86,9 +72,5 @@ def diff_command(
         with Store(store or default_store_path(os.environ)) as opened:
             diff = load(opened, run_id)
     except ZerogError as exc:
-        raise usage_error(exc) from None
+        fail(exc)
     print_diff(diff, stat=stat, color=use_color(color, sys.stdout, os.environ), stream=sys.stdout)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("diff")(diff_command)

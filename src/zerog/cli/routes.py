@@ -1,24 +1,20 @@
-"""`zerog routes compile | show` and `zerog bench router` (see docs/routing.md)."""
+"""`zerog routes compile | show` (see docs/routing.md)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from zerog.cli_errors import usage_error
+from zerog.cli.errors import fail
 from zerog.errors import ZerogError
 from zerog.store import Store, default_store_path
 from zerog.text import one_line, sanitize
-
-
-def _fail(message: str) -> NoReturn:
-    raise usage_error(message)
 
 
 def compile_command(
@@ -55,7 +51,7 @@ def compile_command(
 
     path = store or default_store_path(os.environ)
     if not path.exists():
-        _fail(f"no run store at {path}: record some runs first (zerog run)")
+        fail(f"no run store at {path}: record some runs first (zerog run)")
     settings = Settings(
         min_support=min_support,
         min_runs=min_runs,
@@ -70,7 +66,7 @@ def compile_command(
         compiled = compile_router(steps, settings)
         save(compiled.model, out)
     except (ZerogError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     model = compiled.model
     cal = model.calibration
     console.print(
@@ -92,7 +88,7 @@ def show_command(
     try:
         model = load(file)
     except ZerogError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         sys.stdout.write(dumps(model))
         return
@@ -129,39 +125,12 @@ def show_command(
     console.print(table)
 
 
-def bench_router(
-    train: Annotated[int, typer.Option(help="Recorded runs to compile from.", min=4)] = 120,
-    heldout: Annotated[int, typer.Option(help="New runs to evaluate on.", min=1)] = 40,
-    sandbox: Annotated[str, typer.Option(help="Sandbox of every run.")] = "local",
-    seed: Annotated[int, typer.Option(help="Seed of the workload.")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Share of steps routed, routed-step accuracy, tokens and time saved, decision latency."""
-    from zerog.bench.router import measure
-
-    console = Console(stderr=as_json, highlight=False)
-    try:
-        report = measure(
-            train=train,
-            heldout=heldout,
-            sandbox=sandbox,
-            seed=seed,
-            progress=lambda m: console.print(m, markup=False),
-        )
-    except ZerogError as exc:
-        _fail(str(exc))
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
-        return
-    console.print(report.table())
+HELP = "Routers that carry out predictable steps without the model."
 
 
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    routes_app = typer.Typer(
-        help="Routers that carry out predictable steps without the model.",
-        no_args_is_help=True,
-    )
-    routes_app.command("compile")(compile_command)
-    routes_app.command("show")(show_command)
-    app.add_typer(routes_app, name="routes")
-    bench_app.command("router")(bench_router)
+def group() -> typer.Typer:
+    """`zerog routes ...`."""
+    app = typer.Typer(help=HELP, no_args_is_help=True)
+    app.command("compile")(compile_command)
+    app.command("show")(show_command)
+    return app
