@@ -32,9 +32,9 @@ from zerog.cli_options import (
     RouterOption,
     UnsureTokensOption,
 )
+from zerog.engine.loop import Engine
 from zerog.errors import ConfigError, ZerogError
 from zerog.events import Event, EventSink
-from zerog.loop import Engine
 from zerog.models.base import Model
 from zerog.models.spec import load_model, with_cascade
 from zerog.progress import ConsoleProgress

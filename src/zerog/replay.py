@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zerog.engine.loop import Engine
 from zerog.events import Event
 from zerog.journal import read_journal
-from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel, ScriptLine
 from zerog.router.replayed import recorded_router
 from zerog.sandbox.base import Limits, Sandbox

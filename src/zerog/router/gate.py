@@ -27,7 +27,7 @@ _ACTIONS: TypeAdapter[list[Action]] = TypeAdapter(list[Action])
 
 
 class RunHooks(Protocol):
-    """What the gate needs of a run (the loop's ``_Run`` has it)."""
+    """What the gate needs of a run (the engine's run has it)."""
 
     rec: Recorder
     journal: Journal | None

@@ -1,0 +1,1 @@
+"""The engine: plan, act, validate, roll back, re-plan (filled in below)."""
