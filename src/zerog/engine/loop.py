@@ -9,45 +9,41 @@ can be resumed from what was committed (see ``journal.py`` and docs/journal.md).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zerog import coder, planner, toolchain, worker
+from zerog import coder, planner, worker
 from zerog import context as ctx
-from zerog.beneath import Dir, read_beneath
+from zerog.beneath import read_beneath
 from zerog.budget import BudgetExhausted, Meter
 from zerog.changes import compare, file_changes
+from zerog.engine.session import Session, open_session
 from zerog.errors import ConfigError, ModelError, ModelOutputError
-from zerog.events import EventSink, Recorder
+from zerog.events import EventSink
 from zerog.focus import ContextBudget
-from zerog.gitcommit import GitPlan, commit, prepare
+from zerog.gitcommit import commit
 from zerog.hostpaths import PathMask
-from zerog.journal import COMMIT_KINDS, FINAL, Journal, read_journal
+from zerog.journal import FINAL, Journal, read_journal
 from zerog.models.base import Model, Response
 from zerog.models.confidence import Confidence
 from zerog.models.metered import MeteredModel
 from zerog.protect import Protection, protection_of, restore_target
-from zerog.redact import Redactor, sandbox_env
+from zerog.redact import Redactor
 from zerog.router.base import Router
 from zerog.router.gate import RouteGate
 from zerog.sandbox.base import Limits, Sandbox
-from zerog.sandbox.factory import default_sandbox_name, make_sandbox
+from zerog.sandbox.factory import default_sandbox_name
 from zerog.sandbox.files import PathEscape, target
-from zerog.sandbox.redacted import RedactedSandbox
-from zerog.sandbox.workspace import Snapshot, Workspace
-from zerog.statedir import STATE_DIR, append_text, open_state, open_state_file, state_subdir
-from zerog.store import GroupCommit, Store, StoreError
+from zerog.sandbox.workspace import Snapshot
+from zerog.store import Store, StoreError
 from zerog.text import sanitize
-from zerog.trace import JsonlTrace
 from zerog.types import (
     MAX_ACTIONS_PER_STEP,
     Action,
@@ -60,10 +56,8 @@ from zerog.types import (
     Goal,
     Observation,
     Plan,
-    PredicateCheck,
     RunResult,
     RunStatus,
-    SchemaCheck,
     Status,
     Step,
     Usage,
@@ -71,13 +65,11 @@ from zerog.types import (
     WriteFileAction,
     describe_action,
 )
-from zerog.validate.compile import SweepPlan, compile_checks
 from zerog.validate.feedback import summarize
 from zerog.validate.preflight import cannot_run
 from zerog.validate.preflight import describe as describe_cannot_run
-from zerog.validate.sidecar import SIDECARS, PythonRunner, make_sidecar
-from zerog.validate.sweep import flaky_state_hash, run_one, sweep
-from zerog.workspace_policy import check_workspace
+from zerog.validate.sidecar import SIDECARS
+from zerog.validate.sweep import run_one, sweep
 
 if TYPE_CHECKING:
     from zerog.cache.semantic import PlanCache, Reuse
@@ -169,10 +161,6 @@ def _confidence(data: object) -> Confidence | None:
     return Confidence.model_validate(data) if isinstance(data, Mapping) else None
 
 
-def _needs_sidecar(plan: SweepPlan) -> bool:
-    return any(isinstance(c.check, PredicateCheck | SchemaCheck) for c in plan.checks)
-
-
 def _notes(snap: Snapshot) -> dict[str, object]:
     """What a snapshot event says beyond its id: setuid/setgid/sticky bits it dropped."""
     if not snap.neutralized:
@@ -189,21 +177,6 @@ def _observation(data: object) -> Observation:
         raise StoreError("a recorded observation is malformed")
     fields = {k: data[k] for k in Observation.model_fields if k in data}
     return Observation.model_validate(fields)
-
-
-@contextmanager
-def _workspace_lock(root: Path, state: Dir) -> Iterator[None]:
-    """One run at a time per workspace: two loops editing the same tree is chaos."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
-    with os.fdopen(open_state_file(root, state, "lock", flags), "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"workspace {root} is in use by another zerog run") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Engine:
@@ -301,162 +274,46 @@ class Engine:
         goal = Goal.model_validate(row.spec.get("goal", {}))
         return self._start(goal, row.id, journal, row.spec)
 
-    def _git_plan(
-        self, root: Path, run_id: str, journal: Journal | None, spec: Mapping[str, object]
-    ) -> GitPlan | None:
-        """What a ``--git`` run pinned: checked now for a new run (nothing is changed if a
-        check fails), read back from the journal for a resumed one."""
-        if journal is None:
-            if not self.git:
-                return None
-            allow_dirty = self.allow_dirty
-        elif journal.git_prepared is not None:
-            return GitPlan.model_validate(journal.git_prepared)
-        else:  # stopped before it recorded its plan: checked again, as the spec asked
-            request = spec.get("git")
-            if not isinstance(request, Mapping):
-                return None
-            allow_dirty = bool(request.get("allow_dirty"))
-        return prepare(root, run_id, self.environ, allow_dirty=allow_dirty)
-
     def _start(
         self, goal: Goal, run_id: str, journal: Journal | None, spec: Mapping[str, object]
     ) -> RunResult:
-        if not goal.workspace.is_dir():
-            raise ConfigError(f"workspace {goal.workspace} is not a directory")
-        if self.allow_dirty and not self.git:
-            raise ConfigError("--allow-dirty only applies to --git runs")
-        protected = {"zerog's run store": self.store.path} if self.store is not None else {}
-        root = check_workspace(
-            goal.workspace, self.environ, protected=protected, force=self.force_workspace
-        )
-        goal = goal.model_copy(update={"workspace": root})
-        checks = compile_checks(goal.checks, where="goal")  # bad checks: before any model call
-        name = self.sandbox.name if self.sandbox is not None else self.sandbox_name
-        tools = toolchain.for_goal(
-            goal,
-            self.environ,
-            backend=None if self.sandbox is not None else name,
-            protected=protected,
-            off_limits=self.off_limits,
-        )
-        # The host's PATH only for the local backend: the isolating ones do not show it.
-        env = sandbox_env(
-            self.environ,
-            goal.env_allow,
-            home=str(root),
-            host_path=name == "local",
-            extra_path=tools.path,
-        )
-        env.update(tools.env)
-        redactor = self.redactor or Redactor.for_environment(self.environ)
-        sandbox = self.sandbox or make_sandbox(
-            self.sandbox_name,
-            env,
-            environ=self.environ,
-            network=self.network,
-            binds=tools.sandbox_binds(),
-        )
-        sidecar = (
-            make_sidecar(self.sidecar_name, sandbox, env, environ=self.environ)
-            if _needs_sidecar(checks)
-            else None
-        )
-        git_plan = self._git_plan(root, run_id, journal, spec)  # before anything is written
-        state_path = root / STATE_DIR
-        with open_state(root) as state, _workspace_lock(root, state):
-            sinks: list[EventSink] = list(self.sinks)
-            trace: JsonlTrace | None = None
-            if self.trace_dir is not None:
-                trace = JsonlTrace(self.trace_dir / f"{run_id}.jsonl")
-            elif self.write_trace:
-                name = f"{run_id}.jsonl"
-                with state_subdir(root, state, "runs") as runs:
-                    trace = JsonlTrace(state_path / "runs" / name, append_text(root, runs, name))
-            if trace is not None:
-                sinks.insert(0, trace)
-            group: GroupCommit | None = None
-            if self.store is not None:
-                group = GroupCommit(self.store, COMMIT_KINDS)
-                sinks.insert(0, group)
-                if journal is None:
-                    full_spec = {
-                        **spec,
-                        "goal": goal.model_dump(mode="json"),
-                        "limits": self.limits.model_dump(mode="json"),
-                        "stuck_after": self.stuck_after,
-                        "sandbox": sandbox.name,
-                        "network": self.network,
-                        "sidecar": self.sidecar_name,
-                        **({"git": {"allow_dirty": self.allow_dirty}} if git_plan else {}),
-                    }
-                    self.store.create_run(
-                        run_id, goal.text, str(root), full_spec, self.wall_clock()
-                    )
-            recorder = Recorder(
-                run_id, sinks, self.wall_clock, start_seq=journal.last_seq if journal else 0
-            )
-            workspace = Workspace(root, state_path / "snapshots")
-            try:
-                run = _Run(self, goal, sandbox, recorder, workspace, trace, journal, redactor)
-                run.git_plan = git_plan
-                run.toolchain = tools
-                if self.tool_cache is not None:  # actions only: checks always really run
-                    run.action_sandbox = self.tool_cache.wrap(
-                        run.action_sandbox, env, lambda _: run.state_hash()
-                    )
-                result = run.with_checks(checks, sidecar).execute()
-                # Finished: nothing can resume it; a replay needs its base snapshot
-                # and ``zerog diff`` its final one.
-                workspace.collect(keep={i for i in (run.base_id, run.final_id) if i})
-                return result
-            except Exception:
-                if group is not None:
-                    group.commit()  # what a run that ended in an error still holds
-                raise
-            finally:
-                if trace is not None:
-                    trace.close()
+        with open_session(self, goal, run_id, journal, spec) as session:
+            run = _Run(self, session, journal)
+            result = run.execute()
+            # Finished: nothing can resume it; a replay needs its base snapshot
+            # and ``zerog diff`` its final one.
+            session.workspace.collect(keep={i for i in (run.base_id, run.final_id) if i})
+            return result
 
 
 class _Run:
     """The state of one run; lives for one call of :meth:`Engine.run` or ``resume``."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        goal: Goal,
-        sandbox: Sandbox,
-        recorder: Recorder,
-        workspace: Workspace,
-        trace: JsonlTrace | None,
-        journal: Journal | None,
-        redactor: Redactor,
-    ) -> None:
+    def __init__(self, engine: Engine, session: Session, journal: Journal | None) -> None:
         self.e = engine
-        self.goal = goal
-        self.sandbox = sandbox
-        self.redactor = redactor  # checks' results pass through it (actions: the sandbox)
+        self.goal = session.goal
+        self.sandbox = session.sandbox
+        self.redactor = session.redactor  # checks' results pass through it (actions: the sandbox)
         home = engine.environ.get("HOME")
-        self.paths = PathMask(goal.workspace, {home: "~"} if home else {})
-        self.action_sandbox: Sandbox = RedactedSandbox(sandbox, redactor)
+        self.paths = PathMask(self.goal.workspace, {home: "~"} if home else {})
+        self.action_sandbox = session.action_sandbox
         self.resolved: list[Step] = []  # the executed plan's steps with their actions
-        self.rec = recorder
-        self.workspace = workspace
-        self.trace = trace
+        self.rec = session.recorder
+        self.workspace = session.workspace
+        self.trace = session.trace
         self.journal = journal
         self.durable = engine.store is not None
         self.base_id: str | None = None  # the run's first snapshot (what a replay needs)
-        self.checks: SweepPlan = compile_checks(goal.checks, where="goal")
-        self.sidecar: PythonRunner | None = None
-        self.protection: Protection = protection_of(goal)
+        self.checks = session.checks
+        self.sidecar = session.sidecar
+        self.protection: Protection = protection_of(self.goal)
         self.base: Snapshot | None = None  # the run's start: protected files go back to it
-        self.state_hash = flaky_state_hash(workspace)
-        self.meter = Meter(goal.budget, engine.clock)
+        self.state_hash = session.state_hash
+        self.meter = Meter(self.goal.budget, engine.clock)
         self.model = MeteredModel(
             engine.model,
             self.meter,
-            recorder,
+            self.rec,
             engine.clock,
             replayed=self.replayed_response if journal else None,
         )
@@ -464,14 +321,9 @@ class _Run:
         self.meter.replaying = self.replaying
         self.recorder_muted(self.replaying)
         self.gate = RouteGate(engine.router, self) if engine.router is not None else None
-        self.git_plan: GitPlan | None = None  # --git: commit the result (gitcommit.py)
+        self.git_plan = session.git_plan  # --git: commit the result (gitcommit.py)
         self.final_id: str | None = None  # the state the run left (what zerog diff shows)
-        self.toolchain = toolchain.Toolchain()  # what the sandbox sees besides the workspace
-
-    def with_checks(self, checks: SweepPlan, sidecar: PythonRunner | None) -> _Run:
-        """Use the checks the engine compiled up front and their sidecar."""
-        self.checks, self.sidecar = checks, sidecar
-        return self
+        self.toolchain = session.tools  # what the sandbox sees besides the workspace
 
     # ------------------------------------------------------------- resume plumbing
 
