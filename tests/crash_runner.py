@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from zerog.bench.crash import LOG_VAR, goal
+from zerog.engine.loop import Engine
 from zerog.events import Event
-from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel
 from zerog.store import Store
 

@@ -25,9 +25,9 @@ from zerog.bench.crash import (
     measure,
     prepare,
 )
+from zerog.engine.loop import Engine
 from zerog.events import Event
 from zerog.journal import COMMIT_KINDS
-from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel
 from zerog.store import Store
 

@@ -329,7 +329,7 @@ def test_workspace_below_the_top_commits_only_its_part(tmp_path: Path, repo: Pat
 RUNNER = """
 import os, signal, sys
 from pathlib import Path
-from zerog.loop import Engine
+from zerog.engine.loop import Engine
 from zerog.models.scripted import ScriptedModel
 from zerog.store import Store
 

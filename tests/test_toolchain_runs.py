@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from builders import plan, scripted, step, write, write_script, zerog_cli
-from zerog.loop import Engine
+from zerog.engine.loop import Engine
 from zerog.store import Store
 from zerog.types import Budget, Goal, RunStatus
 

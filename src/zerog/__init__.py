@@ -7,8 +7,8 @@ the workspace is rolled back and the planner tries again, within a budget.
 
 from __future__ import annotations
 
+from zerog.engine.loop import Engine
 from zerog.errors import ConfigError, ModelError, ModelOutputError, ZerogError
-from zerog.loop import Engine
 from zerog.models.base import Message, Model, Request, Response
 from zerog.models.scripted import ScriptedModel
 from zerog.sandbox.base import Limits, Sandbox

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from zerog.engine.exceptions import RunEnded
 from zerog.types import Budget, PhaseSpend, RunStatus, Usage
 
 
-class BudgetExhausted(Exception):
-    """Raised when a budget is spent; the loop turns it into a final status."""
-
-    def __init__(self, status: RunStatus, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+class BudgetExhausted(RunEnded):
+    """Raised when a budget is spent: one of the ways a run ends (engine/exceptions.py),
+    its status says which budget."""
 
 
 class Meter:

@@ -1,8 +1,9 @@
 """Replaying a recorded run: the recorded model answers, live actions, divergences reported.
 
 The replay starts from the run's base snapshot, restored into a fresh directory, and feeds
-the engine the model responses the run received, in order, so no model is called. Every
-observation and verdict is compared with the recording.
+the engine the model responses the run received, in order (read with the engine's
+replayer, engine/replayer.py), so no model is called. Every observation and verdict is
+compared with the recording.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zerog.engine.loop import Engine
+from zerog.engine.replayer import had_preflight, recorded_calls
 from zerog.events import Event
 from zerog.journal import read_journal
-from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel, ScriptLine
 from zerog.router.replayed import recorded_router
 from zerog.sandbox.base import Limits, Sandbox
@@ -80,9 +82,8 @@ def replay_run(
         raise StoreError(f"run {row.id} recorded no base snapshot; nothing to replay from")
     goal = Goal.model_validate(row.spec.get("goal", {}))
     # A run recorded before zerog had a preflight is replayed without one.
-    had_preflight = journal.preflight is not None or 0 in journal.verdicts
-    goal = goal.model_copy(update={"preflight": goal.preflight and had_preflight})
-    calls = [journal.responses[n] for n in sorted(journal.responses)]
+    goal = goal.model_copy(update={"preflight": goal.preflight and had_preflight(journal)})
+    calls = recorded_calls(journal)
     model = ScriptedModel(
         [ScriptLine(purpose=str(c.get("purpose", "")), text=str(c.get("text", ""))) for c in calls],
         name=f"replay:{row.id}",

@@ -10,7 +10,7 @@ import pytest
 from builders import plan, scripted, step, write
 from zerog.cache.db import Bounds, CacheDB
 from zerog.cache.exact import CachedModel, request_key
-from zerog.loop import Engine
+from zerog.engine.loop import Engine
 from zerog.models.base import Message, Request
 from zerog.types import Goal
 

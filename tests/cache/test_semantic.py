@@ -14,8 +14,8 @@ from zerog.cache.db import CacheDB
 from zerog.cache.embed import Embedder
 from zerog.cache.semantic import PlanCache
 from zerog.cache.tools import ToolCache
+from zerog.engine.loop import Engine
 from zerog.events import Event
-from zerog.loop import Engine
 from zerog.types import Goal, Plan
 
 CHECK = "python3 verify.py"

@@ -22,8 +22,8 @@ import pytest
 
 from builders import plan, shell, step, write, write_script, zerog_cli
 from zerog.bench.humaneval import Task, judge
+from zerog.engine.loop import Engine
 from zerog.events import Event
-from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel, parse_line
 from zerog.redact import sandbox_env
 from zerog.sandbox.base import Limits, Sandbox

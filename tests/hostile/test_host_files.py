@@ -21,8 +21,8 @@ import pytest
 from builders import plan, scripted, shell, step, write
 from zerog.batch.goals import read_goals
 from zerog.context import IndexLimits, index_workspace
+from zerog.engine.loop import Engine
 from zerog.errors import ConfigError
-from zerog.loop import Engine
 from zerog.redact import sandbox_env
 from zerog.sandbox.base import MIB, Limits
 from zerog.sandbox.factory import make_sandbox

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from builders import plan, scripted, shell, step
-from zerog.loop import Engine
+from zerog.engine.loop import Engine
 from zerog.sandbox.wasm import default_data_dir
 from zerog.types import Budget, Goal
 

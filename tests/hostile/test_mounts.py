@@ -19,8 +19,8 @@ import pytest
 
 from builders import scripted
 from zerog import toolchain
+from zerog.engine.loop import Engine
 from zerog.errors import ConfigError
-from zerog.loop import Engine
 from zerog.mount_policy import related
 from zerog.redact import sandbox_env
 from zerog.sandbox.base import Limits

@@ -226,7 +226,7 @@ def test_a_file_name_that_is_not_utf8_does_not_break_the_run(tmp_path: Path) -> 
 RUNNER = """
 import os, signal, sys
 from pathlib import Path
-from zerog.loop import Engine
+from zerog.engine.loop import Engine
 from zerog.models.scripted import ScriptedModel
 from zerog.store import Store
 from zerog.types import CommandCheck, Goal

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from builders import plan, scripted, shell, step
-from zerog.loop import Engine
+from zerog.engine.loop import Engine
 from zerog.progress import ConsoleProgress
 from zerog.store import Store
 from zerog.types import Budget, Goal, RunStatus

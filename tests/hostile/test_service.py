@@ -390,7 +390,7 @@ def test_runs_of_the_same_store_outside_the_root_are_not_shown(tmp_path: Path) -
     """`zerog run` elsewhere on the host writes to the same store: the server does not
     show those runs (their workspace, their output) to its clients."""
     from builders import plan, scripted, shell, step
-    from zerog.loop import Engine
+    from zerog.engine.loop import Engine
     from zerog.store import Store
     from zerog.types import Goal
 

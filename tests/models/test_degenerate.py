@@ -22,7 +22,7 @@ from zerog.models.retry import RetryPolicy
 from zerog.structured import ask
 from zerog.types import Plan
 
-SOURCE = Path(__file__).resolve().parents[2] / "src" / "zerog" / "loop.py"
+SOURCE = Path(__file__).resolve().parents[2] / "src" / "zerog" / "engine" / "loop.py"
 LINE = "print('all work and no play')\n"
 PLAN = {"steps": [{"intent": "say hi", "actions": [{"kind": "shell", "command": "echo hi"}]}]}
 MESSAGES = (Message(role="user", content="Plan it."),)

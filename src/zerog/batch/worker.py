@@ -26,8 +26,8 @@ from pydantic import Field
 
 from zerog.batch.ledger import BatchLedger
 from zerog.batch.shared import SharedBudgetModel
+from zerog.engine.loop import Engine
 from zerog.errors import ZerogError
-from zerog.loop import Engine
 from zerog.models.base import Model, Stateful
 from zerog.models.spec import load_model, with_cascade
 from zerog.router.factory import make_router

@@ -36,7 +36,7 @@ from zerog.cache.exact import CachedModel
 from zerog.cache.index import VectorIndex
 from zerog.cache.semantic import PlanCache
 from zerog.cache.tools import ToolCache
-from zerog.loop import Engine
+from zerog.engine.loop import Engine
 from zerog.models.base import Message, Model, Request
 from zerog.models.scripted import ScriptedModel, parse_line
 from zerog.sandbox.base import Limits

@@ -25,9 +25,9 @@ from rich.table import Table
 
 from zerog.bench.context_repos import RepoTask, tasks
 from zerog.context import Context, build, render
+from zerog.engine.loop import Engine
 from zerog.errors import ModelOutputError, ZerogError
 from zerog.focus import ContextBudget
-from zerog.loop import Engine
 from zerog.models.base import Model
 from zerog.models.scripted import ScriptedModel
 from zerog.types import Budget, CommandCheck, Goal, Plan

@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zerog.engine.loop import Engine
 from zerog.events import Event
 from zerog.journal import COMMIT_KINDS
-from zerog.loop import Engine
 from zerog.models.scripted import ScriptedModel
 from zerog.store import GroupCommit, Store, Synchronous
 from zerog.types import Budget, Goal

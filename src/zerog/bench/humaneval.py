@@ -54,9 +54,9 @@ from typing import Literal
 from zerog.cache.db import CacheDB
 from zerog.cache.exact import CachedModel
 from zerog.codeplan import CodePlanner
+from zerog.engine.loop import Engine
 from zerog.errors import ConfigError
 from zerog.events import Event, EventSink
-from zerog.loop import Engine
 from zerog.models.base import Model
 from zerog.models.cascade import Escalating
 from zerog.redact import sandbox_env

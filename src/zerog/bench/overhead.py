@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from zerog.loop import Engine
+from zerog.engine.loop import Engine
 from zerog.models.scripted import ScriptedModel, ScriptLine
 from zerog.types import Budget, CommandCheck, Goal
 

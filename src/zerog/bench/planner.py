@@ -27,8 +27,8 @@ from pathlib import Path
 from zerog import structured
 from zerog.coder import WHOLE_FILE_CHARS
 from zerog.context import Context, render
+from zerog.engine.loop import Engine
 from zerog.events import Event
-from zerog.loop import Engine
 from zerog.models.base import Message, Model, Request, Response
 from zerog.types import Budget, Goal, Plan
 

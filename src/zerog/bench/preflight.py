@@ -24,7 +24,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from zerog.loop import Engine
+from zerog.engine.loop import Engine
 from zerog.models.scripted import ScriptedModel
 from zerog.redact import sandbox_env
 from zerog.sandbox.base import Limits

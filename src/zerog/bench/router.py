@@ -33,7 +33,7 @@ from pathlib import Path
 from pydantic import TypeAdapter
 from rich.table import Table
 
-from zerog.loop import Engine
+from zerog.engine.loop import Engine
 from zerog.models.scripted import ScriptedModel, parse_line
 from zerog.router.artifact import dumps
 from zerog.router.base import StepView

@@ -3,7 +3,7 @@ with the engine in-process, and how late the event stream delivers events.
 
 The goal is the demo (examples/demo: one failed attempt, a rollback, a second attempt that
 passes) with the scripted model and the default sandbox, on a fresh copy of the workspace
-each time. The baseline runs it with :class:`~zerog.loop.Engine` in this process; the
+each time. The baseline runs it with :class:`~zerog.engine.loop.Engine` in this process; the
 service runs it through the real app on a loopback port (one worker process per run),
 submitted over HTTP and followed over server-sent events to its end: first with a worker
 process started for each run ("cold", ``--spares 0``), then with the default spare worker
@@ -28,8 +28,8 @@ from pathlib import Path
 
 from rich.table import Table
 
+from zerog.engine.loop import Engine
 from zerog.errors import ZerogError
-from zerog.loop import Engine
 from zerog.models.spec import load_model
 from zerog.store import Store
 from zerog.types import Goal

@@ -50,9 +50,9 @@ from zerog.cli.options import (
 )
 from zerog.cli.store import open_store
 from zerog.cli.summary import print_summary
+from zerog.engine.loop import Engine
 from zerog.errors import ConfigError, ZerogError
 from zerog.events import EventSink
-from zerog.loop import Engine
 from zerog.models.base import Model
 from zerog.models.spec import load_model, with_cascade
 from zerog.progress import ConsoleProgress

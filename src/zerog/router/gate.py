@@ -13,29 +13,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
+from zerog.engine.replayer import Replayer
 from zerog.events import Recorder
-from zerog.journal import Journal
 from zerog.router.base import Decision, Router, StepView
 from zerog.sandbox.workspace import Snapshot, Workspace
 from zerog.types import Action, Goal, Plan
 
 _ACTIONS: TypeAdapter[list[Action]] = TypeAdapter(list[Action])
-
-
-class RunHooks(Protocol):
-    """What the gate needs of a run (the loop's ``_Run`` has it)."""
-
-    rec: Recorder
-    journal: Journal | None
-    workspace: Workspace
-    goal: Goal
-    replaying: bool
-
-    def go_live(self, where: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,20 +37,31 @@ class Routed:
 
 
 class RouteGate:
+    """Routes a run's steps (``goal`` in ``workspace``); decisions are recorded with
+    ``recorder`` and, while the run replays, read back through ``replayer``."""
+
     def __init__(
-        self, router: Router, run: RunHooks, clock: Callable[[], float] = time.perf_counter
+        self,
+        router: Router,
+        replayer: Replayer,
+        recorder: Recorder,
+        workspace: Workspace,
+        goal: Goal,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.router = router
-        self.run = run
+        self.replayer = replayer
+        self.rec = recorder
+        self.workspace = workspace
+        self.goal = goal
         self.clock = clock
 
     def route(self, iteration: int, plan: Plan, index: int) -> Routed | None:
         """The routed actions of step ``index``, or None: ask the worker."""
-        run = self.run
-        if run.replaying:
+        if self.replayer.replaying:
             return self._replayed(iteration, index)
         start = self.clock()
-        decision = self.router.decide(StepView(run.goal, plan, index))
+        decision = self.router.decide(StepView(self.goal, plan, index))
         elapsed_ms = round((self.clock() - start) * 1000, 4)
         common: dict[str, object] = {
             "iteration": iteration,
@@ -74,10 +72,10 @@ class RouteGate:
             "ms": elapsed_ms,
         }
         if not decision.routed:
-            run.rec.emit("route", decision="model", reason=decision.reason, **common)
+            self.rec.emit("route", decision="model", reason=decision.reason, **common)
             return None
-        snap = run.workspace.snapshot()
-        run.rec.emit(
+        snap = self.workspace.snapshot()
+        self.rec.emit(
             "route",
             decision="routed",
             source=decision.source,
@@ -91,8 +89,7 @@ class RouteGate:
     def _replayed(self, iteration: int, index: int) -> Routed | None:
         """The recorded decision; without one the original run did not route this step
         (or stopped right before), and the worker is asked (live from there on)."""
-        journal = self.run.journal
-        records = journal.routes.get((iteration, index), []) if journal else []
+        records = self.replayer.routes(iteration, index)
         first: Mapping[str, object] = records[0] if records else {}
         if first.get("decision") != "routed":
             return None
@@ -121,17 +118,16 @@ class RouteGate:
         action index."""
         if routed.replayed_demotion:
             return routed.offset
-        run = self.run
-        run.go_live(f"demotion of the route of step {index + 1}")
+        self.replayer.go_live(f"demotion of the route of step {index + 1}")
         snap = routed.snapshot
         if isinstance(snap, str):
-            snap = run.workspace.load(snap)
+            snap = self.workspace.load(snap)
         written = removed = 0
         if snap is not None:
-            stats = run.workspace.restore(snap)
+            stats = self.workspace.restore(snap)
             written, removed = stats.written, stats.removed
         self.router.demote(routed.decision.route)
-        run.rec.emit(
+        self.rec.emit(
             "route",
             iteration=iteration,
             step=index,

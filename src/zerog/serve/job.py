@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from zerog.engine.loop import Engine
 from zerog.errors import ZerogError
-from zerog.loop import Engine
 from zerog.models.spec import load_model, with_cascade
 from zerog.router.factory import make_router
 from zerog.sandbox.base import Limits
