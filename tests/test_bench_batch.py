@@ -30,6 +30,7 @@ def test_a_bad_latency_is_refused(latency: object) -> None:
         parse_line({"text": "x", "latency_ms": latency}, "t:3")
 
 
+@pytest.mark.slow  # runs worker pools
 def test_the_batch_bench_measures_both_workloads_and_the_commit_ceiling() -> None:
     report = measure(
         goals=4, workers=(1, 2), executors=("local",), bare_tasks=10, latencies=(0.0, 120.0)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from zerog.bench.models import measure
+
+pytestmark = pytest.mark.model  # loads the embedded weights itself
 
 
 def test_bench_models_measures_both_grammar_checks_on_the_embedded_model() -> None:
