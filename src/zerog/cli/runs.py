@@ -7,11 +7,9 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Mapping
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -22,10 +20,10 @@ from zerog.cli.options import ColorOption, JsonOption, StoreOption, VerboseOptio
 from zerog.cli.store import open_store
 from zerog.cli.summary import cannot_run_rows, files_rows, git_rows
 from zerog.errors import ZerogError
+from zerog.event_catalog import RunFinished, kind_of, parse
 from zerog.events import Event
 from zerog.progress import ConsoleProgress
 from zerog.text import one_line
-from zerog.types import CannotRun, FileChanges, GitOutcome, PhaseSpend
 
 
 def runs(
@@ -79,8 +77,14 @@ def show(
     progress = ConsoleProgress(console, verbose=verbose, live=False)
     for event in events:
         progress.emit(event)
-    finished = [e for e in events if e.kind == "run_finished"]
-    status = str(finished[-1].data.get("status")) if finished else "unfinished"
+    ends = [parse(e) for e in events if e.kind == kind_of(RunFinished)]
+    end = ends[-1] if ends else None
+    if end is None:
+        status = "unfinished"
+    elif isinstance(end, RunFinished):
+        status = end.status
+    else:  # the store is a file: a damaged record is named, not guessed at
+        status = "finished (its record is damaged)"
     console.print(
         Text(
             f"{row.id}: {status} · {row.iterations} iterations · "
@@ -88,13 +92,9 @@ def show(
             f" · {row.duration:.2f} s"
         )
     )
-    models = finished[-1].data.get("models") if finished else None
-    if isinstance(models, dict) and len(models) > 1:  # a cascade: each model's share
-        for name, data in models.items():
-            try:
-                spent = PhaseSpend.model_validate(data)
-            except ValidationError:
-                continue  # the store is a file: a damaged entry is skipped
+    finished = end if isinstance(end, RunFinished) else None
+    if finished is not None and len(finished.models) > 1:  # a cascade: each model's share
+        for name, spent in finished.models.items():
             console.print(
                 Text(
                     f"  by {one_line(str(name), 60)}: {spent.calls} "
@@ -103,8 +103,9 @@ def show(
                     f"tokens · ${spent.cost:.4f}"
                 )
             )
-    _show_outcome(console, finished[-1].data if finished else {}, row.id)
-    if not finished:
+    if finished is not None:
+        _show_outcome(console, finished, row.id)
+    if end is None:
         console.print(
             f"this run did not finish: `zerog resume {row.id}` continues it", markup=False
         )
@@ -120,21 +121,15 @@ def show(
         )
 
 
-def _show_outcome(console: Console, finished: Mapping[str, object], run_id: str) -> None:
+def _show_outcome(console: Console, finished: RunFinished, run_id: str) -> None:
     """The files a finished run changed and what --git did, from its run_finished event."""
     table = Table(show_header=False, box=None, pad_edge=False)
-    try:
-        files = finished.get("files")
-        if isinstance(files, dict):
-            files_rows(table, FileChanges.model_validate(files), run_id)
-        git = finished.get("git")
-        if isinstance(git, dict):
-            git_rows(table, GitOutcome.model_validate(git))
-        refusals = finished.get("cannot_run")
-        if isinstance(refusals, list):
-            cannot_run_rows(table, [CannotRun.model_validate(r) for r in refusals])
-    except ValidationError:
-        return  # the store is a file: a damaged record is not shown
+    if finished.files is not None:
+        files_rows(table, finished.files, run_id)
+    if finished.git is not None:
+        git_rows(table, finished.git)
+    if finished.cannot_run:
+        cannot_run_rows(table, finished.cannot_run)
     if table.row_count:
         console.print(table)
 

@@ -16,24 +16,38 @@ The event forms of observations and check results are written here too
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
 from zerog.budget import Meter
 from zerog.engine.preflight import Preflight
+from zerog.event_catalog import (
+    ActionStarted,
+    CheckDone,
+    EventModel,
+    GitCommitted,
+    ModelCalled,
+    ObservationData,
+    ObservationMade,
+    PreflightDone,
+    StepChecked,
+    UnknownEvent,
+    VerdictReached,
+    kind_of,
+    parse_data,
+)
 from zerog.events import Recorder
 from zerog.journal import ActionKey, Journal
 from zerog.models.base import Response
-from zerog.models.confidence import Confidence
 from zerog.store import StoreError
 from zerog.types import (
-    CannotRun,
     CheckResult,
-    FailedTest,
     GitOutcome,
     Observation,
-    Usage,
     Verdict,
 )
 from zerog.validate.compile import SweepPlan
+
+E = TypeVar("E", bound=EventModel)
 
 
 def observation_event(observation: Observation) -> dict[str, object]:
@@ -50,55 +64,45 @@ def check_event(result: CheckResult) -> dict[str, object]:
     }
 
 
-def decode_observation(data: object) -> Observation:
-    """An observation back from its event form (extra event fields ignored)."""
-    if not isinstance(data, Mapping):
+def _typed(model: type[E], data: object) -> E:
+    """``data`` read as an event of ``model``'s kind (:mod:`zerog.event_catalog`); a
+    record that does not fit it is a damaged store, not something to guess around."""
+    event = parse_data(kind_of(model), data)
+    if not isinstance(event, model):
+        problem = event.problem if isinstance(event, UnknownEvent) else "another kind"
+        raise StoreError(f"a recorded {kind_of(model)} event is malformed ({problem})")
+    return event
+
+
+def _whole(observation: ObservationData) -> Observation:
+    whole = observation.to_observation()
+    if whole is None:
         raise StoreError("a recorded observation is malformed")
-    fields = {k: data[k] for k in Observation.model_fields if k in data}
-    return Observation.model_validate(fields)
+    return whole
 
 
-def decode_check(data: Mapping[str, object]) -> CheckResult:
-    tests = data.get("failed_tests") or []
-    return CheckResult(
-        name=str(data["name"]),
-        passed=bool(data["passed"]),
-        flaky=bool(data.get("flaky", False)),
-        failed_tests=tuple(
-            FailedTest.model_validate(t) for t in (tests if isinstance(tests, list) else [])
-        ),
-        observation=decode_observation(data["observation"]),
-    )
+def decode_observation(data: object) -> Observation:
+    """An action's observation back from its ``observation`` event."""
+    return _whole(_typed(ObservationMade, data))
 
 
-def decode_confidence(data: object) -> Confidence | None:
-    return Confidence.model_validate(data) if isinstance(data, Mapping) else None
+def decode_check(data: object) -> CheckResult:
+    """A check's result back from its ``check`` event."""
+    result = _typed(CheckDone, data).to_result()
+    if result is None:
+        raise StoreError("a recorded check's observation is malformed")
+    return result
 
 
-def decode_response(data: Mapping[str, object]) -> Response:
+def decode_response(data: object) -> Response:
     """A model's response back from its ``model_call`` event."""
-    return Response(
-        text=str(data.get("text", "")),
-        usage=Usage(
-            input_tokens=int(str(data.get("input_tokens", 0))),
-            output_tokens=int(str(data.get("output_tokens", 0))),
-            cached_tokens=int(str(data.get("cached_tokens", 0))),
-        ),
-        cost=float(str(data.get("cost", 0.0))),
-        model=str(data.get("model", "")),
-        cache_hit=bool(data.get("cache_hit", False)),
-        confidence=decode_confidence(data.get("confidence")),
-    )
+    return _typed(ModelCalled, data).to_response()
 
 
-def decode_preflight(verdict: Verdict, data: Mapping[str, object]) -> Preflight:
+def decode_preflight(verdict: Verdict, data: object) -> Preflight:
     """The preflight a resumed run recorded (its event), with its replayed verdict."""
-    listed = data.get("cannot_run")
-    return Preflight(
-        verdict,
-        tuple(CannotRun.model_validate(c) for c in (listed if isinstance(listed, list) else [])),
-        str(data.get("feedback", "")),
-    )
+    done = _typed(PreflightDone, data)
+    return Preflight(verdict, done.cannot_run, done.feedback)
 
 
 def recorded_calls(journal: Journal) -> list[Mapping[str, object]]:
@@ -170,7 +174,10 @@ class Replayer:
         past = self.past
         if past is None or past.git_commit is None:
             return None
-        return GitOutcome.model_validate(past.git_commit)
+        outcome = _typed(GitCommitted, past.git_commit).outcome()
+        if outcome is None:
+            raise StoreError("a recorded git_commit event is malformed")
+        return outcome
 
     def verdict(self, iteration: int, checks: SweepPlan) -> Verdict | None:
         """The recorded verdict of iteration ``iteration``'s sweep, its check results in
@@ -181,7 +188,8 @@ class Replayer:
         order = {c.label: c.index for c in reversed(checks.checks)}
         recorded = [decode_check(c) for c in past.checks.get(iteration, [])]
         recorded.sort(key=lambda r: order.get(r.name, len(order)))
-        return Verdict(passed=bool(past.verdicts[iteration]["passed"]), results=tuple(recorded))
+        passed = _typed(VerdictReached, past.verdicts[iteration]).passed
+        return Verdict(passed=passed, results=tuple(recorded))
 
     def observation(self, key: ActionKey) -> Observation | None:
         past = self.past
@@ -192,14 +200,20 @@ class Replayer:
         """The snapshot an action that started but did not finish was recorded with."""
         past = self.past
         started = past.started.get(key) if past is not None else None
-        return str(started["snapshot"]) if started is not None else None
+        if started is None:
+            return None
+        snapshot = _typed(ActionStarted, started).snapshot
+        if snapshot is None:
+            raise StoreError("an interrupted action was recorded without the snapshot before it")
+        return snapshot
 
     def step_check(self, iteration: int, step: int) -> tuple[bool, Observation] | None:
         past = self.past
         done = past.step_checks.get((iteration, step)) if past is not None else None
         if done is None:
             return None
-        return bool(done["passed"]), decode_observation(done["observation"])
+        checked = _typed(StepChecked, done)
+        return checked.passed, _whole(checked.observation)
 
     def routes(self, iteration: int, step: int) -> list[Mapping[str, object]]:
         """The route decisions recorded for step ``step`` of iteration ``iteration``."""
