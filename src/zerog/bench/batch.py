@@ -36,6 +36,7 @@ from zerog.batch.goals import read_goals
 from zerog.batch.ledger import SharedBudget, Spend
 from zerog.batch.runner import BatchOptions, BatchProgress, BatchReport, run_batch
 from zerog.batch.worker import GoalOutcome, WorkerState, run_goal
+from zerog.bench.retries import retried_actions
 from zerog.events import Event
 from zerog.store import Store
 
@@ -152,12 +153,7 @@ def check_side_effects(workload: Workload, report: BatchReport, store_path: Path
     with Store(store_path) as store:
         for outcome in report.outcomes:
             name = Path(outcome.workspace).name
-            retried = collections.Counter(
-                f"i{e.data['iteration']}s{int(str(e.data['step'])) + 1}"
-                f"a{int(str(e.data['index'])) + 1}"
-                for e in store.events(outcome.run_id)
-                if e.kind == "action_retried"
-            )
+            retried = retried_actions(store.events(outcome.run_id))
             result.retries += sum(retried.values())
             for tag in TAGS:
                 count = ran[(name, tag)]

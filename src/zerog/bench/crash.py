@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zerog.bench.retries import retried_actions
 from zerog.engine.loop import Engine
 from zerog.events import Event
 from zerog.journal import COMMIT_KINDS
@@ -143,11 +144,7 @@ def check_chain(root: Path, store_path: Path) -> ChainOutcome:
     with Store(store_path) as store:
         row = store.find(RUN_ID)
         events = store.events(RUN_ID)
-    retried = collections.Counter(
-        f"i{e.data['iteration']}s{int(str(e.data['step'])) + 1}a{int(str(e.data['index'])) + 1}"
-        for e in events
-        if e.kind == "action_retried"
-    )
+    retried = retried_actions(events)
     outcome.retries = sum(retried.values())
     ran = collections.Counter((root / "side-effects.log").read_text().split())
     outcome.lost = sorted(EXPECTED_TAGS - set(ran))

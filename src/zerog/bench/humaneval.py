@@ -56,13 +56,14 @@ from zerog.cache.exact import CachedModel
 from zerog.codeplan import CodePlanner
 from zerog.engine.loop import Engine
 from zerog.errors import ConfigError
+from zerog.event_catalog import ActionStarted, ModelCalled, VerdictReached, parse
 from zerog.events import Event, EventSink
 from zerog.models.base import Model
 from zerog.models.cascade import Escalating
 from zerog.redact import sandbox_env
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.factory import make_sandbox
-from zerog.types import Budget, Check, Goal, ShellAction
+from zerog.types import Budget, Check, Goal, ShellAction, WriteFileAction
 from zerog.validate.asserts import assert_script_check
 from zerog.validate.examples import edge_call, examples_check, examples_script, extract_examples
 from zerog.validate.nonce import MARK, confirm, new_nonce, stdin_for
@@ -224,34 +225,35 @@ class _Capture:
         return self.plan_models[-1] if self.plan_models else ""
 
     def emit(self, event: Event) -> None:
-        data = event.data
-        if event.kind == "model_call":
-            name = str(data.get("model", ""))
-            spend = self.models.setdefault(name, ModelSpend())
+        typed = parse(event)
+        if isinstance(typed, ModelCalled):
+            spend = self.models.setdefault(typed.model, ModelSpend())
             spend.calls += 1
-            reused = bool(data.get("cache_hit")) and "saved_seconds" in data
-            prefix = "saved_" if reused else ""
+            reused = typed.cache_hit and typed.saved_seconds is not None
             spend.reused += reused
-            spend.input_tokens += int(str(data.get(f"{prefix}input_tokens", 0)))
-            spend.output_tokens += int(str(data.get(f"{prefix}output_tokens", 0)))
-            spend.seconds += float(str(data.get("saved_seconds" if reused else "duration", 0.0)))
-            if data.get("purpose") == "plan":
-                self.plan_models.append(name)
-                confidence = data.get("confidence")
+            if reused:
+                spend.input_tokens += typed.saved_input_tokens or 0
+                spend.output_tokens += typed.saved_output_tokens or 0
+                spend.seconds += typed.saved_seconds or 0.0
+            else:
+                spend.input_tokens += typed.input_tokens
+                spend.output_tokens += typed.output_tokens
+                spend.seconds += typed.duration
+            if typed.purpose == "plan":
+                self.plan_models.append(typed.model)
+                confidence = typed.confidence
                 self.confidences.append(
-                    {str(k): float(str(v)) for k, v in confidence.items()}
-                    if isinstance(confidence, Mapping)
+                    {k: float(v) for k, v in confidence.model_dump().items()}
+                    if confidence is not None
                     else None
                 )
-        elif event.kind == "action":
-            action = data.get("action")
-            if isinstance(action, Mapping) and action.get("path") == SOLUTION:
-                content = action.get("content")
-                if isinstance(content, str):
-                    self.answers.append((int(str(data.get("iteration", 0))), content))
-                    self.writers.append(self.plan_models[-1] if self.plan_models else "")
-        elif event.kind == "verdict":
-            self.verdicts[int(str(data.get("iteration", 0)))] = bool(data.get("passed"))
+        elif isinstance(typed, ActionStarted):
+            action = typed.action
+            if isinstance(action, WriteFileAction) and action.path == SOLUTION:
+                self.answers.append((typed.iteration, action.content))
+                self.writers.append(self.plan_models[-1] if self.plan_models else "")
+        elif isinstance(typed, VerdictReached):
+            self.verdicts[typed.iteration] = typed.passed
 
 
 # ---------------------------------------------------------------- configuration

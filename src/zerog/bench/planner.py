@@ -28,6 +28,7 @@ from zerog import structured
 from zerog.coder import WHOLE_FILE_CHARS
 from zerog.context import Context, render
 from zerog.engine.loop import Engine
+from zerog.event_catalog import ModelCalled, parse
 from zerog.events import Event
 from zerog.models.base import Message, Model, Request, Response
 from zerog.types import Budget, Goal, Plan
@@ -306,8 +307,9 @@ def run_one(
 
         class Sink:
             def emit(self, event: Event) -> None:
-                if event.kind == "model_call":
-                    tokens["output"] += int(str(event.data.get("output_tokens", 0)))
+                called = parse(event)
+                if isinstance(called, ModelCalled):
+                    tokens["output"] += called.output_tokens
 
         engine = Engine(
             watch,

@@ -28,6 +28,7 @@ from pathlib import Path
 from rich.table import Table
 
 from zerog.bench.models import machine
+from zerog.event_catalog import IterationStarted, ModelCalled, parse
 from zerog.events import Event
 from zerog.models.base import Request, Response
 from zerog.models.llamacpp import LlamaCppModel
@@ -183,19 +184,19 @@ def _figures(label: str, events: list[Event], seconds: float) -> RunFigures:
     end = events[-1].ts if events else 0.0
     iteration = 0
     for event in events:
-        data = event.data
-        if event.kind == "iteration_started":
-            iteration = int(str(data.get("iteration", iteration + 1)))
+        typed = parse(event)
+        if isinstance(typed, IterationStarted):
+            iteration = typed.iteration
             starts.append(event.ts)
-        elif event.kind == "model_call":
+        elif isinstance(typed, ModelCalled):
             calls.append(
                 Call(
                     iteration=iteration,
-                    purpose=str(data.get("purpose", "")),
-                    sent=int(str(data.get("input_tokens", 0))),
-                    reused=int(str(data.get("cached_tokens", 0))),
-                    output=int(str(data.get("output_tokens", 0))),
-                    seconds=float(str(data.get("duration", 0.0))),
+                    purpose=typed.purpose,
+                    sent=typed.input_tokens,
+                    reused=typed.cached_tokens,
+                    output=typed.output_tokens,
+                    seconds=typed.duration,
                 )
             )
     bounds = [*starts, end]

@@ -34,6 +34,7 @@ from pydantic import TypeAdapter
 from rich.table import Table
 
 from zerog.engine.loop import Engine
+from zerog.event_catalog import RouteDecided, parse
 from zerog.models.scripted import ScriptedModel, parse_line
 from zerog.router.artifact import dumps
 from zerog.router.base import StepView
@@ -307,11 +308,11 @@ def measure(
                     s.index: s for s in recorded_steps(result.run_id, store.events(result.run_id))
                 }
                 for event in store.events(result.run_id):
-                    if event.kind == "route":
-                        ms = event.data.get("ms")
-                        if isinstance(ms, int | float):
-                            report.decision_ms.append(float(ms))
-                        if event.data.get("decision") == "demoted":
+                    route = parse(event)
+                    if isinstance(route, RouteDecided):
+                        if route.ms is not None:
+                            report.decision_ms.append(route.ms)
+                        if route.decision == "demoted":
                             report.demoted += 1
             report.steps += len(plan.steps)
             report.routine_steps += sum(job.routine)
