@@ -11,18 +11,15 @@ so it takes the same path and its model calls line up with the recorded response
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import TypeAdapter, ValidationError
-
 from zerog.engine.replayer import Replayer
+from zerog.event_catalog import RouteDecided, kind_of, parse_data
 from zerog.events import Recorder
 from zerog.router.base import Decision, Router, StepView
 from zerog.sandbox.workspace import Snapshot, Workspace
 from zerog.types import Action, Goal, Plan
-
-_ACTIONS: TypeAdapter[list[Action]] = TypeAdapter(list[Action])
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,26 +86,26 @@ class RouteGate:
     def _replayed(self, iteration: int, index: int) -> Routed | None:
         """The recorded decision; without one the original run did not route this step
         (or stopped right before), and the worker is asked (live from there on)."""
-        records = self.replayer.routes(iteration, index)
-        first: Mapping[str, object] = records[0] if records else {}
-        if first.get("decision") != "routed":
+        records = [
+            parse_data(kind_of(RouteDecided), r) for r in self.replayer.routes(iteration, index)
+        ]
+        first = records[0] if records else None
+        if not isinstance(first, RouteDecided) or first.decision != "routed":
             return None
-        try:
-            actions = tuple(_ACTIONS.validate_python(first.get("action_list")))
-        except ValidationError:
+        if first.action_list is None:
             return None
-        demoted = any(r.get("decision") == "demoted" for r in records)
+        actions = first.action_list
+        demoted = any(isinstance(r, RouteDecided) and r.decision == "demoted" for r in records)
         decision = Decision(
-            route=str(first.get("route", "")),
-            confidence=float(str(first.get("confidence", 0.0))),
+            route=first.route,
+            confidence=first.confidence,
             routed=True,
             actions=actions,
         )
-        snapshot = first.get("snapshot")
         return Routed(
             decision,
             () if demoted else actions,
-            str(snapshot) if snapshot is not None else None,
+            first.snapshot,
             len(actions),
             replayed_demotion=demoted,
         )
