@@ -25,7 +25,7 @@ def test_a_recorded_spec_reads_back_typed_and_writes_back_the_same(
     with Store(tmp_path / "runs.db") as store:
         model = scripted(plan(step("fix", ANSWER_FIX)))
         result = engine(model, store=store, stuck_after=3, limits=Limits(timeout=9)).run(
-            goal(workspace), spec=front.to_recorded()
+            goal(workspace), spec=front
         )
         assert result.ok, result.reason
         recorded = store.find(result.run_id).spec

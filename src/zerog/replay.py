@@ -133,7 +133,7 @@ def replay_run(
     )
     result = engine.run(
         goal.model_copy(update={"workspace": root}),
-        spec=spec.model_copy(update={"replay_of": row.id}).to_recorded(),
+        spec=spec.model_copy(update={"replay_of": row.id}),
     )
     report = ReplayReport(original=row.id, replay=result, model_calls=len(calls))
     before = _keyed(events)

@@ -57,6 +57,7 @@ from zerog.models.base import Model
 from zerog.models.spec import load_model, with_cascade
 from zerog.progress import ConsoleProgress
 from zerog.router.factory import make_router
+from zerog.runspec import RunSpec
 from zerog.sandbox.base import Limits
 from zerog.strategies import StrategyOptions
 from zerog.types import (
@@ -365,7 +366,12 @@ def run(
     _drive(
         lambda engine: engine.run(
             the_goal,
-            spec={"model": model, **routing, **strategy.model_dump(mode="json")},
+            spec=RunSpec(
+                model=model,
+                strategy=strategy,
+                router=routing["router"],
+                router_file=routing["router_file"],
+            ),
             run_id=run_id,
         ),
         model=model,

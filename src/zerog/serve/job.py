@@ -24,6 +24,7 @@ from zerog.engine.loop import Engine
 from zerog.errors import ZerogError
 from zerog.models.spec import load_model, with_cascade
 from zerog.router.factory import make_router
+from zerog.runspec import RunSpec
 from zerog.sandbox.base import Limits
 from zerog.serve.confine import beneath, model_file
 from zerog.store import Store
@@ -112,12 +113,12 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
             sidecar=spec.sidecar,
             off_limits=(spec.base_dir,),  # no toolchain bind shows another workspace
         )
-        recorded = {
-            "model": spec.model,
-            **spec.strategy.model_dump(mode="json"),
-            "router": spec.router,
-            "router_file": str(spec.router_file) if spec.router_file else None,
-        }
+        recorded = RunSpec(
+            model=spec.model,
+            strategy=spec.strategy,
+            router=spec.router,
+            router_file=str(spec.router_file) if spec.router_file else None,
+        )
         return engine.run(spec.goal, spec=recorded, run_id=spec.run_id)
 
 
