@@ -79,7 +79,7 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
         if spec.action == "resume":
             row = store.find(spec.run_id)
             beneath(spec.base_dir, Path(row.workspace), directory=True)
-            limits = Limits.model_validate(row.spec.get("limits", {}))
+            recorded = RunSpec.from_recorded(row.spec)
             engine = Engine(
                 strategy.model,
                 sinks=strategy.sinks,
@@ -88,11 +88,11 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
                 router=router,
                 store=store,
                 environ=environ,
-                limits=limits,
-                stuck_after=int(str(row.spec.get("stuck_after", 2))),
+                limits=recorded.limits,
+                stuck_after=recorded.stuck_after,
                 write_trace=False,
-                sandbox_name=str(row.spec["sandbox"]) if row.spec.get("sandbox") else None,
-                sidecar=str(row.spec.get("sidecar", "wasm")),
+                sandbox_name=recorded.sandbox or None,
+                sidecar=recorded.sidecar,
                 off_limits=(spec.base_dir,),  # no toolchain bind shows another workspace
             )
             return engine.resume(row.id)
