@@ -21,6 +21,7 @@ from zerog.bench.crash import LOG_VAR, goal
 from zerog.engine.loop import Engine
 from zerog.events import Event
 from zerog.models.scripted import ScriptedModel
+from zerog.runspec import RunSpec
 from zerog.store import Store
 
 
@@ -78,7 +79,7 @@ def main() -> None:
         sandbox_name="local",
         sinks=[KillAt(kind, int(nth))] if mode == "emitted" else [],
     )
-    spec = {"model": f"scripted:{Path(root) / 'script.jsonl'}"}
+    spec = RunSpec(model=f"scripted:{Path(root) / 'script.jsonl'}")
     result = engine.run(goal(workspace), spec=spec)
     sys.exit(0 if result.ok else 1)
 

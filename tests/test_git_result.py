@@ -345,13 +345,14 @@ class Killing(Store):  # events reach the store in commits (store.GroupCommit)
         if hit:
             os.kill(os.getpid(), signal.SIGKILL)
 
+from zerog.runspec import RunSpec
 from zerog.types import CommandCheck, Goal
 store = Killing(Path(sys.argv[1]))
 engine = Engine(ScriptedModel.from_file(Path(sys.argv[2])), store=store, sandbox_name="local",
                 write_trace=False, new_id=lambda: "crashed", git=True)
 goal = Goal(text="make answer() return 42", workspace=Path(sys.argv[6]),
             checks=(CommandCheck(command=sys.argv[7]),))
-engine.run(goal, spec={"model": "scripted:" + sys.argv[2]})
+engine.run(goal, spec=RunSpec(model="scripted:" + sys.argv[2]))
 """
 
 

@@ -11,6 +11,7 @@ from zerog.engine.loop import Engine
 from zerog.errors import ConfigError, ModelError, ModelOutputError, ZerogError
 from zerog.models.base import Message, Model, Request, Response
 from zerog.models.scripted import ScriptedModel
+from zerog.runspec import RunSpec
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.local import LocalSandbox
 from zerog.strategies import StrategyOptions
@@ -46,6 +47,7 @@ __all__ = [
     "Request",
     "Response",
     "RunResult",
+    "RunSpec",
     "RunStatus",
     "Sandbox",
     "ScriptedModel",

@@ -15,15 +15,19 @@ from pathlib import Path
 
 from zerog.engine.loop import Engine
 from zerog.engine.replayer import had_preflight, recorded_calls
+from zerog.errors import ZerogError
 from zerog.events import Event
 from zerog.journal import read_journal
 from zerog.models.scripted import ScriptedModel, ScriptLine
+from zerog.models.spec import with_cascade
 from zerog.router.replayed import recorded_router
-from zerog.sandbox.base import Limits, Sandbox
+from zerog.runspec import RunSpec
+from zerog.sandbox.base import Sandbox
 from zerog.sandbox.workspace import Workspace
 from zerog.statedir import STATE_DIR
 from zerog.store import Store, StoreError
-from zerog.types import Goal, RunResult
+from zerog.strategies import StrategyOptions
+from zerog.types import RunResult
 
 
 @dataclass
@@ -67,6 +71,16 @@ def _outcome(data: Mapping[str, object]) -> str:
     return str(data.get("status", "?"))
 
 
+def _replayed_strategy(spec: RunSpec, environ: Mapping[str, str]) -> StrategyOptions:
+    """The run's strategy with the models its model spec stood for (``local`` may be a
+    cascade) put before the escalated ones, as the run itself did."""
+    try:
+        _, escalate = with_cascade(spec.model, spec.strategy.escalate, environ=environ)
+    except ZerogError:  # a model spec this machine cannot resolve: its own escalation only
+        escalate = spec.strategy.escalate
+    return spec.strategy.model_copy(update={"escalate": escalate})
+
+
 def replay_run(
     store: Store,
     run_id: str,
@@ -80,7 +94,8 @@ def replay_run(
     journal = read_journal(events)
     if journal.base_snapshot is None:
         raise StoreError(f"run {row.id} recorded no base snapshot; nothing to replay from")
-    goal = Goal.model_validate(row.spec.get("goal", {}))
+    spec = RunSpec.from_recorded(row.spec)
+    goal = spec.recorded_goal()
     # A run recorded before zerog had a preflight is replayed without one.
     goal = goal.model_copy(update={"preflight": goal.preflight and had_preflight(journal)})
     calls = recorded_calls(journal)
@@ -97,23 +112,28 @@ def replay_run(
     Workspace(root, original_state).restore(
         Workspace(root, original_state).load(journal.base_snapshot)
     )
-    limits = Limits.model_validate(row.spec.get("limits", {}))
-    stuck_after = int(str(row.spec.get("stuck_after", 2)))
-    recorded_sandbox = row.spec.get("sandbox")
+    # The run's strategy is rebuilt around the one recorded script: its planner (a code
+    # planner for an answer file) and its cascade, each escalated model answering from
+    # the same script, in the order the run asked them.
+    strategy = _replayed_strategy(spec, environ).build(model, lambda _: model)
     engine = Engine(
-        model,
+        strategy.model,
         sandbox,
+        sinks=strategy.sinks,
+        plan_with=strategy.plan_with,
+        doubt=strategy.doubt,
         store=store,
         environ=environ,
-        limits=limits,
-        stuck_after=stuck_after,
+        limits=spec.limits,
+        stuck_after=spec.stuck_after,
         write_trace=False,
-        sandbox_name=str(recorded_sandbox) if recorded_sandbox else None,
-        network=bool(row.spec.get("network", False)),
+        sandbox_name=spec.sandbox,
+        network=spec.network,
         router=recorded_router(events),
     )
     result = engine.run(
-        goal.model_copy(update={"workspace": root}), spec={**row.spec, "replay_of": row.id}
+        goal.model_copy(update={"workspace": root}),
+        spec=spec.model_copy(update={"replay_of": row.id}),
     )
     report = ReplayReport(original=row.id, replay=result, model_calls=len(calls))
     before = _keyed(events)

@@ -31,6 +31,7 @@ from zerog.errors import ZerogError
 from zerog.models.base import Model, Stateful
 from zerog.models.spec import load_model, with_cascade
 from zerog.router.factory import make_router
+from zerog.runspec import RunSpec
 from zerog.sandbox.base import Limits
 from zerog.statedir import STATE_DIR
 from zerog.store import RUNNING, Store
@@ -186,14 +187,14 @@ def _run(task: GoalTask, state: WorkerState, ledger: BatchLedger, attempts: int)
     copy = Path(task.workspace)
     _copy_workspace(source.workspace, copy)
     goal = source.model_copy(update={"workspace": copy})
-    spec = {
-        "model": task.model,
-        "batch": task.batch_id,
-        "source": str(source.workspace),
-        **task.strategy.model_dump(mode="json"),
-        "router": task.router,
-        "router_file": task.router_file,
-    }
+    spec = RunSpec(
+        model=task.model,
+        batch=task.batch_id,
+        source=str(source.workspace),
+        strategy=task.strategy,
+        router=task.router,
+        router_file=task.router_file,
+    )
     return _outcome(task, engine.run(goal, spec=spec, run_id=task.run_id), attempts, False)
 
 

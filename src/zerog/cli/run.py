@@ -57,6 +57,7 @@ from zerog.models.base import Model
 from zerog.models.spec import load_model, with_cascade
 from zerog.progress import ConsoleProgress
 from zerog.router.factory import make_router
+from zerog.runspec import RunSpec
 from zerog.sandbox.base import Limits
 from zerog.strategies import StrategyOptions
 from zerog.types import (
@@ -365,7 +366,12 @@ def run(
     _drive(
         lambda engine: engine.run(
             the_goal,
-            spec={"model": model, **routing, **strategy.model_dump(mode="json")},
+            spec=RunSpec(
+                model=model,
+                strategy=strategy,
+                router=routing["router"],
+                router_file=routing["router_file"],
+            ),
             run_id=run_id,
         ),
         model=model,
@@ -568,26 +574,23 @@ def resume(
             row = opened.find(run_id)
         except ZerogError as exc:
             fail(exc)
-    spec_model = model or str(row.spec.get("model", "local"))
-    try:
-        limits = Limits.model_validate(row.spec.get("limits", {}))
-    except ValidationError as exc:
-        fail(exc)
+        try:
+            recorded = RunSpec.from_recorded(row.spec)
+        except ZerogError as exc:
+            fail(exc)
     _drive(
         lambda engine: engine.resume(row.id),
-        model=spec_model,
+        model=model or recorded.model,
         store_path=store,
-        limits=limits,
-        stuck_after=int(str(row.spec.get("stuck_after", 2))),
+        limits=recorded.limits,
+        stuck_after=recorded.stuck_after,
         trace_dir=None,
         otlp_endpoint=otlp_endpoint,
-        sandbox=str(row.spec["sandbox"]) if row.spec.get("sandbox") else None,
-        network=bool(row.spec.get("network", False)),
-        sidecar=str(row.spec.get("sidecar", "wasm")),
-        routing={
-            k: str(row.spec[k]) if row.spec.get(k) else None for k in ("router", "router_file")
-        },
-        strategy=StrategyOptions.from_spec(row.spec),
+        sandbox=recorded.sandbox or None,
+        network=recorded.network,
+        sidecar=recorded.sidecar,
+        routing={"router": recorded.router or None, "router_file": recorded.router_file or None},
+        strategy=recorded.strategy,
         force_workspace=force_workspace,
         verbose=verbose,
         quiet=quiet,

@@ -49,6 +49,7 @@ from zerog.models.metered import MeteredModel
 from zerog.redact import Redactor
 from zerog.router.base import Router
 from zerog.router.gate import RouteGate
+from zerog.runspec import RunSpec
 from zerog.sandbox.base import Limits, Sandbox
 from zerog.sandbox.factory import default_sandbox_name
 from zerog.sandbox.workspace import Snapshot
@@ -151,11 +152,11 @@ class Engine:
         # The file text a prompt carries when the workspace's does not all fit (focus.py).
         self.context_budget = context_budget
 
-    def run(
-        self, goal: Goal, spec: Mapping[str, object] | None = None, run_id: str | None = None
-    ) -> RunResult:
-        """Run ``goal`` from the start. ``spec`` is stored with the run (for resume)."""
-        return self._start(goal, run_id or self.new_id(), None, spec or {})
+    def run(self, goal: Goal, spec: RunSpec | None = None, run_id: str | None = None) -> RunResult:
+        """Run ``goal`` from the start. ``spec`` (what the front end asked for: model,
+        strategy, router) is stored with the run, completed with the goal, limits and
+        sandbox the engine runs it with (for resume and replay)."""
+        return self._start(goal, run_id or self.new_id(), None, spec or RunSpec())
 
     def resume(self, run_id: str) -> RunResult:
         """Continue an interrupted run from its last durable event (needs a store)."""
@@ -166,12 +167,10 @@ class Engine:
         journal = read_journal(events)
         if journal.finished:
             raise StoreError(f"run {row.id} already finished ({journal.finished})")
-        goal = Goal.model_validate(row.spec.get("goal", {}))
-        return self._start(goal, row.id, journal, row.spec)
+        spec = RunSpec.from_recorded(row.spec)
+        return self._start(spec.recorded_goal(), row.id, journal, spec)
 
-    def _start(
-        self, goal: Goal, run_id: str, journal: Journal | None, spec: Mapping[str, object]
-    ) -> RunResult:
+    def _start(self, goal: Goal, run_id: str, journal: Journal | None, spec: RunSpec) -> RunResult:
         with open_session(self, goal, run_id, journal, spec) as session:
             run = _Run(self, session, journal)
             result = run.execute()

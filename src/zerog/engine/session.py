@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from zerog.events import EventSink, Recorder
 from zerog.gitcommit import GitPlan, prepare
 from zerog.journal import COMMIT_KINDS, Journal
 from zerog.redact import Redactor, sandbox_env
+from zerog.runspec import GitRequest, RunSpec
 from zerog.sandbox.base import Sandbox
 from zerog.sandbox.factory import make_sandbox
 from zerog.sandbox.redacted import RedactedSandbox
@@ -84,7 +85,7 @@ def _workspace_lock(root: Path, state: Dir) -> Iterator[None]:
 
 
 def _git_plan(
-    engine: Engine, root: Path, run_id: str, journal: Journal | None, spec: Mapping[str, object]
+    engine: Engine, root: Path, run_id: str, journal: Journal | None, spec: RunSpec
 ) -> GitPlan | None:
     """What a ``--git`` run pinned: checked now for a new run (nothing is changed if a
     check fails), read back from the journal for a resumed one."""
@@ -95,16 +96,16 @@ def _git_plan(
     elif journal.git_prepared is not None:
         return GitPlan.model_validate(journal.git_prepared)
     else:  # stopped before it recorded its plan: checked again, as the spec asked
-        request = spec.get("git")
-        if not isinstance(request, Mapping):
+        request = spec.git
+        if request is None:
             return None
-        allow_dirty = bool(request.get("allow_dirty"))
+        allow_dirty = request.allow_dirty
     return prepare(root, run_id, engine.environ, allow_dirty=allow_dirty)
 
 
 @contextmanager
 def open_session(
-    engine: Engine, goal: Goal, run_id: str, journal: Journal | None, spec: Mapping[str, object]
+    engine: Engine, goal: Goal, run_id: str, journal: Journal | None, spec: RunSpec
 ) -> Iterator[Session]:
     """The session of one run of ``engine``: a new one (``journal`` None) or a resumed one."""
     if not goal.workspace.is_dir():
@@ -166,17 +167,20 @@ def open_session(
             group = GroupCommit(store, COMMIT_KINDS)
             sinks.insert(0, group)
             if journal is None:
-                full_spec = {
-                    **spec,
-                    "goal": goal.model_dump(mode="json"),
-                    "limits": engine.limits.model_dump(mode="json"),
-                    "stuck_after": engine.stuck_after,
-                    "sandbox": sandbox.name,
-                    "network": engine.network,
-                    "sidecar": engine.sidecar_name,
-                    **({"git": {"allow_dirty": engine.allow_dirty}} if git_plan else {}),
-                }
-                store.create_run(run_id, goal.text, str(root), full_spec, engine.wall_clock())
+                full_spec = spec.model_copy(
+                    update={
+                        "goal": goal,
+                        "limits": engine.limits,
+                        "stuck_after": engine.stuck_after,
+                        "sandbox": sandbox.name,
+                        "network": engine.network,
+                        "sidecar": engine.sidecar_name,
+                        "git": GitRequest(allow_dirty=engine.allow_dirty) if git_plan else spec.git,
+                    }
+                )
+                store.create_run(
+                    run_id, goal.text, str(root), full_spec.to_recorded(), engine.wall_clock()
+                )
         recorder = Recorder(
             run_id, sinks, engine.wall_clock, start_seq=journal.last_seq if journal else 0
         )

@@ -24,6 +24,7 @@ from zerog.engine.loop import Engine
 from zerog.errors import ZerogError
 from zerog.models.spec import load_model, with_cascade
 from zerog.router.factory import make_router
+from zerog.runspec import RunSpec
 from zerog.sandbox.base import Limits
 from zerog.serve.confine import beneath, model_file
 from zerog.store import Store
@@ -78,7 +79,7 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
         if spec.action == "resume":
             row = store.find(spec.run_id)
             beneath(spec.base_dir, Path(row.workspace), directory=True)
-            limits = Limits.model_validate(row.spec.get("limits", {}))
+            recorded = RunSpec.from_recorded(row.spec)
             engine = Engine(
                 strategy.model,
                 sinks=strategy.sinks,
@@ -87,11 +88,11 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
                 router=router,
                 store=store,
                 environ=environ,
-                limits=limits,
-                stuck_after=int(str(row.spec.get("stuck_after", 2))),
+                limits=recorded.limits,
+                stuck_after=recorded.stuck_after,
                 write_trace=False,
-                sandbox_name=str(row.spec["sandbox"]) if row.spec.get("sandbox") else None,
-                sidecar=str(row.spec.get("sidecar", "wasm")),
+                sandbox_name=recorded.sandbox or None,
+                sidecar=recorded.sidecar,
                 off_limits=(spec.base_dir,),  # no toolchain bind shows another workspace
             )
             return engine.resume(row.id)
@@ -112,12 +113,12 @@ def execute(spec: JobSpec, environ: Mapping[str, str]) -> RunResult:
             sidecar=spec.sidecar,
             off_limits=(spec.base_dir,),  # no toolchain bind shows another workspace
         )
-        recorded = {
-            "model": spec.model,
-            **spec.strategy.model_dump(mode="json"),
-            "router": spec.router,
-            "router_file": str(spec.router_file) if spec.router_file else None,
-        }
+        recorded = RunSpec(
+            model=spec.model,
+            strategy=spec.strategy,
+            router=spec.router,
+            router_file=str(spec.router_file) if spec.router_file else None,
+        )
         return engine.run(spec.goal, spec=recorded, run_id=spec.run_id)
 
 

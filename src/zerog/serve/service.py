@@ -40,6 +40,7 @@ from zerog.hostpaths import PathMask
 from zerog.journal import read_journal
 from zerog.redact import is_secret_name
 from zerog.router.factory import make_router
+from zerog.runspec import RunSpec
 from zerog.serve.job import JobSpec
 from zerog.serve.jobs import Busy, Job, JobState, Pool
 from zerog.serve.schema import (
@@ -331,32 +332,27 @@ class Service:
         workspace = Path(row.workspace)
         if not workspace.resolve().is_relative_to(self.policy.workspaces):  # now a link out
             raise RequestError(403, "the run's workspace is outside this server's root")
-        recorded = row.spec.get("goal")
-        budget = Budget.model_validate(
-            recorded.get("budget", {}) if isinstance(recorded, dict) else {}
-        )
+        try:
+            recorded = RunSpec.from_recorded(row.spec)
+        except StoreError as exc:
+            raise RequestError(409, str(exc)) from None
+        budget = recorded.goal.budget if recorded.goal is not None else Budget()
         try:
             self.policy.ceilings.apply(budget, set(Budget.model_fields))
         except RequestError as exc:
             raise RequestError(409, f"the run's {exc.message}") from None
-        model = str(row.spec.get("model", "local"))
-        sandbox = row.spec.get("sandbox")
-        if sandbox == "local" and not self.policy.allow_local_sandbox:
+        if recorded.sandbox == "local" and not self.policy.allow_local_sandbox:
             raise RequestError(409, "the run used the local sandbox, which this server refuses")
         spec = JobSpec(
             action="resume",
             run_id=row.id,
             store=self.store.path,
-            model=confine_model(model, self.policy.workspaces, self.policy),
+            model=confine_model(recorded.model, self.policy.workspaces, self.policy),
             base_dir=self.policy.workspaces,
-            strategy=_confined_strategy(
-                StrategyOptions.from_spec(row.spec), self.policy.workspaces, self.policy
-            ),
-            router=str(row.spec.get("router") or "off"),
+            strategy=_confined_strategy(recorded.strategy, self.policy.workspaces, self.policy),
+            router=recorded.router or "off",
             router_file=_router_file(
-                str(row.spec.get("router") or "off"),
-                str(row.spec["router_file"]) if row.spec.get("router_file") else None,
-                self.policy.workspaces,
+                recorded.router or "off", recorded.router_file or None, self.policy.workspaces
             ),
         )
         job = Job(
@@ -365,7 +361,7 @@ class Service:
             payload=spec.model_dump_json(),
             workspace=workspace,
             goal=row.goal,
-            model=model,
+            model=recorded.model,
             created=row.created,
         )
         self._submit(job)
