@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,17 @@ from zerog.cli.errors import EXIT_FAILED, EXIT_OK, fail
 from zerog.cli.options import JsonOption, PrintJsonOption, RoundsOption, SandboxOption
 from zerog.errors import ConfigError, ZerogError
 from zerog.text import one_line
+
+
+def print_report(
+    console: Console, data: Mapping[str, object], tables: Iterable[Table], *, as_json: bool
+) -> None:
+    """A bench report: its figures as JSON on standard output, or its tables."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    for table in tables:
+        console.print(table)
 
 
 def bench_serve(
@@ -40,10 +52,7 @@ def bench_serve(
         report = measure(runs=runs, poll_seconds=poll, progress=console.print)
     except ZerogError as exc:
         fail(str(exc))
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
-        return
-    console.print(report.table())
+    print_report(console, report.as_dict(), [report.table()], as_json=as_json)
 
 
 def bench_router(
@@ -67,10 +76,7 @@ def bench_router(
         )
     except ZerogError as exc:
         fail(str(exc))
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
-        return
-    console.print(report.table())
+    print_report(console, report.as_dict(), [report.table()], as_json=as_json)
 
 
 def bench_cache(
@@ -103,11 +109,7 @@ def bench_cache(
         )
     except ZerogError as exc:
         fail(exc)
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
-        return
-    for table in report.tables():
-        console.print(table)
+    print_report(console, report.as_dict(), report.tables(), as_json=as_json)
 
 
 def bench_batch(
@@ -139,11 +141,7 @@ def bench_batch(
         )
     except ZerogError as exc:
         fail(str(exc))
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
-        return
-    for table in report.tables():
-        console.print(table)
+    print_report(console, report.as_dict(), report.tables(), as_json=as_json)
 
 
 def bench_crash(
@@ -197,10 +195,7 @@ def bench_overhead(
     report = measure(
         iterations=iterations, rounds=rounds, progress=None if as_json else console.print
     )
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
-        return
-    console.print(report.table())
+    print_report(console, report.as_dict(), [report.table()], as_json=as_json)
 
 
 def bench_preflight(
@@ -236,10 +231,7 @@ def bench_preflight(
         )
     except ZerogError as exc:
         fail(exc)
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
-        return
-    console.print(report.table())
+    print_report(console, report.as_dict(), [report.table()], as_json=as_json)
 
 
 def bench_context(
@@ -280,11 +272,7 @@ def bench_context(
         )
     except ZerogError as exc:
         fail(exc)
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
-        return
-    for table in report.tables():
-        console.print(table)
+    print_report(console, report.as_dict(), report.tables(), as_json=as_json)
 
 
 def bench_sweep(
@@ -299,11 +287,7 @@ def bench_sweep(
 
     console = Console(highlight=False)
     report = measure(rounds=rounds, progress=None if as_json else console.print)
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
-        return
-    for table in report.tables():
-        console.print(table)
+    print_report(console, report.as_dict(), report.tables(), as_json=as_json)
 
 
 def bench_sandbox(
@@ -317,11 +301,7 @@ def bench_sandbox(
 
     console = Console(highlight=False, stderr=as_json)
     report = measure(runs=runs, files=files, megabytes=megabytes, progress=console.print)
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
-        return
-    for table in report.tables():
-        console.print(table)
+    print_report(console, report.as_dict(), report.tables(), as_json=as_json)
 
 
 def bench_models(
