@@ -94,31 +94,26 @@ class Effects:
 
     def base_snapshot(self) -> Snapshot:
         """The workspace as the run found it: what it rolls back to."""
-        recorded = self.replayer.base_snapshot()
-        if recorded:
-            snap = self.workspace.load(recorded)
-        else:
-            self.replayer.go_live("start")
-            snap = self.workspace.snapshot()
-            self.rec.emit(
-                "snapshot", role="base", snapshot=snap.id, files=len(snap.entries), **_notes(snap)
-            )
+        snap = self._recorded_or_taken("base", self.replayer.base_snapshot(), "start")
         self.base_id = snap.id
         self.base = snap
         return snap
 
     def final_snapshot(self) -> Snapshot:
         """The workspace as the run leaves it: what ``zerog diff`` compares with the base."""
-        recorded = self.replayer.final_snapshot()
-        if recorded:
-            snap = self.workspace.load(recorded)
-        else:
-            self.replayer.go_live("final snapshot")
-            snap = self.workspace.snapshot()
-            self.rec.emit(
-                "snapshot", role="final", snapshot=snap.id, files=len(snap.entries), **_notes(snap)
-            )
+        snap = self._recorded_or_taken("final", self.replayer.final_snapshot(), "final snapshot")
         self.final_id = snap.id
+        return snap
+
+    def _recorded_or_taken(self, role: str, recorded: str | None, where: str) -> Snapshot:
+        """The snapshot a resumed run recorded in this role, or a new one (live from here)."""
+        if recorded:
+            return self.workspace.load(recorded)
+        self.replayer.go_live(where)
+        snap = self.workspace.snapshot()
+        self.rec.emit(
+            "snapshot", role=role, snapshot=snap.id, files=len(snap.entries), **_notes(snap)
+        )
         return snap
 
     def keep(self, iteration: int) -> Snapshot:
