@@ -355,8 +355,8 @@ class Pool:
             self._drive(job, job.process)
 
     def _drive(self, job: Job, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdin is not None
-        assert process.stdout is not None
+        if process.stdin is None or process.stdout is None:
+            raise RuntimeError("a worker process must be started with piped stdin and stdout")
         try:
             process.stdin.write(job.payload.encode())
             process.stdin.close()

@@ -450,7 +450,8 @@ class Service:
         status = _status(row, job, finished)
         active = job is not None and job.active and finished is None
         if row is None:
-            assert job is not None
+            if job is None:
+                raise ValueError("a run summary needs the run's row or its job")
             return RunSummary(
                 id=job.id,
                 status=status,
